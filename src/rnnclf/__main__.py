@@ -1,0 +1,3 @@
+from rnnclf.cli import main
+
+main()

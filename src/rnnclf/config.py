@@ -1,0 +1,265 @@
+"""The config: pydantic models for every section, YAML loading, --set overrides, dumping.
+
+This module imports neither torch nor tokenizers, so `rnnclf config show` starts fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rnnclf.errors import RnnclfError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    dataset: str | None = Field(None, description="built-in corpus name (see `rnnclf data list`) instead of files")
+    train: Path | None = Field(None, description="training file (.csv, .tsv, .jsonl)")
+    valid: Path | None = Field(None, description="validation file; when absent, carved from train")
+    test: Path | None = Field(None, description="test file, evaluated with the best weights after training")
+    format: Literal["auto", "csv", "tsv", "jsonl"] = Field("auto", description="file format; auto = by extension")
+    text_field: str = Field("text", description="column (CSV/TSV header) or key (JSONL) holding the text")
+    label_field: str = Field("label", description="column or key holding the label")
+    valid_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="share of train carved out (stratified, seeded) as validation when there is no valid file",
+    )
+    max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.dataset is None and self.train is None:
+            raise ValueError("set either data.dataset (a built-in corpus) or data.train (a file)")
+        if self.dataset is not None and self.train is not None:
+            raise ValueError("set data.dataset or data.train, not both")
+        return self
+
+
+class TokenizerConfig(Section):
+    kind: Literal["word", "char", "bpe", "wordpiece"] = Field(
+        "word", description="word (lowercased, punctuation split off), char, or subword bpe / wordpiece"
+    )
+    lowercase: bool = Field(True, description="lowercase before tokenizing")
+    max_vocab: int = Field(50_000, ge=3, description="largest vocabulary, special tokens included")
+    min_freq: int = Field(1, ge=1, description="drop tokens seen fewer times in the training split")
+
+
+class EmbeddingConfig(Section):
+    dim: int = Field(100, ge=1, description="embedding size; must match the pretrained vectors' size")
+    pretrained: str | None = Field(
+        None, description="word vectors: a GloVe / word2vec / fastText text file, or a named set"
+    )
+    trainable: bool = Field(True, description="fine-tune the embedding (false = frozen)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embedded tokens")
+
+
+class ModelConfig(Section):
+    encoder: Literal["rnn", "lstm", "gru", "bag"] = Field(
+        "lstm", description="torch nn.RNN / nn.LSTM / nn.GRU, or bag (mean of embeddings, no recurrence)"
+    )
+    hidden_size: int = Field(128, ge=1, description="hidden units per direction")
+    num_layers: int = Field(1, ge=1, description="stacked recurrent layers")
+    bidirectional: bool = Field(True, description="read the text in both directions")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between recurrent layers (needs num_layers > 1)")
+    pooling: Literal["last", "mean", "max"] = Field(
+        "max", description="masked pooling over time; last = each sequence's true last step in each direction"
+    )
+    head_dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the output layer")
+
+    @model_validator(mode="after")
+    def _pooling_fits(self) -> ModelConfig:
+        if self.encoder == "bag" and self.pooling == "last":
+            raise ValueError("model.pooling 'last' needs a recurrent encoder; use mean or max with encoder 'bag'")
+        return self
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    batch_size: int = Field(64, ge=1, description="texts per batch")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adamw", description="optimizer")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum (sgd only)")
+    scheduler: Literal["none", "linear", "cosine", "plateau"] = Field(
+        "none",
+        description="learning-rate schedule; linear/cosine decay per step, plateau halves on a stalled validation metric",
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warm-up (linear and cosine)")
+    grad_clip: float | None = Field(1.0, gt=0, description="clip the gradient norm; null = off")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
+    class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
+        "none", description="none, balanced (inverse frequency) or {label: weight}"
+    )
+    metric: Literal["accuracy", "macro_f1", "loss"] = Field(
+        "accuracy", description="validation metric that picks the best weights and drives early stopping"
+    )
+    early_stopping: int | None = Field(
+        None, ge=1, description="stop after this many epochs without improvement; null = off"
+    )
+    seed: int = Field(0, description="seed for the split, initialisation and batch order")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when torch sees one")
+    amp: bool = Field(True, description="mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null = the cores available")
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(w <= 0 for w in value.values()):
+            raise ValueError("class weights must be positive")
+        return value
+
+
+class OutputConfig(Section):
+    run_dir: Path | None = Field(
+        None, description="run directory, relative to the current folder; null = runs/<config file name>"
+    )
+
+
+class Config(Section):
+    data: DataConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+
+SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Config.model_fields.items()}  # type: ignore[misc]
+DATA_PATH_KEYS = ("train", "valid", "test")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise RnnclfError(f"{path}: config file not found")
+    if path.is_dir():
+        raise RnnclfError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RnnclfError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RnnclfError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raise RnnclfError(f"{path}: config file is empty")
+    if not isinstance(raw, dict):
+        raise RnnclfError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
+    return raw
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at the place where an unknown key was found."""
+    if len(loc) == 1:
+        return list(Config.model_fields)
+    section = SECTIONS.get(str(loc[0]))
+    return list(section.model_fields) if section else []
+
+
+def _describe(error: dict[str, Any]) -> str:
+    # loc is (section, key, <pydantic union details>...); the user knows section.key
+    loc = [str(part) for part in error["loc"][:2]]
+    name = ".".join(loc) or "config"
+    if error["type"] == "extra_forbidden":
+        candidates = _known_keys(tuple(error["loc"]))
+        close = difflib.get_close_matches(loc[-1], candidates, n=1)
+        suggestion = ".".join([*loc[:-1], close[0]]) if close else ""
+        hint = f"; did you mean '{suggestion}'?" if close else f"; valid keys: {', '.join(candidates)}"
+        return f"unknown key '{name}'{hint}"
+    if error["type"] == "missing":
+        return f"missing key '{name}'"
+    message = error["msg"].removeprefix("Value error, ")
+    shown = repr(error.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{name}: {message} (got {shown})"
+
+
+def parse_config(raw: dict[str, Any], source: Path | str) -> Config:
+    """Validate a config mapping; any problem becomes one line naming the file and key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise RnnclfError(f"{source}: {_describe(exc.errors()[0])}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides; values are parsed as YAML (`3`, `true`, `null`, `[a, b]`)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise RnnclfError(f"--set {item}: expected section.key=value, e.g. train.lr=0.001")
+        target = raw
+        for part in parts[:-1]:
+            if not isinstance(target.setdefault(part, {}), dict):
+                raise RnnclfError(f"--set {item}: '{part}' is not a section")
+            target = target[part]
+        try:
+            target[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            target[parts[-1]] = value
+    return raw
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Data paths are relative to the config file's folder."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in DATA_PATH_KEYS:
+        if isinstance(data.get(key), str) and data[key]:
+            data[key] = str((base / data[key]).resolve())
+    embedding = raw.get("embedding")
+    if isinstance(embedding, dict) and isinstance(embedding.get("pretrained"), str):
+        candidate = base / embedding["pretrained"]
+        if candidate.exists():
+            embedding["pretrained"] = str(candidate.resolve())
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply overrides, resolve relative paths and fill every default."""
+    path = Path(path)
+    raw = apply_overrides(_read_yaml(path), overrides or [])
+    _resolve_paths(raw, path.resolve().parent)
+    config = parse_config(raw, path)
+    if config.output.run_dir is None:
+        config = config.model_copy(update={"output": OutputConfig(run_dir=Path("runs") / path.stem)})
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def reference_rows() -> list[tuple[str, str, str]]:
+    """(key, default, meaning) for every config key: the README's config reference."""
+    rows = []
+    for section_name, section in SECTIONS.items():
+        for key, field in section.model_fields.items():
+            default = (
+                "required"
+                if field.is_required()
+                else yaml.safe_dump(
+                    field.default if not isinstance(field.default, Path) else str(field.default),
+                    default_flow_style=True,
+                )
+                .strip()
+                .removesuffix("...")
+                .strip()
+            )
+            rows.append((f"{section_name}.{key}", default, field.description or ""))
+    return rows
