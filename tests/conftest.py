@@ -1,0 +1,48 @@
+"""Shared test data: a small task whose label depends on word order, written as CSV."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ["good", "great", "fine", "superb", "nice"]
+NEGATIVE = ["bad", "awful", "poor", "terrible", "dull"]
+FILLER = ["the", "movie", "was", "plot", "acting", "really", "and", "a", "story", "film"]
+
+
+def order_task(n: int, seed: int) -> list[tuple[str, str]]:
+    """Each text holds one adjective and one 'not'. 'not' before the adjective flips it; after, it does not.
+
+    Both orders have the same bag of words, so a model that ignores order is at chance.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        adjective = rng.choice(POSITIVE + NEGATIVE)
+        negated = rng.random() < 0.5
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 8))]
+        a, b = sorted(rng.randint(0, len(words)) for _ in range(2))
+        first, second = ("not", adjective) if negated else (adjective, "not")
+        words = words[:a] + [first] + words[a:b] + [second] + words[b:]
+        positive = (adjective in POSITIVE) != negated
+        rows.append((" ".join(words), "pos" if positive else "neg"))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def order_files(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "train": write_csv(tmp_path / "train.csv", order_task(1200, seed=1)),
+        "test": write_csv(tmp_path / "test.csv", order_task(300, seed=2)),
+    }
