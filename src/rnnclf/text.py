@@ -1,0 +1,109 @@
+"""Tokenizer and vocabulary on Hugging Face `tokenizers`, fitted on the training split only.
+
+Token ids 0 and 1 are always `<pad>` and `<unk>`. A fitted tokenizer is saved as tokenizer.json
+(Hugging Face format, truncation included) and is all that predict needs to turn text into ids.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from rnnclf.config import TokenizerConfig
+from rnnclf.errors import RnnclfError
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+SPECIALS = [PAD, UNK]
+
+
+def _normalizer(config: TokenizerConfig) -> normalizers.Normalizer:
+    steps = [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    if config.lowercase:
+        steps.append(normalizers.Lowercase())
+    return normalizers.Sequence(steps)
+
+
+def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
+    """An untrained tokenizer and its trainer for the configured kind."""
+    common = {"vocab_size": config.max_vocab, "min_frequency": config.min_freq, "special_tokens": SPECIALS}
+    if config.kind in ("word", "char"):
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        trainer = trainers.WordLevelTrainer(**common)
+    elif config.kind == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK, continuing_subword_prefix="##"))
+        trainer = trainers.BpeTrainer(**common, continuing_subword_prefix="##")
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+    else:
+        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+        trainer = trainers.WordPieceTrainer(**common)
+        tokenizer.decoder = decoders.WordPiece()
+    tokenizer.normalizer = _normalizer(config)
+    if config.kind == "char":
+        # every character is a token, spaces included (runs of whitespace are one space)
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"\S"), behavior="isolated")
+    else:
+        # like torchtext's basic_english: words, with each punctuation mark split off
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer, trainer
+
+
+def fit_tokenizer(config: TokenizerConfig, texts: Sequence[str], max_length: int | None) -> Tokenizer:
+    """Learn the vocabulary from the training texts; truncation to max_length travels with the tokenizer."""
+    tokenizer, trainer = build_tokenizer(config)
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
+        raise AssertionError("special tokens must be ids 0 and 1")
+    if max_length is not None:
+        tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exception on bad JSON
+        raise RnnclfError(f"{path}: not a readable tokenizer file ({exc})") from None
+
+
+@dataclass
+class EncodedTexts:
+    """Token ids of many texts, flat: text i is ids[offsets[i]:offsets[i + 1]]."""
+
+    ids: np.ndarray  # int32
+    offsets: np.ndarray  # int64, len(texts) + 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, index: int) -> np.ndarray:
+        return self.ids[self.offsets[index] : self.offsets[index + 1]]
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
+    """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`."""
+    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    id_lists = [encoding.ids or [UNK_ID] for encoding in encodings]
+    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
+    offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
+    return EncodedTexts(ids, offsets)
+
+
+def vocabulary(tokenizer: Tokenizer) -> list[str]:
+    """Token strings in id order."""
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    words = [""] * len(vocab)
+    for word, index in vocab.items():
+        words[index] = word
+    return words

@@ -1,0 +1,79 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from rnnclf.batching import collate
+from rnnclf.config import EmbeddingConfig, ModelConfig
+from rnnclf.model import RNNClassifier
+from rnnclf.text import EncodedTexts
+
+COMBINATIONS = [
+    (encoder, bidirectional, pooling, layers)
+    for encoder, bidirectional, pooling in itertools.product(
+        ["rnn", "lstm", "gru"], [False, True], ["last", "mean", "max"]
+    )
+    for layers in (1, 2)
+] + [("bag", False, "mean", 1), ("bag", False, "max", 1)]
+
+
+def texts_to_encoded(texts: list[list[int]]) -> EncodedTexts:
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).astype(np.int64)
+    return EncodedTexts(np.concatenate(texts).astype(np.int32), offsets)
+
+
+def build(encoder, bidirectional, pooling, layers) -> RNNClassifier:
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        vocab_size=30,
+        num_classes=3,
+        embedding=EmbeddingConfig(dim=8),
+        model=ModelConfig(
+            encoder=encoder, hidden_size=6, num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=0.3
+        ),
+    )
+    return model.eval()
+
+
+@pytest.mark.parametrize(("encoder", "bidirectional", "pooling", "layers"), COMBINATIONS)
+def test_padding_never_changes_a_prediction(encoder, bidirectional, pooling, layers):
+    model = build(encoder, bidirectional, pooling, layers)
+    short = [5, 9, 3]
+    rng = np.random.default_rng(0)
+    long_texts = [rng.integers(2, 30, size=60).tolist() for _ in range(3)]
+    encoded = texts_to_encoded([short, *long_texts])
+    with torch.no_grad():
+        alone = collate(encoded, np.array([0]))
+        batched = collate(encoded, np.array([1, 0, 2, 3]))
+        logits_alone = model(alone.ids, alone.lengths)[0]
+        logits_batched = model(batched.ids, batched.lengths)[1]
+        # extra padding columns beyond the batch's longest text change nothing either
+        wide = torch.nn.functional.pad(alone.ids, (0, 25))
+        logits_wide = model(wide, alone.lengths)[0]
+    assert batched.ids.shape[1] == 60
+    torch.testing.assert_close(logits_batched, logits_alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits_wide, logits_alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ["rnn", "lstm", "gru"])
+def test_last_is_each_directions_true_last_step(encoder):
+    model = build(encoder, True, "last", 1)
+    captured = {}
+    model.head.register_forward_hook(lambda module, inputs, output: captured.setdefault("pooled", inputs[0]))
+    text = torch.tensor([[4, 7, 2, 9]])
+    padded = torch.tensor([[4, 7, 2, 9, 0, 0, 0]])
+    with torch.no_grad():
+        model(padded, torch.tensor([4]))
+        outputs, _ = model.encoder(model.embedding(text))  # unpadded, unpacked reference
+    hidden = model.encoder.hidden_size
+    expected = torch.cat([outputs[0, -1, :hidden], outputs[0, 0, hidden:]])
+    torch.testing.assert_close(captured["pooled"][0], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_frozen_embedding_gets_no_gradient():
+    model = RNNClassifier(30, 2, EmbeddingConfig(dim=8, trainable=False), ModelConfig(encoder="gru", hidden_size=4))
+    assert not model.embedding.weight.requires_grad
+    model(torch.tensor([[3, 4]]), torch.tensor([2])).sum().backward()
+    assert model.embedding.weight.grad is None
+    assert model.head.weight.grad is not None
