@@ -1,0 +1,225 @@
+"""The command line. Each command parses, calls one library function, and prints.
+
+torch is imported inside the commands that need it, so `rnnclf --help` and `rnnclf config show` are quick.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rnnclf import __version__
+from rnnclf.errors import RnnclfError
+
+app = typer.Typer(
+    help="Train recurrent (RNN / LSTM / GRU) text classifiers from YAML configs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in corpora.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+
+_debug = False
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Split(StrEnum):
+    valid = "valid"
+    test = "test"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnnclf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def _output_format(fmt: Format | None) -> Format:
+    """Tables for people at a terminal, JSON when the output goes to a program."""
+    return fmt or (Format.table if sys.stdout.isatty() else Format.json)
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=0.001 (repeatable).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Write the run here (overrides output.run_dir).")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
+    ] = None,
+) -> None:
+    """Train a classifier and write a run directory.
+
+    Example: rnnclf train --config configs/quickstart.yaml --set train.epochs=3
+    """
+    from rnnclf.config import load_config
+    from rnnclf.train import train as run_training
+
+    extra = list(overrides or [])
+    if run_dir is not None:
+        extra.append(f"output.run_dir={run_dir}")
+    if device is not None:
+        extra.append(f"train.device={device.value}")
+    summary = run_training(load_config(config, extra), command=sys.argv, log=_log)
+    best = summary["test"] or summary["valid"]
+    typer.echo(
+        f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "
+        f"macro F1 {best['macro_f1']:.4f}, {summary['train_seconds']:.1f}s"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled file to evaluate on (same columns as training).")
+    ] = None,
+    split: Annotated[
+        Split | None, typer.Option("--split", help="The run's own split (default: test if it has one, else valid).")
+    ] = None,
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="table or json (default: table on a terminal, json otherwise).")
+    ] = None,
+    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+) -> None:
+    """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run.
+
+    Example: rnnclf eval runs/quickstart --split test
+    """
+    from rnnclf.metrics import format_report
+    from rnnclf.predict import evaluate_run
+
+    if data is not None and split is not None:
+        raise RnnclfError("give --data or --split, not both")
+    report = evaluate_run(run, data, split.value if split else None, device.value)
+    if _output_format(fmt) is Format.json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(format_report(report, title=f"{run} on {report['data']}"))
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="File of texts (one per line, or CSV / TSV / JSONL), or - for stdin."),
+    ] = None,
+    text_field: Annotated[
+        str | None,
+        typer.Option(
+            "--text-field", help="Column / key of the text in CSV or JSONL input (default: the run's data.text_field)."
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per text.")] = 1,
+    fmt: Annotated[
+        Format | None,
+        typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
+    ] = None,
+    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+) -> None:
+    """Predict labels with probabilities.
+
+    Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
+    """
+    from rnnclf.predict import Predictor, format_predictions, read_inputs
+
+    predictor = Predictor.load(run, device.value)
+    items = list(texts or [])
+    if input_path is not None:
+        items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
+    if not items:
+        raise RnnclfError("no texts to classify: give them as arguments, or --input FILE (or - for stdin)")
+    typer.echo(format_predictions(items, predictor.predict(items, top_k), _output_format(fmt).value))
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a key (repeatable).")] = None,
+) -> None:
+    """Print the resolved config, every default filled in.
+
+    Example: rnnclf config show configs/quickstart.yaml --set model.encoder=gru
+    """
+    from rnnclf.config import dump_config, load_config
+
+    typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The built-in corpora: name, size, classes, source, and whether they are cached."""
+    from rnnclf.data.builtin import CORPORA, is_cached
+
+    typer.echo(f"{'name':<14} {'train':>8} {'test':>8} {'classes':>7}  {'cached':<6}  source / description")
+    for info in CORPORA.values():
+
+        def show(n: int | None) -> str:
+            return f"{n:,}" if n else "?"
+
+        typer.echo(
+            f"{info.name:<14} {show(info.train_size):>8} {show(info.test_size):>8} {show(info.num_classes):>7}  "
+            f"{'yes' if is_cached(info.name) else 'no':<6}  {info.source}: {info.description}"
+        )
+
+
+@data_app.command("fetch")
+def data_fetch(name: Annotated[str, typer.Argument(help="Corpus name from `rnnclf data list`.")]) -> None:
+    """Download and convert a built-in corpus into the cache (RNNCLF_CACHE, default ~/.cache/rnnclf)."""
+    from rnnclf.data.builtin import fetch
+
+    for split, path in fetch(name, log=_log).items():
+        typer.echo(f"{split}: {path}")
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        app()
+    except RnnclfError as exc:
+        if _debug:
+            raise
+        typer.echo(f"rnnclf: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("rnnclf: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,76 @@
+"""Accuracy, precision / recall / F1 (per class, macro, weighted) and the confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    return np.bincount(targets * num_classes + predictions, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Everything eval shows, as plain JSON-able values."""
+    matrix = confusion_matrix(np.asarray(targets), np.asarray(predictions), len(labels))
+    true_positive = np.diag(matrix).astype(float)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
+        recall = np.where(support > 0, true_positive / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    total = int(support.sum())
+    present = support > 0  # macro averages over the classes that occur in the data
+    return {
+        "accuracy": float(true_positive.sum() / total) if total else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1 * support).sum() / total) if total else 0.0,
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        "support": total,
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "labels": list(labels),
+    }
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """A plain-text table for people: summary, per-class scores, confusion matrix."""
+    lines = [title] if title else []
+    loss = f"  loss {report['loss']:.4f}" if "loss" in report else ""
+    lines.append(
+        f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  weighted F1 {report['weighted_f1']:.4f}"
+        f"  ({report['support']} texts){loss}"
+    )
+    labels = report["labels"]
+    width = max(12, *(len(label) for label in labels))
+    lines.append(f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label in labels:
+        row = report["per_class"][label]
+        lines.append(
+            f"{label:<{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} {row['support']:>8d}"
+        )
+    if len(labels) <= 20:
+        cell = max(
+            5, *(len(str(v)) for row in report["confusion_matrix"] for v in row), *(len(label[:8]) for label in labels)
+        )
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        lines.append(" " * width + " " + " ".join(f"{label[:8]:>{cell}}" for label in labels))
+        for label, row in zip(labels, report["confusion_matrix"], strict=True):
+            lines.append(f"{label:<{width}} " + " ".join(f"{v:>{cell}d}" for v in row))
+    else:
+        lines.append(f"confusion matrix: {len(labels)} classes, see the JSON output")
+    return "\n".join(lines)

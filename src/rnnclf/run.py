@@ -1,0 +1,173 @@
+"""The run directory: atomic writes, and loading a run back without ever unpickling.
+
+runs/<name>/config.yaml, labels.json, tokenizer.json, model.safetensors, state/, metrics.jsonl,
+metrics.json, env.json. Tensors go into safetensors; everything else into JSON or YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from tokenizers import Tokenizer
+
+from rnnclf import __version__
+from rnnclf.config import Config, parse_config
+from rnnclf.errors import RnnclfError
+from rnnclf.text import load_tokenizer
+
+FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
+
+CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.json", "model.safetensors"
+METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run directory is for sharing
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def write_yaml(path: Path, value: Any) -> None:
+    write_atomic(path, yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode("utf-8"))
+
+
+def append_line(path: Path, value: Any) -> None:
+    """Append one JSON line (rewritten atomically, so a crash never leaves a torn last line)."""
+    old = path.read_bytes() if path.exists() else b""
+    write_atomic(path, old + (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    write_atomic(path, save_safetensors_bytes(tensors, metadata=metadata))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise RnnclfError(f"{path}: missing; is this a complete run directory?")
+    try:
+        return load_safetensors_bytes(path.read_bytes())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise RnnclfError(f"{path}: not a valid safetensors file ({exc}); the file is damaged or truncated") from None
+
+
+def flatten_state(value: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
+    """Split nested state (optimizer, scheduler, RNG) into tensors and a JSON skeleton that names them."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value
+        return {"__tensor__": prefix}
+    if isinstance(value, dict):
+        return {
+            "__dict__": [
+                [flatten_state(k, tensors, f"{prefix}.k{i}"), flatten_state(v, tensors, f"{prefix}.{i}")]
+                for i, (k, v) in enumerate(value.items())
+            ]
+        }
+    if isinstance(value, (list, tuple)):
+        items = [flatten_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(value)]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in a training state")
+
+
+def unflatten_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__tuple__" in value:
+            return tuple(unflatten_state(v, tensors) for v in value["__tuple__"])
+        return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in value["__dict__"]}
+    if isinstance(value, list):
+        return [unflatten_state(v, tensors) for v in value]
+    return value
+
+
+def save_state(directory: Path, state: dict[str, Any]) -> None:
+    """The training state, pickle-free: state/tensors.safetensors + state/state.json (written last)."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = flatten_state(state, tensors)
+    save_tensors(directory / "tensors.safetensors", tensors)
+    write_json(directory / "state.json", skeleton)
+
+
+def load_state(directory: Path) -> dict[str, Any]:
+    skeleton_path = directory / "state.json"
+    if not skeleton_path.exists():
+        raise RnnclfError(f"{directory}: no saved training state")
+    return unflatten_state(json.loads(skeleton_path.read_text()), load_tensors(directory / "tensors.safetensors"))
+
+
+@dataclass
+class Run:
+    """Everything predict and eval need from a run directory."""
+
+    path: Path
+    config: Config
+    labels: list[str]
+    tokenizer: Tokenizer
+    weights: dict[str, torch.Tensor]
+
+
+def load_run(path: Path | str) -> Run:
+    path = Path(path)
+    if not path.exists():
+        raise RnnclfError(f"{path}: run directory not found")
+    if not path.is_dir():
+        raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS):
+        if not (path / name).exists():
+            raise RnnclfError(f"{path}: no {name}; not a complete run directory (did training finish an epoch?)")
+    env = _read_json(path / ENV) if (path / ENV).exists() else {}
+    version = env.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise RnnclfError(
+            f"{path}: run directory format {version}, this rnnclf {__version__} reads format {FORMAT_VERSION}"
+        )
+    try:
+        raw = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory") from None
+    if not isinstance(raw, dict):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory")
+    labels = _read_json(path / LABELS)
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
+    return Run(
+        path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), load_tensors(path / WEIGHTS)
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RnnclfError(f"{path}: not valid JSON; the run directory is damaged") from None

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from rnnclf.errors import RnnclfError
+from rnnclf.run import load_state, load_tensors, save_state, save_tensors, write_atomic
+
+
+def test_state_round_trip_without_pickle(tmp_path):
+    model = torch.nn.LSTM(3, 4)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 1, 3))[0].sum().backward()
+    optimizer.step()
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "epoch": 3,
+        "best": None,
+        "pair": (1, "a"),
+        "rng": torch.get_rng_state(),
+    }
+    save_state(tmp_path / "state", state)
+    assert not list((tmp_path / "state").glob("*.pt"))
+    loaded = load_state(tmp_path / "state")
+    assert loaded["epoch"] == 3 and loaded["best"] is None and loaded["pair"] == (1, "a")
+    assert torch.equal(loaded["rng"], state["rng"])
+    fresh = torch.optim.AdamW(model.parameters())
+    fresh.load_state_dict(loaded["optimizer"])
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_truncated_safetensors_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_tensors(path, {"w": torch.arange(1000.0)})
+    assert load_tensors(path)["w"].sum() == np.arange(1000.0).sum()
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(RnnclfError, match="damaged or truncated"):
+        load_tensors(path)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    write_atomic(path, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken_replace)
+    with pytest.raises(OSError):
+        write_atomic(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
