@@ -62,13 +62,25 @@ def test_last_is_each_directions_true_last_step(encoder):
     captured = {}
     model.head.register_forward_hook(lambda module, inputs, output: captured.setdefault("pooled", inputs[0]))
     text = torch.tensor([[4, 7, 2, 9]])
-    padded = torch.tensor([[4, 7, 2, 9, 0, 0, 0]])
+    padded = torch.tensor([[4, 7, 2, 9, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
     with torch.no_grad():
-        model(padded, torch.tensor([4]))
-        outputs, _ = model.encoder(model.embedding(text))  # unpadded, unpacked reference
-    hidden = model.encoder.hidden_size
-    expected = torch.cat([outputs[0, -1, :hidden], outputs[0, 0, hidden:]])
+        model(padded, torch.tensor([4, 7]))
+        # reference: each direction run alone over the unpadded text
+        forward, _ = model.encoder.forward_layers[0](model.embedding(text))
+        backward, _ = model.encoder.backward_layers[0](model.embedding(text.flip(1)))
+    expected = torch.cat([forward[0, -1], backward[0, -1]])
     torch.testing.assert_close(captured["pooled"][0], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_bidirectional_outputs_match_unpadded_reference():
+    model = build("lstm", True, "max", 2)
+    padded = torch.tensor([[4, 7, 2, 9, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    lengths = torch.tensor([4, 7])
+    mask = torch.arange(7)[None, :] < lengths[:, None]
+    with torch.no_grad():
+        outputs = model.encoder(model.embedding(padded), lengths, mask)
+        alone = model.encoder(model.embedding(padded[:1, :4]), lengths[:1], mask[:1, :4])
+    torch.testing.assert_close(outputs[0, :4], alone[0], atol=1e-6, rtol=1e-6)
 
 
 def test_frozen_embedding_gets_no_gradient():

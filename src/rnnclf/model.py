@@ -1,13 +1,17 @@
-"""RNNClassifier: embedding -> RNN | LSTM | GRU (packed) -> masked pooling -> linear.
+"""RNNClassifier: embedding -> RNN | LSTM | GRU -> masked pooling -> linear.
 
-Sequences are packed, so a text's prediction does not depend on how much padding its batch has.
+Padding never changes a prediction, and the recurrent layers still run on whole dense batches
+(torch's fast fused kernels, several times faster on CPU than packed sequences):
+- the forward direction is causal, so its outputs before each text's end ignore the padding after it;
+- the backward direction reads each text reversed within its own length, so its padding also comes
+  last; its outputs are flipped back into place afterwards.
+Pooling is masked, and `last` takes each direction's state after its own last real token.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnclf.config import EmbeddingConfig, ModelConfig
 from rnnclf.text import PAD_ID
@@ -26,42 +30,72 @@ class RNNClassifier(nn.Module):
             self.encoder = None  # the lesson's EmbeddingBag baseline: pool the embeddings themselves
             features = embedding.dim
         else:
-            self.encoder = RECURRENT[model.encoder](
-                input_size=embedding.dim,
-                hidden_size=model.hidden_size,
-                num_layers=model.num_layers,
-                bidirectional=model.bidirectional,
-                dropout=model.dropout if model.num_layers > 1 else 0.0,
-                batch_first=True,
-            )
-            features = model.hidden_size * (2 if model.bidirectional else 1)
+            self.encoder = Recurrent(model.encoder, embedding.dim, model.hidden_size, model.num_layers, model.bidirectional, model.dropout)
+            features = self.encoder.output_size
         self.head_dropout = nn.Dropout(model.head_dropout)
         self.head = nn.Linear(features, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, classes) for padded ids (batch, time) and true lengths (batch,) on the CPU."""
+        """Logits (batch, classes) for padded ids (batch, time) and true lengths (batch,)."""
+        lengths = lengths.to(ids.device)
         x = self.embedding_dropout(self.embedding(ids))
-        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
         if self.encoder is None:
             pooled = masked_pool(x, mask, self.pooling)
         else:
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            outputs, hidden = self.encoder(packed)
-            if self.pooling == "last":
-                pooled = last_states(hidden[0] if isinstance(hidden, tuple) else hidden, self.encoder.bidirectional)
-            else:
-                # the padded width is the longest length in the batch, which can be less than ids.shape[1]
-                outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=ids.shape[1])
-                pooled = masked_pool(outputs, mask, self.pooling)
+            outputs = self.encoder(x, lengths, mask)
+            pooled = self.encoder.last(outputs, lengths) if self.pooling == "last" else masked_pool(outputs, mask, self.pooling)
         return self.head(self.head_dropout(pooled))
 
 
-def last_states(hidden: torch.Tensor, bidirectional: bool) -> torch.Tensor:
-    """The top layer's final state in each direction: forward after each text's true last token,
-    backward after its first token (packing makes both exact)."""
-    if bidirectional:
-        return torch.cat([hidden[-2], hidden[-1]], dim=-1)
-    return hidden[-1]
+class Recurrent(nn.Module):
+    """Stacked, optionally bidirectional torch RNN / LSTM / GRU layers that are exact under padding."""
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * directions
+
+        def layers() -> nn.ModuleList:
+            sizes = [input_size] + [self.output_size] * (num_layers - 1)
+            return nn.ModuleList(RECURRENT[kind](size, hidden_size, batch_first=True) for size in sizes)
+
+        self.forward_layers = layers()
+        self.backward_layers = layers() if bidirectional else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Outputs (batch, time, hidden * directions); positions past a text's length hold garbage (mask them)."""
+        reverse = reversal_index(lengths, x.shape[1]) if self.bidirectional else None
+        for depth, forward_layer in enumerate(self.forward_layers):
+            if depth:
+                x = self.dropout(x)
+            outputs, _ = forward_layer(x)
+            if self.backward_layers is not None:
+                backward, _ = self.backward_layers[depth](flip(x, reverse))
+                outputs = torch.cat([outputs, flip(backward, reverse)], dim=-1)
+            x = outputs
+        return x
+
+    def last(self, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Forward state after each text's last token; backward state after its first (the whole text read)."""
+        rows = torch.arange(outputs.shape[0], device=outputs.device)
+        forward = outputs[rows, lengths - 1, : self.hidden_size]
+        if not self.bidirectional:
+            return forward
+        return torch.cat([forward, outputs[:, 0, self.hidden_size :]], dim=-1)
+
+
+def reversal_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Index that reverses each row's first `length` positions and leaves its padding in place."""
+    positions = torch.arange(width, device=lengths.device)[None, :]
+    return torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)
+
+
+def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
 
 
 def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -69,7 +103,7 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     mask = mask.unsqueeze(-1)
     if how == "max":
         return x.masked_fill(~mask, torch.finfo(x.dtype).min).max(dim=1).values
-    total = (x * mask).sum(dim=1)
+    total = x.masked_fill(~mask, 0.0).sum(dim=1)
     return total / mask.sum(dim=1).clamp(min=1).to(x.dtype)
 
 
