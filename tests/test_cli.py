@@ -169,3 +169,11 @@ def test_help_and_version():
     result = rnnclf("--help")
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
     assert rnnclf("--version").stdout.strip().startswith("rnnclf ")
+
+
+def test_data_list_and_unknown_corpus():
+    listing = rnnclf("data", "list")
+    assert listing.returncode == 0, listing.stderr
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
+    assert {"r8", "r52", "20ng", "ag_news", "imdb", "yelp_polarity", "dbpedia_14", "sst2"} <= set(names)
+    assert_user_error(rnnclf("data", "fetch", "r9"), "r9", "did you mean 'r8'")

