@@ -74,7 +74,7 @@ def _log(message: str) -> None:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=0.001 (repeatable).")
     ] = None,
@@ -84,20 +84,38 @@ def train(
     device: Annotated[
         Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
     ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
+    ] = None,
 ) -> None:
-    """Train a classifier and write a run directory.
+    """Train a classifier and write a run directory, or continue one with --resume.
 
     Example: rnnclf train --config configs/quickstart.yaml --set train.epochs=3
     """
     from rnnclf.config import load_config
+    from rnnclf.train import TrainingStopped
+    from rnnclf.train import resume as resume_training
     from rnnclf.train import train as run_training
 
-    extra = list(overrides or [])
-    if run_dir is not None:
-        extra.append(f"output.run_dir={run_dir}")
-    if device is not None:
-        extra.append(f"train.device={device.value}")
-    summary = run_training(load_config(config, extra), command=sys.argv, log=_log)
+    try:
+        if resume is not None:
+            if config is not None or overrides or run_dir is not None or device is not None:
+                raise RnnclfError(
+                    "--resume continues a run with its own config; do not combine it with --config, --set, --run-dir or --device"
+                )
+            summary = resume_training(resume, command=sys.argv, log=_log)
+        else:
+            if config is None:
+                raise RnnclfError("give --config FILE (or --resume RUN to continue a run)")
+            extra = list(overrides or [])
+            if run_dir is not None:
+                extra.append(f"output.run_dir={run_dir}")
+            if device is not None:
+                extra.append(f"train.device={device.value}")
+            summary = run_training(load_config(config, extra), command=sys.argv, log=_log)
+    except TrainingStopped as stop:
+        _log(f"rnnclf: {stop}")
+        raise typer.Exit(stop.code) from None
     best = summary["test"] or summary["valid"]
     typer.echo(
         f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "

@@ -105,6 +105,9 @@ class TrainConfig(Section):
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without improvement; null = off"
     )
+    save_every: int | None = Field(
+        None, ge=1, description="also save the training state every this many steps (for --resume); null = each epoch"
+    )
     seed: int = Field(0, description="seed for the split, initialisation and batch order")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when torch sees one")
     amp: bool = Field(True, description="mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU")

@@ -30,7 +30,9 @@ class RNNClassifier(nn.Module):
             self.encoder = None  # the lesson's EmbeddingBag baseline: pool the embeddings themselves
             features = embedding.dim
         else:
-            self.encoder = Recurrent(model.encoder, embedding.dim, model.hidden_size, model.num_layers, model.bidirectional, model.dropout)
+            self.encoder = Recurrent(
+                model.encoder, embedding.dim, model.hidden_size, model.num_layers, model.bidirectional, model.dropout
+            )
             features = self.encoder.output_size
         self.head_dropout = nn.Dropout(model.head_dropout)
         self.head = nn.Linear(features, num_classes)
@@ -44,14 +46,20 @@ class RNNClassifier(nn.Module):
             pooled = masked_pool(x, mask, self.pooling)
         else:
             outputs = self.encoder(x, lengths, mask)
-            pooled = self.encoder.last(outputs, lengths) if self.pooling == "last" else masked_pool(outputs, mask, self.pooling)
+            pooled = (
+                self.encoder.last(outputs, lengths)
+                if self.pooling == "last"
+                else masked_pool(outputs, mask, self.pooling)
+            )
         return self.head(self.head_dropout(pooled))
 
 
 class Recurrent(nn.Module):
     """Stacked, optionally bidirectional torch RNN / LSTM / GRU layers that are exact under padding."""
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
+    def __init__(
+        self, kind: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float
+    ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.bidirectional = bidirectional

@@ -137,13 +137,14 @@ class Run:
     weights: dict[str, torch.Tensor]
 
 
-def load_run(path: Path | str) -> Run:
+def load_run(path: Path | str, weights: bool = True) -> Run:
+    """Read a run directory; `weights=False` for a run stopped before its first epoch ended (resume)."""
     path = Path(path)
     if not path.exists():
         raise RnnclfError(f"{path}: run directory not found")
     if not path.is_dir():
         raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
-    for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS):
+    for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS) if weights else (CONFIG, LABELS, TOKENIZER):
         if not (path / name).exists():
             raise RnnclfError(f"{path}: no {name}; not a complete run directory (did training finish an epoch?)")
     env = _read_json(path / ENV) if (path / ENV).exists() else {}
@@ -161,9 +162,8 @@ def load_run(path: Path | str) -> Run:
     labels = _read_json(path / LABELS)
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
-    return Run(
-        path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), load_tensors(path / WEIGHTS)
-    )
+    tensors = load_tensors(path / WEIGHTS) if weights else {}
+    return Run(path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), tensors)
 
 
 def _read_json(path: Path) -> Any:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import random
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ from rnnclf.run import (
     TOKENIZER,
     WEIGHTS,
     append_line,
+    load_state,
     load_tensors,
     save_state,
     save_tensors,
@@ -170,9 +175,11 @@ class Prepared:
     targets: dict[str, np.ndarray]
 
 
-def prepare(config: Config) -> Prepared:
+def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Prepared:
+    """Read the corpus; fit the tokenizer on its training split unless one is given (a resumed run's)."""
     corpus = load_corpus(config.data, config.train.seed)
-    tokenizer = fit_tokenizer(config.tokenizer, corpus.train.texts, config.data.max_length)
+    if tokenizer is None:
+        tokenizer = fit_tokenizer(config.tokenizer, corpus.train.texts, config.data.max_length)
     index = {label: i for i, label in enumerate(corpus.labels)}
     splits: dict[str, Split] = {"train": corpus.train, "valid": corpus.valid}
     if corpus.test is not None:
@@ -208,40 +215,82 @@ def environment(device: torch.device, threads: int, config: Config, command: lis
         "threads": threads,
         "seed": config.train.seed,
         "command": command,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": now(),
     }
 
 
+class TrainingStopped(Exception):
+    """Training stopped on a signal after saving its state; `code` is the exit code (128 + signal)."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.code = 128 + signum
+
+
+@dataclass
+class Progress:
+    """Where training is: everything besides the tensors that a resumed run needs to continue exactly."""
+
+    epoch: int = 1  # the epoch in progress
+    batch: int = 0  # batches of it done
+    step: int = 0
+    best: float | None = None
+    best_epoch: int = 0
+    stale: int = 0
+    total_loss: float = 0.0  # this epoch's running sums
+    correct: int = 0
+    seen: int = 0
+    tokens: int = 0
+    seconds: float = 0.0  # training time so far, over all sessions
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
 def train(config: Config, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
-    """Train a model as the config says and write its run directory. Returns the metrics summary."""
-    tc = config.train
+    """Train a model as the config says and write a new run directory. Returns the metrics summary."""
     run_dir = Path(config.output.run_dir)
     check_run_dir(run_dir)
+    return _fit(config, run_dir, None, command or sys.argv, log)
+
+
+def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
+    """Continue a run from its last saved state (the run's own config; same data)."""
+    from rnnclf.run import load_run
+
+    if not (run_dir / STATE / "state.json").exists():
+        raise RnnclfError(f"{run_dir}: no saved training state to resume from (state/state.json)")
+    run = load_run(run_dir, weights=False)
+    return _fit(run.config, run_dir, run, command or sys.argv, log)
+
+
+def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: Log) -> dict[str, Any]:
+    tc = config.train
     threads = tc.num_threads or available_cores()
     torch.set_num_threads(threads)
     device = choose_device(tc.device)
     dtype = amp_dtype(device, tc.amp)
     seed_everything(tc.seed)
 
-    data = prepare(config)
+    data = prepare(config, previous.tokenizer if previous else None)
     log(
         f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
         f"{threads} CPU threads, mixed precision: {str(dtype).removeprefix('torch.') if dtype else 'off'}"
     )
     labels = data.corpus.labels
+    if previous and previous.labels != labels:
+        raise RnnclfError(f"{run_dir}: the data's labels changed since this run started; cannot resume")
     sizes = {name: len(enc) for name, enc in data.encoded.items()}
     log("data: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()) + f" texts, {len(labels)} classes")
     vocab = vocabulary(data.tokenizer)
     log(f"vocabulary: {len(vocab):,} tokens ({config.tokenizer.kind}), fitted on the training split")
 
     model = RNNClassifier(len(vocab), len(labels), config.embedding, config.model)
-    summary: dict[str, Any] = {"vocab_size": len(vocab), "sizes": sizes}
-    if config.embedding.pretrained:
+    progress = Progress(summary={"vocab_size": len(vocab), "sizes": sizes})
+    if config.embedding.pretrained and not previous:
         counts = np.bincount(data.encoded["train"].ids, minlength=len(vocab))
         vectors = load_pretrained(config.embedding.pretrained, vocab, config.embedding.dim, counts, tc.seed)
         with torch.no_grad():
             model.embedding.weight.copy_(torch.from_numpy(vectors.matrix))
-        summary["embedding"] = {
+        progress.summary["embedding"] = {
             "pretrained": config.embedding.pretrained,
             "vocab_coverage": vectors.vocab_coverage,
             "token_coverage": vectors.token_coverage,
@@ -252,8 +301,8 @@ def train(config: Config, command: list[str] | None = None, log: Log = print) ->
             f"{vectors.token_coverage:.1%} of training tokens"
         )
     model.to(device)
-    summary["parameters"] = count_parameters(model)
-    log(f"model: {config.model.encoder}, {summary['parameters']['trainable']:,} trainable parameters")
+    progress.summary["parameters"] = count_parameters(model)
+    log(f"model: {config.model.encoder}, {progress.summary['parameters']['trainable']:,} trainable parameters")
 
     steps_per_epoch = math.ceil(sizes["train"] / tc.batch_size)
     optimizer = build_optimizer(model, tc)
@@ -263,139 +312,206 @@ def train(config: Config, command: list[str] | None = None, log: Log = print) ->
         weight=class_weight_tensor(tc.class_weights, labels, data.targets["train"]), label_smoothing=tc.label_smoothing
     ).to(device)
 
-    # everything is validated: only now does the run directory come into being
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / CONFIG, config_to_dict(config))
-    write_json(run_dir / LABELS, labels)
-    write_atomic(run_dir / TOKENIZER, data.tokenizer.to_str(pretty=True).encode("utf-8"))
-    env = environment(device, threads, config, command or sys.argv)
+    if previous:
+        progress = restore_state(load_state(run_dir / STATE), model, optimizer, scheduler, scaler, device)
+        env = json.loads((run_dir / ENV).read_text(encoding="utf-8"))
+        # an epoch's line may have been written just before the kill that its state missed
+        lines = (
+            (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines() if (run_dir / METRICS_LOG).exists() else []
+        )
+        kept = [line for line in lines if json.loads(line)["epoch"] < progress.epoch]
+        write_atomic(run_dir / METRICS_LOG, "".join(line + "\n" for line in kept).encode("utf-8"))
+        env.setdefault("resumed", []).append(
+            {"at": now(), "epoch": progress.epoch, "batch": progress.batch, "command": command}
+        )
+        log(f"resuming {run_dir} at epoch {progress.epoch}, batch {progress.batch} (step {progress.step})")
+    else:
+        # everything is validated: only now does the run directory come into being
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / CONFIG, config_to_dict(config))
+        write_json(run_dir / LABELS, labels)
+        write_atomic(run_dir / TOKENIZER, data.tokenizer.to_str(pretty=True).encode("utf-8"))
+        env = environment(device, threads, config, command)
+        log(f"run directory: {run_dir}")
     write_json(run_dir / ENV, env)
-    log(f"run directory: {run_dir}")
 
-    best: float | None = None
-    best_epoch, stale, step = 0, 0, 0
-    started = time.perf_counter()
-    history = []
-    for epoch in range(1, tc.epochs + 1):
-        model.train()
-        batches = bucket_by_length(data.encoded["train"].lengths, tc.batch_size, tc.seed, epoch)
-        total_loss, correct, seen, tokens = 0.0, 0, 0, 0
-        epoch_start = time.perf_counter()
-        bar = tqdm(
-            iterate(data.encoded["train"], batches, data.targets["train"]),
-            total=len(batches),
-            desc=f"epoch {epoch}/{tc.epochs}",
-            leave=False,
-            disable=None,
-            dynamic_ncols=True,
-        )
-        for batch in bar:
-            ids = batch.ids.to(device, non_blocking=True)
-            targets = batch.labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = model(ids, batch.lengths)
-                loss = loss_fn(logits.float(), targets)
-            if not torch.isfinite(loss):
-                raise RnnclfError(
-                    f"training loss became {loss.item()} at epoch {epoch}, step {step + 1}; lower train.lr or set train.grad_clip (the best weights so far are in {run_dir})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if scheduler is not None and tc.scheduler != "plateau":
-                scheduler.step()
-            step += 1
-            total_loss += loss.item() * len(targets)
-            correct += int((logits.argmax(dim=1) == targets).sum())
-            seen += len(targets)
-            tokens += batch.num_tokens
-            bar.set_postfix(
-                loss=f"{total_loss / seen:.4f}",
-                acc=f"{correct / seen:.3f}",
-                tok_s=f"{tokens / (time.perf_counter() - epoch_start):,.0f}",
-                refresh=False,
+    def save(p: Progress) -> None:
+        save_state(run_dir / STATE, training_state(model, optimizer, scheduler, scaler, p))
+
+    with stop_on_signals() as stop:
+        while progress.epoch <= tc.epochs:
+            epoch = progress.epoch
+            model.train()
+            batches = bucket_by_length(data.encoded["train"].lengths, tc.batch_size, tc.seed, epoch)
+            session_start, session_tokens = time.perf_counter(), 0
+            bar = tqdm(
+                iterate(data.encoded["train"], batches[progress.batch :], data.targets["train"]),
+                total=len(batches),
+                initial=progress.batch,
+                desc=f"epoch {epoch}/{tc.epochs}",
+                leave=False,
+                disable=None,
+                dynamic_ncols=True,
             )
-        bar.close()
-        train_seconds = time.perf_counter() - epoch_start
+            for batch in bar:
+                ids = batch.ids.to(device, non_blocking=True)
+                targets = batch.labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    logits = model(ids, batch.lengths)
+                    loss = loss_fn(logits.float(), targets)
+                if not torch.isfinite(loss):
+                    raise RnnclfError(
+                        f"training loss became {loss.item()} at epoch {epoch}, step {progress.step + 1}; lower train.lr or "
+                        f"set train.grad_clip (the best and the last saved weights are in {run_dir})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if tc.grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                if scheduler is not None and tc.scheduler != "plateau":
+                    scheduler.step()
+                progress.step += 1
+                progress.batch += 1
+                progress.total_loss += loss.item() * len(targets)
+                progress.correct += int((logits.argmax(dim=1) == targets).sum())
+                progress.seen += len(targets)
+                progress.tokens += batch.num_tokens
+                session_tokens += batch.num_tokens
+                bar.set_postfix(
+                    loss=f"{progress.total_loss / progress.seen:.4f}",
+                    acc=f"{progress.correct / progress.seen:.3f}",
+                    tok_s=f"{session_tokens / (time.perf_counter() - session_start):,.0f}",
+                    refresh=False,
+                )
+                if stop.signum is not None or (tc.save_every and progress.step % tc.save_every == 0):
+                    progress.seconds += time.perf_counter() - session_start
+                    session_start = time.perf_counter()
+                    save(progress)
+                    if stop.signum is not None:
+                        bar.close()
+                        raise TrainingStopped(
+                            stop.signum,
+                            f"stopped at epoch {epoch}, step {progress.step}; state saved. "
+                            f"Continue with: rnnclf train --resume {run_dir}",
+                        )
+            bar.close()
+            epoch_seconds = time.perf_counter() - session_start
+            progress.seconds += epoch_seconds
 
-        valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype)
-        score = valid[tc.metric]
-        if scheduler is not None and tc.scheduler == "plateau":
-            scheduler.step(score)
-        improved = better(tc.metric, score, best)
-        if improved:
-            best, best_epoch, stale = score, epoch, 0
-            save_tensors(run_dir / WEIGHTS, model.state_dict(), metadata={"epoch": str(epoch)})
-        else:
-            stale += 1
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": total_loss / seen,
-            "train_accuracy": correct / seen,
-            "valid_loss": valid["loss"],
-            "valid_accuracy": valid["accuracy"],
-            "valid_macro_f1": valid["macro_f1"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "tokens_per_s": tokens / train_seconds,
-            "epoch_seconds": time.perf_counter() - epoch_start,
-        }
-        history.append(record)
-        append_line(run_dir / METRICS_LOG, record)
-        save_state(
-            run_dir / STATE, training_state(model, optimizer, scheduler, scaler, epoch, step, best, best_epoch, stale)
-        )
-        log(
-            f"epoch {epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
-            f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} macro F1 {valid['macro_f1']:.4f}  "
-            f"{record['tokens_per_s']:,.0f} tok/s  {record['epoch_seconds']:.1f}s{'  *best' if improved else ''}"
-        )
-        if tc.early_stopping is not None and stale >= tc.early_stopping:
-            log(f"early stopping: no better valid {tc.metric} for {stale} epochs")
-            break
+            valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype)
+            score = valid[tc.metric]
+            if scheduler is not None and tc.scheduler == "plateau":
+                scheduler.step(score)
+            improved = better(tc.metric, score, progress.best)
+            if improved:
+                progress.best, progress.best_epoch, progress.stale = score, epoch, 0
+                save_tensors(run_dir / WEIGHTS, model.state_dict(), metadata={"epoch": str(epoch)})
+            else:
+                progress.stale += 1
+            record = {
+                "epoch": epoch,
+                "step": progress.step,
+                "train_loss": progress.total_loss / progress.seen,
+                "train_accuracy": progress.correct / progress.seen,
+                "valid_loss": valid["loss"],
+                "valid_accuracy": valid["accuracy"],
+                "valid_macro_f1": valid["macro_f1"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "tokens_per_s": session_tokens / max(epoch_seconds, 1e-9),
+                "epoch_seconds": epoch_seconds,
+            }
+            append_line(run_dir / METRICS_LOG, record)
+            log(
+                f"epoch {epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
+                f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} macro F1 {valid['macro_f1']:.4f}  "
+                f"{record['tokens_per_s']:,.0f} tok/s  {epoch_seconds:.1f}s{'  *best' if improved else ''}"
+            )
+            stopping = tc.early_stopping is not None and progress.stale >= tc.early_stopping
+            progress.epoch = tc.epochs + 1 if stopping else epoch + 1
+            progress.batch, progress.total_loss, progress.correct, progress.seen, progress.tokens = 0, 0.0, 0, 0, 0
+            save(progress)
+            if stopping:
+                log(f"early stopping: no better valid {tc.metric} for {progress.stale} epochs")
 
-    train_time = time.perf_counter() - started
-    model.load_state_dict(load_tensors(run_dir / WEIGHTS))
+    model.load_state_dict(load_tensors(run_dir / WEIGHTS))  # the best weights, exactly as saved
     best_valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype)
     test = None
     if "test" in data.encoded:
         test = evaluate(model, data.encoded["test"], data.targets["test"], labels, device, dtype)
         log(
-            f"test (best epoch {best_epoch}): accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, weighted F1 {test['weighted_f1']:.4f}"
+            f"test (best epoch {progress.best_epoch}): accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
+            f"weighted F1 {test['weighted_f1']:.4f}"
         )
-    summary.update(
-        {
-            "best_epoch": best_epoch,
-            "epochs_run": len(history),
-            "metric": tc.metric,
-            "train_seconds": train_time,
-            "valid": best_valid,
-            "test": test,
-            "tokens_per_s": sum(r["tokens_per_s"] for r in history) / len(history),
-        }
-    )
+    history = [json.loads(line) for line in (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()]
+    summary = {
+        **progress.summary,
+        "best_epoch": progress.best_epoch,
+        "epochs_run": len(history),
+        "metric": tc.metric,
+        "train_seconds": progress.seconds,
+        "tokens_per_s": sum(r["tokens_per_s"] for r in history) / len(history),
+        "valid": best_valid,
+        "test": test,
+    }
     write_json(run_dir / METRICS, summary)
-    env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    env["finished"] = now()
     write_json(run_dir / ENV, env)
     return summary
 
 
-def training_state(model, optimizer, scheduler, scaler, epoch, step, best, best_epoch, stale) -> dict[str, Any]:
-    """The last training state: what a resumed run needs to continue where this one stopped."""
-    state = {
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _StopFlag:
+    signum: int | None = None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[_StopFlag]:
+    """Ctrl-C and SIGTERM ask training to stop at the next step, after saving its state."""
+    flag = _StopFlag()
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.signum is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        flag.signum = signum
+
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def training_state(model, optimizer, scheduler, scaler, progress: Progress) -> dict[str, Any]:
+    """The last training state: weights, optimizer, schedule, scaler, RNG, and where training is."""
+    return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "epoch": epoch,
-        "step": step,
-        "best": best,
-        "best_epoch": best_epoch,
-        "stale": stale,
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "progress": asdict(progress),
     }
-    return state
+
+
+def restore_state(state: dict[str, Any], model, optimizer, scheduler, scaler, device: torch.device) -> Progress:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return Progress(**state["progress"])

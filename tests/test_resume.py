@@ -1,0 +1,107 @@
+"""A run killed at any moment and resumed ends exactly as the same run uninterrupted (on CPU)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import order_task, write_csv
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("resume")
+    write_csv(folder / "train.csv", order_task(3000, seed=5))
+    write_csv(folder / "test.csv", order_task(300, seed=6))
+    (folder / "config.yaml").write_text(
+        "data: {train: train.csv, test: test.csv}\n"
+        "embedding: {dim: 32, dropout: 0.2}\n"
+        "model: {encoder: lstm, hidden_size: 64, head_dropout: 0.3}\n"
+        "train: {epochs: 3, batch_size: 16, lr: 0.003, scheduler: cosine, warmup_ratio: 0.1, save_every: 10, num_threads: 1}\n"
+    )
+    result = start(folder, "reference").wait(timeout=600)
+    assert result == 0
+    return folder
+
+
+def start(folder: Path, name: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rnnclf", "train", "--config", "config.yaml", "--run-dir", name]
+    return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_step(run: Path) -> int:
+    try:
+        state = json.loads((run / "state" / "state.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    for key, value in state["__dict__"]:
+        if key == "progress":
+            return dict(value["__dict__"])["step"]
+    return 0
+
+
+def interrupt(folder: Path, name: str, sig: int, after_step: int) -> subprocess.Popen:
+    process = start(folder, name)
+    deadline = time.time() + 300
+    while saved_step(folder / name) < after_step and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(sig)
+    process.wait(timeout=120)
+    return process
+
+
+def assert_same_as_reference(folder: Path, name: str) -> None:
+    reference, resumed = folder / "reference", folder / name
+    for file in ("model.safetensors", "state/tensors.safetensors"):
+        a, b = load_file(reference / file), load_file(resumed / file)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), file
+    metrics_a, metrics_b = (json.loads((run / "metrics.json").read_text()) for run in (reference, resumed))
+    assert metrics_a["valid"] == metrics_b["valid"] and metrics_a["test"] == metrics_b["test"]
+    assert metrics_a["best_epoch"] == metrics_b["best_epoch"]
+    lines_a = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines()]
+    lines_b = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    keys = ("epoch", "step", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr")
+    assert [[line[k] for k in keys] for line in lines_a] == [[line[k] for k in keys] for line in lines_b]
+
+
+def resume(folder: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rnnclf", "train", "--resume", name], cwd=folder, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_sigkill_then_resume_is_exact(setup):
+    process = interrupt(setup, "killed", signal.SIGKILL, after_step=250)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    result = resume(setup, "killed")
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stderr
+    assert_same_as_reference(setup, "killed")
+
+
+def test_sigterm_saves_state_and_exits_143(setup):
+    process = interrupt(setup, "stopped", signal.SIGTERM, after_step=150)
+    stderr = process.stderr.read()
+    assert process.returncode == 143, stderr
+    assert "state saved. Continue with: rnnclf train --resume stopped" in stderr
+    assert "Traceback" not in stderr
+    result = resume(setup, "stopped")
+    assert result.returncode == 0, result.stderr
+    assert_same_as_reference(setup, "stopped")
+
+
+def test_resume_mistakes(setup, tmp_path):
+    result = resume(setup, "nowhere")
+    assert result.returncode == 2 and "no saved training state" in result.stderr
+    combined = subprocess.run(
+        [sys.executable, "-m", "rnnclf", "train", "--resume", "reference", "--config", "config.yaml"],
+        cwd=setup, capture_output=True, text=True,
+    )
+    assert combined.returncode == 2 and "do not combine" in combined.stderr
