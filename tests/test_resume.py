@@ -73,7 +73,11 @@ def assert_same_as_reference(folder: Path, name: str) -> None:
 
 def resume(folder: Path, name: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "rnnclf", "train", "--resume", name], cwd=folder, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "rnnclf", "train", "--resume", name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -102,6 +106,8 @@ def test_resume_mistakes(setup, tmp_path):
     assert result.returncode == 2 and "no saved training state" in result.stderr
     combined = subprocess.run(
         [sys.executable, "-m", "rnnclf", "train", "--resume", "reference", "--config", "config.yaml"],
-        cwd=setup, capture_output=True, text=True,
+        cwd=setup,
+        capture_output=True,
+        text=True,
     )
     assert combined.returncode == 2 and "do not combine" in combined.stderr

@@ -42,10 +42,10 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     write_atomic(path, b"old")
 
     def broken_replace(src, dst):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("os.replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(RnnclfError, match="cannot write .* the previous version of the file is kept"):
         write_atomic(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

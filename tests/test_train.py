@@ -26,7 +26,9 @@ def tiny_run(tmp_path, order_files, name, *overrides):
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 @pytest.mark.parametrize("scheduler", ["none", "linear", "cosine", "plateau"])
 def test_optimizers_and_schedules(tmp_path, order_files, optimizer, scheduler):
-    _, epochs = tiny_run(tmp_path, order_files, "run", f"train.optimizer={optimizer}", f"train.scheduler={scheduler}", "train.lr=0.01")
+    _, epochs = tiny_run(
+        tmp_path, order_files, "run", f"train.optimizer={optimizer}", f"train.scheduler={scheduler}", "train.lr=0.01"
+    )
     lrs = [e["lr"] for e in epochs]
     if scheduler == "none":
         assert lrs == [0.01] * 3
@@ -43,7 +45,9 @@ def test_plateau_halves_a_stalled_rate(tmp_path, order_files):
 
 
 def test_early_stopping(tmp_path, order_files):
-    summary, epochs = tiny_run(tmp_path, order_files, "run", "train.lr=1e-9", "train.epochs=10", "train.early_stopping=2")
+    summary, epochs = tiny_run(
+        tmp_path, order_files, "run", "train.lr=1e-9", "train.epochs=10", "train.early_stopping=2"
+    )
     assert len(epochs) == 3 and summary["best_epoch"] == 1
 
 

@@ -230,14 +230,23 @@ def data_fetch(name: Annotated[str, typer.Argument(help="Corpus name from `rnncl
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: user mistakes (bad arguments too) become one line on stderr and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except RnnclfError as exc:
         if _debug:
             raise
         typer.echo(f"rnnclf: error: {exc}", err=True)
         sys.exit(2)
+    except typer.TyperException as exc:  # the argument parser's usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+        else:
+            context = getattr(exc, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            typer.echo(f"rnnclf: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         typer.echo("rnnclf: interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

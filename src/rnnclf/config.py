@@ -224,9 +224,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             data[key] = str((base / data[key]).resolve())
     embedding = raw.get("embedding")
     if isinstance(embedding, dict) and isinstance(embedding.get("pretrained"), str):
-        candidate = base / embedding["pretrained"]
-        if candidate.exists():
-            embedding["pretrained"] = str(candidate.resolve())
+        # a path (not a named set such as glove-6b-50d) is relative to the config file, like the data
+        value = embedding["pretrained"]
+        if (base / value).exists() or any(mark in value for mark in ("/", "\\", ".")):
+            embedding["pretrained"] = str((base / value).resolve())
 
 
 def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:

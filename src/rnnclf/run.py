@@ -46,8 +46,12 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, read-only folder, ...: the previous version is intact
+            raise RnnclfError(
+                f"{path}: cannot write ({exc.strerror or exc}); the previous version of the file is kept"
+            ) from exc
         raise
 
 

@@ -89,8 +89,18 @@ class EncodedTexts:
         return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
 
+CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory
+
+
 def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
-    """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`."""
+    """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`.
+
+    With truncation set, each text is first cut to max_length * CHARS_PER_TOKEN_CAP characters, so a
+    100 MB line costs no more than a long document (the tokenizer would otherwise split all of it).
+    """
+    if tokenizer.truncation:
+        limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP
+        texts = [text[:limit] for text in texts]
     encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
     id_lists = [encoding.ids or [UNK_ID] for encoding in encodings]
     lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
