@@ -39,8 +39,18 @@ def run_rnnclf(corpus: str, seed: int, out: Path) -> dict:
     if not (run_dir / "metrics.json").exists():
         if run_dir.exists():
             raise SystemExit(f"{run_dir} exists without metrics.json (an interrupted run?); delete it and rerun")
-        command = [sys.executable, "-m", "rnnclf", "train", "--config", str(ROOT / "configs" / f"{corpus}.yaml"),
-                   "--set", f"train.seed={seed}", "--run-dir", str(run_dir)]
+        command = [
+            sys.executable,
+            "-m",
+            "rnnclf",
+            "train",
+            "--config",
+            str(ROOT / "configs" / f"{corpus}.yaml"),
+            "--set",
+            f"train.seed={seed}",
+            "--run-dir",
+            str(run_dir),
+        ]
         print("+", " ".join(command), flush=True)
         subprocess.run(command, check=True)
     return json.loads((run_dir / "metrics.json").read_text())
@@ -64,7 +74,10 @@ def run_fasttext(corpus: str) -> tuple[float, float]:
         handle.flush()
         return labels
 
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as train, tempfile.NamedTemporaryFile("w", suffix=".txt") as test:
+    with (
+        tempfile.NamedTemporaryFile("w", suffix=".txt") as train,
+        tempfile.NamedTemporaryFile("w", suffix=".txt") as test,
+    ):
         write("train", train)
         truth = write("test", test)
         start = time.perf_counter()
@@ -107,12 +120,24 @@ def main() -> None:
         "",
         "| model | " + " | ".join(c.upper() for c in args.corpora) + " |",
         "|---|" + "---|" * len(args.corpora),
-        "| **rnnclf** (configs/<corpus>.yaml) | " + " | ".join(f"**{rows[c]['mean']:.2f} ± {rows[c]['std']:.2f}**" for c in args.corpora) + " |",
-        "| rnnclf, each seed | " + " | ".join(" / ".join(f"{a:.2f}" for a in rows[c]["accuracies"]) for c in args.corpora) + " |",
-        "| rnnclf training time per run (2 CPU cores) | " + " | ".join(f"{rows[c]['seconds'] / 60:.1f} min ({rows[c]['tokens_per_s'] / 1000:.0f}k tok/s)" for c in args.corpora) + " |",
+        "| **rnnclf** (configs/<corpus>.yaml) | "
+        + " | ".join(f"**{rows[c]['mean']:.2f} ± {rows[c]['std']:.2f}**" for c in args.corpora)
+        + " |",
+        "| rnnclf, each seed | "
+        + " | ".join(" / ".join(f"{a:.2f}" for a in rows[c]["accuracies"]) for c in args.corpora)
+        + " |",
+        "| rnnclf training time per run (2 CPU cores) | "
+        + " | ".join(
+            f"{rows[c]['seconds'] / 60:.1f} min ({rows[c]['tokens_per_s'] / 1000:.0f}k tok/s)" for c in args.corpora
+        )
+        + " |",
     ]
     if not args.no_fasttext:
-        lines.append("| fastText here, same splits (dim 100, bigrams, 25 epochs, 2 threads) | " + " | ".join(f"{rows[c]['fasttext']:.2f} ({rows[c]['fasttext_seconds']:.0f}s)" for c in args.corpora) + " |")
+        lines.append(
+            "| fastText here, same splits (dim 100, bigrams, 25 epochs, 2 threads) | "
+            + " | ".join(f"{rows[c]['fasttext']:.2f} ({rows[c]['fasttext_seconds']:.0f}s)" for c in args.corpora)
+            + " |"
+        )
     for name, figures in PUBLISHED.items():
         lines.append(f"| {name}, published | " + " | ".join(f"{figures[c]:.1f}" for c in args.corpora) + " |")
     lines.append("| target of issue 3 | " + " | ".join(f"{TARGETS[c]:.1f}" for c in args.corpora) + " |")

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import order_task, write_csv
+
 from rnnclf.cli import main
 from rnnclf.config import load_config
 from rnnclf.train import train

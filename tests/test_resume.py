@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import order_task, write_csv
+from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
