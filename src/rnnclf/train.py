@@ -27,8 +27,6 @@ from tqdm import tqdm
 from rnnclf import __version__
 from rnnclf.batching import bucket_by_length, iterate, sequential_batches
 from rnnclf.config import Config, TrainConfig, config_to_dict
-from rnnclf.data.corpus import Corpus, load_corpus
-from rnnclf.data.readers import Split
 from rnnclf.embeddings import load_pretrained
 from rnnclf.errors import RnnclfError
 from rnnclf.metrics import classification_report
@@ -52,7 +50,8 @@ from rnnclf.run import (
     write_json,
     write_yaml,
 )
-from rnnclf.text import EncodedTexts, encode, fit_tokenizer, vocabulary
+from rnnclf.text import EncodedTexts, vocabulary
+from rnnclf.tokens import prepare
 
 Log = Callable[[str], None]
 
@@ -165,32 +164,6 @@ def better(metric: str, new: float, best: float | None) -> bool:
     return new < best if metric == "loss" else new > best
 
 
-@dataclass
-class Prepared:
-    """The corpus turned into what the model eats: fitted tokenizer, token ids, label indices."""
-
-    corpus: Corpus
-    tokenizer: tokenizers.Tokenizer
-    encoded: dict[str, EncodedTexts]
-    targets: dict[str, np.ndarray]
-
-
-def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Prepared:
-    """Read the corpus; fit the tokenizer on its training split unless one is given (a resumed run's)."""
-    corpus = load_corpus(config.data, config.train.seed)
-    if tokenizer is None:
-        tokenizer = fit_tokenizer(config.tokenizer, corpus.train.texts, config.data.max_length)
-    index = {label: i for i, label in enumerate(corpus.labels)}
-    splits: dict[str, Split] = {"train": corpus.train, "valid": corpus.valid}
-    if corpus.test is not None:
-        splits["test"] = corpus.test
-    encoded = {name: encode(tokenizer, split.texts) for name, split in splits.items()}
-    targets = {
-        name: np.array([index[label] for label in split.labels], dtype=np.int64) for name, split in splits.items()
-    }
-    return Prepared(corpus, tokenizer, encoded, targets)
-
-
 def check_run_dir(run_dir: Path) -> None:
     """Never overwrite a run silently: an existing, non-empty run directory is an error."""
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -270,12 +243,16 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
     dtype = amp_dtype(device, tc.amp)
     seed_everything(tc.seed)
 
+    started = time.perf_counter()
     data = prepare(config, previous.tokenizer if previous else None)
+    log(
+        f"tokens: {'from the cache' if data.cached else 'tokenized and cached'} in {time.perf_counter() - started:.1f}s"
+    )
     log(
         f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
         f"{threads} CPU threads, mixed precision: {str(dtype).removeprefix('torch.') if dtype else 'off'}"
     )
-    labels = data.corpus.labels
+    labels = data.labels
     if previous and previous.labels != labels:
         raise RnnclfError(f"{run_dir}: the data's labels changed since this run started; cannot resume")
     sizes = {name: len(enc) for name, enc in data.encoded.items()}
