@@ -90,6 +90,7 @@ class EncodedTexts:
 
 
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory
+ENCODE_CHUNK = 20_000
 
 
 def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
@@ -98,15 +99,17 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
     With truncation set, each text is first cut to max_length * CHARS_PER_TOKEN_CAP characters, so a
     100 MB line costs no more than a long document (the tokenizer would otherwise split all of it).
     """
-    if tokenizer.truncation:
-        limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP
-        texts = [text[:limit] for text in texts]
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
-    id_lists = [encoding.ids or [UNK_ID] for encoding in encodings]
-    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
-    offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
+    limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP if tokenizer.truncation else None
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    chunks = []
+    for start in range(0, len(texts), ENCODE_CHUNK):  # chunks keep Python objects few: memory stays flat
+        part = [text[:limit] for text in texts[start : start + ENCODE_CHUNK]]  # text[:None] is the whole text
+        id_lists = [encoding.ids or [UNK_ID] for encoding in tokenizer.encode_batch(part, add_special_tokens=False)]
+        lengths[start : start + len(part)] = [len(ids) for ids in id_lists]
+        chunks.append(np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
     return EncodedTexts(ids, offsets)
 
 
