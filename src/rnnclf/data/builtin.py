@@ -86,7 +86,11 @@ def is_cached(name: str) -> bool:
     return (cache_dir() / name / "meta.json").is_file()
 
 
-def fetch(name: str, *, log: Callable[[str], None] = print) -> dict[str, Path]:
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def fetch(name: str, *, log: Callable[[str], None] = _to_stderr) -> dict[str, Path]:
     """Return the jsonl files of corpus `name` by split, fetching and converting it on first use."""
     info = _lookup(name)
     target = cache_dir() / name
