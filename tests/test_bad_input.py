@@ -1,7 +1,6 @@
 """The bad-input matrix: each mistake gets one clear line naming the file, key or row, exit code 2,
 no traceback, and leaves what existed before untouched. Runs the real entry point in-process."""
 
-import hashlib
 import json
 import pickle
 import shutil
@@ -9,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import order_task, write_csv
+from conftest import digest, order_task, write_csv
 
 from rnnclf.cli import main
 from rnnclf.config import load_config
@@ -26,14 +25,6 @@ class Payload:
 
     def __reduce__(self):
         return (Path.touch, (self.marker,))
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

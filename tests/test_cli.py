@@ -1,13 +1,12 @@
 """The command line end to end, in a subprocess, as a user runs it."""
 
-import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import order_task, write_csv
+from conftest import digest, order_task, write_csv
 
 
 def rnnclf(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -23,14 +22,6 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import numpy as np
-
 from conftest import order_task, write_csv
+
 from rnnclf.config import load_config
 from rnnclf.tokens import cache_key, prepare
 
