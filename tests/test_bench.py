@@ -1,0 +1,24 @@
+"""scripts/bench.py in its smallest mode runs every section and writes its JSON (figures only, no thresholds)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--threads", "1", "--out", str(out)]
+    # a run directory that does not exist: the predict section trains its own tiny R8 model
+    command += ["--run", str(tmp_path / "no-run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for section in ("machine", "training", "flops", "predict", "tokenize", "prepare", "memory", "scale"):
+        assert section in results and "error" not in results[section], section
+    assert results["training"]["ratio"] > 0 and results["flops"]["rnnclf"]["fraction_of_matmul"] > 0
+    assert [row["docs"] for row in results["scale"]["sizes"]] == [2_000, 5_000]
+    assert results["memory"]["peak_mib"] > results["memory"]["import_baseline_mib"] > 0
+    assert results["summary"] and "summary" in done.stdout
