@@ -168,3 +168,16 @@ def test_data_list_and_unknown_corpus():
     names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
     assert {"r8", "r52", "20ng", "ag_news", "imdb", "yelp_polarity", "dbpedia_14", "sst2"} <= set(names)
     assert_user_error(rnnclf("data", "fetch", "r9"), "r9", "did you mean 'r8'")
+
+
+def test_help_and_config_show_do_not_import_torch(workspace):
+    code = (
+        "import sys\n"
+        "from rnnclf.cli import main\n"
+        f"sys.argv = ['rnnclf', 'config', 'show', {str(workspace / 'config.yaml')!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'tokenizers' not in sys.modules, 'heavy import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "encoder: gru" in result.stdout
