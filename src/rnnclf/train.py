@@ -331,15 +331,22 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 dynamic_ncols=True,
             )
             for batch in bar:
+                if device.type == "cuda":  # page-locked memory lets the copy overlap the previous step
+                    batch.ids, batch.labels = batch.ids.pin_memory(), batch.labels.pin_memory()
                 ids = batch.ids.to(device, non_blocking=True)
                 targets = batch.labels.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = model(ids, batch.lengths)
                     loss = loss_fn(logits.float(), targets)
                 if not torch.isfinite(loss):
+                    kept = (
+                        "the last saved state and best weights are kept"
+                        if (run_dir / STATE).exists()
+                        else "nothing was saved yet"
+                    )
                     raise RnnclfError(
-                        f"training loss became {loss.item()} at epoch {epoch}, step {progress.step + 1}; lower train.lr or "
-                        f"set train.grad_clip (the best and the last saved weights are in {run_dir})"
+                        f"training loss became {loss.item()} at epoch {epoch}, step {progress.step + 1}; "
+                        f"lower train.lr or set train.grad_clip ({kept} in {run_dir})"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
