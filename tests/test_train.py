@@ -75,8 +75,16 @@ def test_same_seed_same_weights_and_metrics(tmp_path, order_files):
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_state(tmp_path, order_files):
     from rnnclf.run import load_state
 
-    overrides = ("train.optimizer=sgd", "train.momentum=0.0", "train.lr=1.0e+37", "train.grad_clip=null", "train.save_every=1")
-    with pytest.raises(RnnclfError, match=r"training loss became (nan|inf) at epoch 1, step \d+; lower train.lr") as error:
+    overrides = (
+        "train.optimizer=sgd",
+        "train.momentum=0.0",
+        "train.lr=1.0e+37",
+        "train.grad_clip=null",
+        "train.save_every=1",
+    )
+    with pytest.raises(
+        RnnclfError, match=r"training loss became (nan|inf) at epoch 1, step \d+; lower train.lr"
+    ) as error:
         tiny_run(tmp_path, order_files, "run", *overrides)
     assert "last saved state" in str(error.value)
     state = load_state(tmp_path / "run" / "state")
