@@ -23,7 +23,9 @@ SPECIALS = [PAD, UNK]
 
 
 def _normalizer(config: TokenizerConfig) -> normalizers.Normalizer:
-    steps = [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    steps = [normalizers.NFKC()]
+    if config.kind == "char":  # words are split on any whitespace anyway; characters keep one space
+        steps += [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
     if config.lowercase:
         steps.append(normalizers.Lowercase())
     return normalizers.Sequence(steps)
@@ -104,13 +106,18 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
     chunks = []
     for start in range(0, len(texts), ENCODE_CHUNK):  # chunks keep Python objects few: memory stays flat
         part = [text[:limit] for text in texts[start : start + ENCODE_CHUNK]]  # text[:None] is the whole text
-        id_lists = [encoding.ids or [UNK_ID] for encoding in tokenizer.encode_batch(part, add_special_tokens=False)]
+        id_lists = [encoding.ids or [UNK_ID] for encoding in _encode_batch(tokenizer)(part, add_special_tokens=False)]
         lengths[start : start + len(part)] = [len(ids) for ids in id_lists]
         chunks.append(np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32))
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
     return EncodedTexts(ids, offsets)
+
+
+def _encode_batch(tokenizer: Tokenizer):
+    """encode_batch_fast (tokenizers >= 0.21) skips the character offsets we never use."""
+    return getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
 
 
 def vocabulary(tokenizer: Tokenizer) -> list[str]:

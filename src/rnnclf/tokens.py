@@ -23,7 +23,7 @@ from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
 from rnnclf.text import EncodedTexts, encode, fit_tokenizer
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
