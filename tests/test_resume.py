@@ -12,6 +12,9 @@ import torch
 from conftest import order_task, write_csv
 from safetensors.torch import load_file
 
+from rnnclf.errors import RnnclfError
+from rnnclf.run import load_state
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Path:
@@ -36,13 +39,9 @@ def start(folder: Path, name: str) -> subprocess.Popen:
 
 def saved_step(run: Path) -> int:
     try:
-        state = json.loads((run / "state" / "state.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return load_state(run / "state")["progress"]["step"]
+    except RnnclfError:
         return 0
-    for key, value in state["__dict__"]:
-        if key == "progress":
-            return dict(value["__dict__"])["step"]
-    return 0
 
 
 def interrupt(folder: Path, name: str, sig: int, after_step: int) -> subprocess.Popen:
@@ -57,7 +56,7 @@ def interrupt(folder: Path, name: str, sig: int, after_step: int) -> subprocess.
 
 def assert_same_as_reference(folder: Path, name: str) -> None:
     reference, resumed = folder / "reference", folder / name
-    for file in ("model.safetensors", "state/tensors.safetensors"):
+    for file in ("model.safetensors", "state/state.safetensors"):
         a, b = load_file(reference / file), load_file(resumed / file)
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), file

@@ -19,7 +19,7 @@ def test_state_round_trip_without_pickle(tmp_path):
         "rng": torch.get_rng_state(),
     }
     save_state(tmp_path / "state", state)
-    assert not list((tmp_path / "state").glob("*.pt"))
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["state.safetensors"]
     loaded = load_state(tmp_path / "state")
     assert loaded["epoch"] == 3 and loaded["best"] is None and loaded["pair"] == (1, "a")
     assert torch.equal(loaded["rng"], state["rng"])
@@ -49,3 +49,17 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         write_atomic(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_failed_state_save_keeps_the_previous_state_loadable(tmp_path, monkeypatch):
+    save_state(tmp_path / "state", {"step": 1, "w": torch.ones(3)})
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", disk_full)
+    with pytest.raises(RnnclfError, match="No space left on device"):
+        save_state(tmp_path / "state", {"step": 2, "w": torch.zeros(3)})
+    monkeypatch.undo()
+    state = load_state(tmp_path / "state")
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))

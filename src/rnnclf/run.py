@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from tokenizers import Tokenizer
@@ -115,19 +115,25 @@ def unflatten_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+STATE_FILE = "state.safetensors"
+
+
 def save_state(directory: Path, state: dict[str, Any]) -> None:
-    """The training state, pickle-free: state/tensors.safetensors + state/state.json (written last)."""
+    """The training state, pickle-free and in one file written atomically: the tensors in
+    state/state.safetensors, and the JSON skeleton that names them in its metadata."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten_state(state, tensors)
-    save_tensors(directory / "tensors.safetensors", tensors)
-    write_json(directory / "state.json", skeleton)
+    save_tensors(directory / STATE_FILE, tensors, metadata={"state": json.dumps(skeleton)})
 
 
 def load_state(directory: Path) -> dict[str, Any]:
-    skeleton_path = directory / "state.json"
-    if not skeleton_path.exists():
-        raise RnnclfError(f"{directory}: no saved training state")
-    return unflatten_state(json.loads(skeleton_path.read_text()), load_tensors(directory / "tensors.safetensors"))
+    path = directory / STATE_FILE
+    if not path.exists():
+        raise RnnclfError(f"{directory}: no saved training state ({STATE_FILE})")
+    tensors = load_tensors(path)
+    with safe_open(str(path), framework="pt") as handle:
+        skeleton = json.loads((handle.metadata() or {})["state"])
+    return unflatten_state(skeleton, tensors)
 
 
 @dataclass

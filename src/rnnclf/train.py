@@ -39,6 +39,7 @@ from rnnclf.run import (
     METRICS,
     METRICS_LOG,
     STATE,
+    STATE_FILE,
     TOKENIZER,
     WEIGHTS,
     append_line,
@@ -229,8 +230,8 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
     """Continue a run from its last saved state (the run's own config; same data)."""
     from rnnclf.run import load_run
 
-    if not (run_dir / STATE / "state.json").exists():
-        raise RnnclfError(f"{run_dir}: no saved training state to resume from (state/state.json)")
+    if not (run_dir / STATE / STATE_FILE).exists():
+        raise RnnclfError(f"{run_dir}: no saved training state to resume from ({STATE}/{STATE_FILE})")
     run = load_run(run_dir, weights=False)
     return _fit(run.config, run_dir, run, command or sys.argv, log)
 
