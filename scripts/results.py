@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,10 @@ def run_fasttext(corpus: str) -> tuple[float, float]:
 
     def write(split: str, handle) -> list[str]:
         labels = []
-        for line in files[split].read_text(encoding="utf-8").splitlines():
+        lines = files[split].read_text(encoding="utf-8").splitlines()
+        # the corpora are sorted by class, and fastText does not shuffle its input: shuffle it here
+        random.Random(0).shuffle(lines)
+        for line in lines:
             row = json.loads(line)
             label = "_".join(row["label"].split())
             labels.append(label)
