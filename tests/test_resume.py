@@ -88,15 +88,17 @@ def test_sigkill_then_resume_is_exact(setup):
     assert_same_as_reference(setup, "killed")
 
 
-def test_sigterm_saves_state_and_exits_143(setup):
-    process = interrupt(setup, "stopped", signal.SIGTERM, after_step=150)
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_state_and_exits(setup, sig, code):
+    name = f"stopped-{code}"
+    process = interrupt(setup, name, sig, after_step=150)
     stderr = process.stderr.read()
-    assert process.returncode == 143, stderr
-    assert "state saved. Continue with: rnnclf train --resume stopped" in stderr
+    assert process.returncode == code, stderr
+    assert f"state saved. Continue with: rnnclf train --resume {name}" in stderr
     assert "Traceback" not in stderr
-    result = resume(setup, "stopped")
+    result = resume(setup, name)
     assert result.returncode == 0, result.stderr
-    assert_same_as_reference(setup, "stopped")
+    assert_same_as_reference(setup, name)
 
 
 def test_resume_mistakes(setup, tmp_path):
