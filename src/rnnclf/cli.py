@@ -203,6 +203,10 @@ def config_show(
     typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
 
 
+def _count(n: int | None) -> str:
+    return f"{n:,}" if n else "?"
+
+
 @data_app.command("list")
 def data_list() -> None:
     """The built-in corpora: name, size, classes, source, and whether they are cached."""
@@ -210,12 +214,8 @@ def data_list() -> None:
 
     typer.echo(f"{'name':<14} {'train':>8} {'test':>8} {'classes':>7}  {'cached':<6}  source / description")
     for info in CORPORA.values():
-
-        def show(n: int | None) -> str:
-            return f"{n:,}" if n else "?"
-
         typer.echo(
-            f"{info.name:<14} {show(info.train_size):>8} {show(info.test_size):>8} {show(info.num_classes):>7}  "
+            f"{info.name:<14} {_count(info.train_size):>8} {_count(info.test_size):>8} {_count(info.num_classes):>7}  "
             f"{'yes' if is_cached(info.name) else 'no':<6}  {info.source}: {info.description}"
         )
 
