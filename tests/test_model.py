@@ -76,11 +76,12 @@ def test_bidirectional_outputs_match_unpadded_reference():
     model = build("lstm", True, "max", 2)
     padded = torch.tensor([[4, 7, 2, 9, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
     lengths = torch.tensor([4, 7])
-    mask = torch.arange(7)[None, :] < lengths[:, None]
     with torch.no_grad():
-        outputs = model.encoder(model.embedding(padded), lengths, mask)
-        alone = model.encoder(model.embedding(padded[:1, :4]), lengths[:1], mask[:1, :4])
-    torch.testing.assert_close(outputs[0, :4], alone[0], atol=1e-6, rtol=1e-6)
+        outputs = model.encoder(model.embedding(padded), lengths)
+        alone = model.encoder(model.embedding(padded[:1, :4]), lengths[:1])
+    assert len(outputs) == len(alone) == 2  # one tensor per direction, both after two layers
+    for direction, reference in zip(outputs, alone, strict=True):
+        torch.testing.assert_close(direction[0, :4], reference[0], atol=1e-6, rtol=1e-6)
 
 
 def test_frozen_embedding_gets_no_gradient():

@@ -4,8 +4,9 @@ Padding never changes a prediction, and the recurrent layers still run on whole 
 (torch's fast fused kernels, several times faster on CPU than packed sequences):
 - the forward direction is causal, so its outputs before each text's end ignore the padding after it;
 - the backward direction reads each text reversed within its own length, so its padding also comes
-  last; its outputs are flipped back into place afterwards.
-Pooling is masked, and `last` takes each direction's state after its own last real token.
+  last; between layers its outputs are flipped back into place.
+Each direction of the last layer is pooled on its own (masked; `last` takes each direction's state
+after its own last real token), so no flip or concatenation of the full outputs is needed there.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ class RNNClassifier(nn.Module):
         if self.encoder is None:
             pooled = masked_pool(x, mask, self.pooling)
         else:
-            outputs = self.encoder(x, lengths, mask)
-            pooled = (
-                self.encoder.last(outputs, lengths)
-                if self.pooling == "last"
-                else masked_pool(outputs, mask, self.pooling)
-            )
+            # each direction is pooled on its own: no (batch, time, 2 * hidden) tensor for the last layer
+            directions = self.encoder(x, lengths)
+            if self.pooling == "last":
+                rows = torch.arange(ids.shape[0], device=ids.device)
+                pooled = torch.cat([outputs[rows, lengths - 1] for outputs in directions], dim=-1)
+            else:
+                pooled = torch.cat([masked_pool(outputs, mask, self.pooling) for outputs in directions], dim=-1)
         return self.head(self.head_dropout(pooled))
 
 
@@ -74,26 +76,21 @@ class Recurrent(nn.Module):
         self.backward_layers = layers() if bidirectional else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Outputs (batch, time, hidden * directions); positions past a text's length hold garbage (mask them)."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """The last layer's outputs (batch, time, hidden), one tensor per direction; positions past a text's
+        length hold garbage (mask them). The backward direction's outputs stay in its reading order, reversed
+        within each text: masked pooling does not care, and its state after the whole text sits at length - 1.
+        """
         reverse = reversal_index(lengths, x.shape[1]) if self.bidirectional else None
         for depth, forward_layer in enumerate(self.forward_layers):
             if depth:
                 x = self.dropout(x)
-            outputs, _ = forward_layer(x)
+            directions = [forward_layer(x)[0]]
             if self.backward_layers is not None:
-                backward, _ = self.backward_layers[depth](flip(x, reverse))
-                outputs = torch.cat([outputs, flip(backward, reverse)], dim=-1)
-            x = outputs
-        return x
-
-    def last(self, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Forward state after each text's last token; backward state after its first (the whole text read)."""
-        rows = torch.arange(outputs.shape[0], device=outputs.device)
-        forward = outputs[rows, lengths - 1, : self.hidden_size]
-        if not self.bidirectional:
-            return forward
-        return torch.cat([forward, outputs[:, 0, self.hidden_size :]], dim=-1)
+                directions.append(self.backward_layers[depth](flip(x, reverse))[0])
+            if depth + 1 < len(self.forward_layers):
+                x = directions[0] if len(directions) == 1 else torch.cat([directions[0], flip(directions[1], reverse)], -1)
+        return directions
 
 
 def reversal_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
