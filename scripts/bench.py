@@ -15,7 +15,10 @@ Sections (each can be skipped with --skip NAME):
   scale      a generated corpus of 100k / 300k / 1M short documents: prepare() and a bounded training run,
              each size in its own subprocess: wall times and peak resident memory
 
-Everything runs on the CPU. These 2-core machines are noisy: run on an idle machine; the load average is
+Everything runs on the CPU unless --device cuda: then training (with AMP, as `rnnclf train` does: bf16 where
+supported, else fp16 with a gradient scaler), the naive pipeline (fp32, as the notebook), the matmul rates (fp32 and
+the AMP dtype) and prediction run on the GPU; tokenize, prepare, memory and scale stay CPU figures (skip them there
+if the host's CPU is not the point). These 2-core machines are noisy: run on an idle machine; the load average is
 printed at the start and the end. `--quick` shrinks every size so the whole script takes well under a minute
 (a smoke test; its figures mean little). Results are printed as they are measured and written as JSON to --out
 after every section.
@@ -59,10 +62,11 @@ from rnnclf.model import RNNClassifier
 from rnnclf.predict import Predictor
 from rnnclf.text import encode, fit_tokenizer
 from rnnclf.tokens import Prepared, prepare
-from rnnclf.train import available_cores, build_optimizer, train
+from rnnclf.train import amp_dtype, available_cores, build_optimizer, choose_device, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale")
+CPU = torch.device("cpu")
 TARGETS = {"ratio": 3.0, "predict_texts_per_s": 5_000, "encode_docs_per_s": 50_000, "scale_peak_mib": 2_048}
 
 
@@ -72,6 +76,7 @@ class Plan:
 
     quick: bool
     threads: int
+    device: torch.device
     steps: int  # timed training steps per pipeline
     warmup: int
     rounds: int  # the timed steps alternate between the pipelines in this many rounds
@@ -92,6 +97,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(
         quick=quick,
         threads=args.threads,
+        device=choose_device(args.device),
         steps=args.steps or (4 if quick else 60),
         warmup=1 if quick else 5,
         rounds=1 if quick else 3,
@@ -183,33 +189,59 @@ def reference_config(dataset: str = "20ng", max_length: int = 400) -> Config:
 
 
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    labels: torch.Tensor,
+    dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """One step as rnnclf's trainer does it on the CPU: forward, loss, backward, clip, optimizer step."""
-    loss = nn.functional.cross_entropy(model(ids, lengths), labels)
+    """One step as rnnclf's trainer does it: forward (autocast on CUDA), loss, backward, clip, optimizer step."""
+    with torch.autocast(ids.device.type, dtype=dtype, enabled=dtype is not None):
+        loss = nn.functional.cross_entropy(model(ids, lengths).float(), labels)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU: its work is asynchronous, so a clock read without this measures only the launches."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # A step generator does one training step per next() and yields (real tokens, padded positions, data seconds).
 Steps = Iterator[tuple[int, int, float]]
 
 
-def rnnclf_steps(config: Config, prepared: Prepared) -> Steps:
-    """rnnclf's pipeline: cached token ids -> length-bucketed batches -> RNNClassifier -> AdamW."""
+def rnnclf_steps(config: Config, prepared: Prepared, device: torch.device) -> Steps:
+    """rnnclf's pipeline: cached token ids -> length-bucketed batches -> RNNClassifier -> AdamW (AMP on CUDA)."""
     torch.manual_seed(config.train.seed)
     model = RNNClassifier(prepared.tokenizer.get_vocab_size(), len(prepared.labels), config.embedding, config.model)
-    model.train()
+    model.to(device).train()
     optimizer = build_optimizer(model, config.train)
+    dtype = amp_dtype(device, config.train.amp)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     encoded, targets = prepared.encoded["train"], prepared.targets["train"]
     for epoch in itertools.count(1):
         for index in bucket_by_length(encoded.lengths, config.train.batch_size, config.train.seed, epoch):
             start = time.perf_counter()
             batch = collate(encoded, index, targets)  # what rnnclf.batching.iterate yields
+            ids, labels = batch.ids, batch.labels
+            if device.type == "cuda":  # as the trainer: page-locked memory, copies that overlap the last step
+                ids = ids.pin_memory().to(device, non_blocking=True)
+                labels = labels.pin_memory().to(device, non_blocking=True)
             data_seconds = time.perf_counter() - start
-            train_step(model, optimizer, batch.ids, batch.lengths, batch.labels)
+            train_step(model, optimizer, ids, batch.lengths, labels, dtype, scaler)
             yield batch.num_tokens, batch.ids.numel(), data_seconds
 
 
@@ -266,7 +298,9 @@ class NaiveLSTM(nn.Module):
         return self.head(self.dropout(padded.max(dim=1).values))
 
 
-def naive_steps(config: Config, texts: list[str], targets: list[int], vocab: dict[str, int]) -> Steps:
+def naive_steps(
+    config: Config, texts: list[str], targets: list[int], vocab: dict[str, int], device: torch.device
+) -> Steps:
     """The notebook's pipeline: raw rows, shuffled DataLoader, tokenizing and padding in collate, no caching.
 
     Texts are cut to the same max_length as rnnclf's (the notebook had no limit: that would be slower still).
@@ -284,7 +318,7 @@ def naive_steps(config: Config, texts: list[str], targets: list[int], vocab: dic
     rows = list(zip(texts, targets, strict=True))
     loader = DataLoader(rows, batch_size=config.train.batch_size, shuffle=True, collate_fn=collate_rows)
     model = NaiveLSTM(len(vocab), max(targets) + 1, config.embedding.dim, config.model.hidden_size)
-    model.train()
+    model.to(device).train()  # fp32 on any device, as the notebook
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     while True:
         batches = iter(loader)
@@ -295,7 +329,7 @@ def naive_steps(config: Config, texts: list[str], targets: list[int], vocab: dic
             if batch is None:
                 break
             ids, lengths, labels = batch
-            train_step(model, optimizer, ids, lengths, labels)
+            train_step(model, optimizer, ids.to(device), lengths, labels.to(device))
             yield int(lengths.sum()), ids.numel(), data_seconds
 
 
@@ -334,6 +368,12 @@ def machine_info(plan: Plan) -> dict[str, Any]:
     )
     load = ", ".join(f"{x:.2f}" for x in info["load_average_start"])
     say(f"load average: {load}  (figures on a busy machine are low and noisy)")
+    if plan.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(plan.device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["amp_dtype"] = str(amp_dtype(plan.device, True))
+        say(f"device: {info['gpu']}, CUDA {info['cuda']}, cuDNN {info['cudnn']}, AMP {info['amp_dtype']}")
     if plan.quick:
         say("--quick: tiny sizes; a smoke test, not a measurement")
     return info
@@ -357,7 +397,7 @@ def bench_training(plan: Plan, run_reference: bool, run_naive: bool) -> dict[str
         say(
             f"rnnclf: prepare() {'from the cache' if prepared.cached else 'tokenized'} in {time.perf_counter() - start:.1f}s"
         )
-        pipelines["rnnclf"] = rnnclf_steps(config, prepared)
+        pipelines["rnnclf"] = rnnclf_steps(config, prepared, plan.device)
     if run_naive:
         corpus = load_corpus(config.data, config.train.seed)  # the same training split rnnclf trains on
         index = {label: i for i, label in enumerate(corpus.labels)}
@@ -365,12 +405,15 @@ def bench_training(plan: Plan, run_reference: bool, run_naive: bool) -> dict[str
         vocab = naive_vocabulary(corpus.train.texts, config.tokenizer.max_vocab)
         out["naive_vocab_seconds"] = time.perf_counter() - start
         say(f"naive: vocabulary of {len(vocab):,} built in {out['naive_vocab_seconds']:.1f}s (not in the throughput)")
-        pipelines["naive"] = naive_steps(config, corpus.train.texts, [index[x] for x in corpus.train.labels], vocab)
+        pipelines["naive"] = naive_steps(
+            config, corpus.train.texts, [index[x] for x in corpus.train.labels], vocab, plan.device
+        )
 
     for name, steps in pipelines.items():
         start = time.perf_counter()
         for _ in range(plan.warmup):
             next(steps)
+        synchronize(plan.device)
         say(f"{name}: {plan.warmup} warm-up steps in {time.perf_counter() - start:.1f}s")
 
     totals = {
@@ -387,6 +430,7 @@ def bench_training(plan: Plan, run_reference: bool, run_naive: bool) -> dict[str
                 tokens += real
                 total["positions"] += positions
                 total["data_seconds"] += data_seconds
+            synchronize(plan.device)
             seconds = time.perf_counter() - start
             total["seconds"] += seconds
             total["tokens"] += tokens
@@ -408,22 +452,29 @@ def bench_training(plan: Plan, run_reference: bool, run_naive: bool) -> dict[str
             f"{total['tokens'] / total['steps']:,.0f} tokens/step, padding {figures['padding_share']:.1%} of positions, "
             f"batching/tokenizing {figures['data_share']:.1%} of the time)"
         )
+    if plan.device.type == "cuda":
+        out["gpu_peak_memory_mib"] = torch.cuda.max_memory_allocated(plan.device) / 2**20
+        say(f"GPU memory: peak {out['gpu_peak_memory_mib']:,.0f} MiB allocated by both pipelines")
     if "rnnclf" in out and "naive" in out:
         out["ratio"] = out["rnnclf"]["tokens_per_s"] / out["naive"]["tokens_per_s"]
         say(f"rnnclf / naive: {out['ratio']:.2f}x  (target >= {TARGETS['ratio']:.0f}x)")
     return out
 
 
-def matmul_rate(size: int, repeats: int, trials: int) -> float:
-    """fp32 FLOP/s of torch.mm on size x size matrices, best of `trials`."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
+def matmul_rate(
+    size: int, repeats: int, trials: int, device: torch.device = CPU, dtype: torch.dtype = torch.float32
+) -> float:
+    """FLOP/s of torch.mm on size x size matrices (random, never zeros), best of `trials`."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    out = torch.empty(size, size, device=device, dtype=dtype)
     torch.mm(a, b, out=out)
     best = float("inf")
     for _ in range(trials):
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(repeats):
             torch.mm(a, b, out=out)
+        synchronize(device)
         best = min(best, (time.perf_counter() - start) / repeats)
     return 2 * size**3 / best
 
@@ -436,14 +487,23 @@ def lstm_training_flops_per_token(input_size: int, hidden: int, directions: int)
 def bench_flops(plan: Plan, training: dict[str, Any] | None) -> dict[str, Any]:
     """Section 3: the recurrent layers' achieved FLOP/s against this machine's big-matmul rate."""
     repeats, trials = (3, 3) if plan.quick else (5, 5)
-    peak = matmul_rate(plan.mm_size, repeats, trials)
-    out: dict[str, Any] = {"matmul_size": plan.mm_size, "matmul_flops_per_s": peak}
-    say(f"fp32 torch.mm {plan.mm_size}x{plan.mm_size}: {peak / 1e9:.1f} GFLOP/s (best of {trials})")
+    device = plan.device
+    size = plan.mm_size * (4 if device.type == "cuda" else 1)  # a GPU needs a bigger product to fill it
+    peak = matmul_rate(size, repeats * (10 if device.type == "cuda" else 1), trials, device)
+    out: dict[str, Any] = {"device": str(device), "matmul_size": size, "matmul_flops_per_s": peak}
+    say(f"fp32 torch.mm {size}x{size} on {device}: {peak / 1e9:,.1f} GFLOP/s (best of {trials})")
+    dtype = amp_dtype(device, True)
+    if dtype is not None:  # training runs under autocast: its matrix products run in this dtype
+        peak = matmul_rate(size, repeats * 10, trials, device, dtype)
+        out |= {"amp_dtype": str(dtype), "amp_matmul_flops_per_s": peak}
+        say(f"{dtype} torch.mm {size}x{size}: {peak / 1e9:,.1f} GFLOP/s: the rate the fractions below are of")
     # the recurrent part of an LSTM step: (batch 64 x hidden 128) @ (128 x 4 * 128) -- small, hard to run fast
-    a, b = torch.randn(64, 128), torch.randn(128, 512)
+    a, b = torch.randn(64, 128, device=device), torch.randn(128, 512, device=device)
+    synchronize(device)
     start, calls = time.perf_counter(), 2000 if not plan.quick else 200
     for _ in range(calls):
         torch.mm(a, b)
+    synchronize(device)
     small = 2 * 64 * 128 * 512 * calls / (time.perf_counter() - start)
     out["small_matmul_flops_per_s"] = small
     say(f"fp32 torch.mm 64x128 @ 128x512 (one LSTM time step's recurrent product): {small / 1e9:.1f} GFLOP/s")
@@ -454,10 +514,12 @@ def bench_flops(plan: Plan, training: dict[str, Any] | None) -> dict[str, Any]:
             if name not in training:
                 continue
             rate = training[name]["tokens_per_s"] * per_token
-            out[name] = {"flops_per_token": per_token, "flops_per_s": rate, "fraction_of_matmul": rate / peak}
+            # rnnclf trains under AMP on CUDA, the naive pipeline in fp32: each against its own dtype's rate
+            limit = peak if name == "rnnclf" else out["matmul_flops_per_s"]
+            out[name] = {"flops_per_token": per_token, "flops_per_s": rate, "fraction_of_matmul": rate / limit}
             say(
                 f"{name}: recurrent layers {rate / 1e9:.2f} GFLOP/s on real tokens "
-                f"({per_token / 1e6:.2f} MFLOP per token per training step) = {rate / peak:.1%} of the torch.mm rate"
+                f"({per_token / 1e6:.2f} MFLOP per token per training step) = {rate / limit:.1%} of the torch.mm rate"
             )
     else:
         say("(no reference throughput measured: --skip reference; only the matmul rate)")
@@ -487,7 +549,7 @@ def quickstart_run(path: Path, folder: Path, quick: bool) -> Path:
 def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
     """Section 4: batched throughput and single-text latency of Predictor."""
     run_path = quickstart_run(run_path, folder, plan.quick)
-    predictor = Predictor.load(run_path, device="cpu")
+    predictor = Predictor.load(run_path, device=plan.device.type)
     texts = read_split(fetch("r8")["test"]).texts[: plan.predict_texts]
     lengths = encode(predictor.tokenizer, texts).lengths
     tokens = int(lengths.sum())
@@ -503,6 +565,7 @@ def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
         best = min(best, time.perf_counter() - start)
     out: dict[str, Any] = {
         "run": str(run_path),
+        "device": str(plan.device),
         "model": f"{predictor.run.config.model.encoder}, hidden {predictor.run.config.model.hidden_size}, "
         f"embedding {predictor.run.config.embedding.dim}",
         "texts": len(texts),
@@ -870,6 +933,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=available_cores(), help="torch CPU threads (default: cores available)"
     )
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where to train and predict")
     parser.add_argument("--steps", type=int, help="timed training steps per pipeline (default 60; quick 4)")
     parser.add_argument("--latency-calls", type=int, help="predict([text]) calls (default 200; quick 10)")
     parser.add_argument("--docs", type=int, help="short documents to tokenize (default 100,000; quick 2,000)")

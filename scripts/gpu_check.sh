@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The CUDA path in one call on a GPU machine: device choice, AMP, training / prediction speed, resume.
+#   bash scripts/gpu_check.sh OUT_DIR RUN
+# RUN is a trained quickstart run (for the predict figures). Needs RNNCLF_CACHE with r8 and 20ng already
+# fetched (such machines may have no internet) and rnnclf importable (pip install -e ., or PYTHONPATH=src).
+# Every step runs even if one before it failed; the logs go to OUT_DIR.
+set -u
+out=${1:?usage: gpu_check.sh OUT_DIR RUN}
+run=${2:?usage: gpu_check.sh OUT_DIR RUN}
+python=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+mkdir -p "$out"
+work=$(mktemp -d)
+
+step() {  # step NAME COMMAND...: run it, log to OUT_DIR/NAME.log, say how it went and how long it took
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name: $*"
+  "$@" >"$out/$name.log" 2>&1
+  local code=$?
+  tail -n 25 "$out/$name.log"
+  echo "== $name: exit $code in $((SECONDS - start)) s"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$python" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), 'bf16', torch.cuda.is_bf16_supported())"
+
+# train.device: auto must pick the GPU and train under bf16 autocast (R8; a learned embedding: no GloVe there)
+step train "$python" -m rnnclf train --config configs/r8.yaml --set embedding.pretrained=null \
+  --set train.epochs=4 --run-dir "$work/r8"
+step eval "$python" -m rnnclf eval "$work/r8" --format json
+step predict "$python" -m rnnclf predict "$work/r8" "crude oil prices rose sharply" "the bank raised its interest rate" --top-k 2
+# the same run on the CPU for comparison of the figures (4 epochs, all host cores)
+step train_cpu "$python" -m rnnclf train --config configs/r8.yaml --set embedding.pretrained=null \
+  --set train.epochs=4 --set train.device=cpu --run-dir "$work/r8_cpu"
+
+# the benchmark's GPU sections: training (rnnclf vs the notebook's pipeline), FLOP rates, prediction
+step bench "$python" scripts/bench.py --device cuda --skip tokenize prepare memory scale --run "$run" \
+  --out "$out/bench_cuda.json"
+
+# kill-and-resume exactness, the resume tests, with device auto = CUDA here
+step resume_tests timeout 240 "$python" -m pytest -x -q tests/test_resume.py tests/test_train.py -p no:cacheprovider
+rm -rf "$work"
