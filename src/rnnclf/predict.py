@@ -23,7 +23,7 @@ from rnnclf.train import amp_dtype, choose_device, evaluate, predict_logits
 class Predictor:
     """A trained classifier, ready for texts. Needs nothing but the run directory."""
 
-    def __init__(self, run: Run, device: str = "auto", batch_size: int = 128) -> None:
+    def __init__(self, run: Run, device: str = "auto", batch_size: int = 64) -> None:
         self.run = run
         self.labels = run.labels
         self.tokenizer = run.tokenizer
