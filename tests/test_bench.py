@@ -13,12 +13,14 @@ def test_bench_quick(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--threads", "1", "--out", str(out)]
     # a run directory that does not exist: the predict section trains its own tiny R8 model
     command += ["--run", str(tmp_path / "no-run")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
     for section in ("machine", "training", "flops", "predict", "tokenize", "prepare", "memory", "scale"):
         assert section in results and "error" not in results[section], section
     assert results["training"]["ratio"] > 0 and results["flops"]["rnnclf"]["fraction_of_matmul"] > 0
     assert [row["docs"] for row in results["scale"]["sizes"]] == [2_000, 5_000]
+    for row in results["scale"]["sizes"]:  # the second process trains from the first one's token cache
+        assert row["second_prepare_from_cache"] and row["prepare_peak_mib"] > 0 and row["train_peak_mib"] > 0
     assert results["memory"]["peak_mib"] > results["memory"]["import_baseline_mib"] > 0
     assert results["summary"] and "summary" in done.stdout
