@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader
 
 import rnnclf
 from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.config import Config, TokenizerConfig
+from rnnclf.config import Config, TokenizerConfig, load_config
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import read_split
@@ -280,15 +280,17 @@ def naive_vocabulary(texts: list[str], max_size: int) -> dict[str, int]:
     return {word: index for index, word in enumerate(words)}
 
 
-class NaiveLSTM(nn.Module):
-    """Embedding -> packed bidirectional nn.LSTM -> max over time -> linear; the same sizes as the reference."""
+class NaiveRNN(nn.Module):
+    """Embedding -> packed nn.LSTM / nn.GRU -> max over time -> linear; the sizes of the workload's config."""
 
-    def __init__(self, vocab_size: int, num_classes: int, dim: int, hidden: int) -> None:
+    def __init__(self, vocab_size: int, num_classes: int, config: Config) -> None:
         super().__init__()
+        dim, hidden, directions = config.embedding.dim, config.model.hidden_size, 1 + config.model.bidirectional
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
-        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        recurrent = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[config.model.encoder]
+        self.lstm = recurrent(dim, hidden, batch_first=True, bidirectional=directions == 2)
         self.dropout = nn.Dropout(0.2)
-        self.head = nn.Linear(2 * hidden, num_classes)
+        self.head = nn.Linear(directions * hidden, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
@@ -316,7 +318,7 @@ def naive_steps(
     torch.manual_seed(config.train.seed)
     rows = list(zip(texts, targets, strict=True))
     loader = DataLoader(rows, batch_size=config.train.batch_size, shuffle=True, collate_fn=collate_rows)
-    model = NaiveLSTM(len(vocab), max(targets) + 1, config.embedding.dim, config.model.hidden_size)
+    model = NaiveRNN(len(vocab), max(targets) + 1, config)
     model.to(device).train()  # fp32 on any device, as the notebook
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     while True:
@@ -378,14 +380,35 @@ def machine_info(plan: Plan) -> dict[str, Any]:
     return info
 
 
-def bench_training(plan: Plan, run_reference: bool, run_naive: bool) -> dict[str, Any]:
-    """Sections 1 and 2: the same workload through rnnclf's pipeline and the notebook's, steps alternating."""
-    config = reference_config(plan.dataset, plan.max_length)
+def quickstart_config(plan: Plan) -> Config:
+    """configs/quickstart.yaml (R8, bidirectional GRU 128, batch 32) with a learned embedding: GloVe only sets
+    the starting values, not the speed."""
+    config = load_config(ROOT / "configs" / "quickstart.yaml", ["embedding.pretrained=null"])
+    return config.model_copy(update={"data": config.data.model_copy(update={"max_length": plan.max_length})})
+
+
+def describe(config: Config) -> str:
+    m = config.model
+    return (
+        f"{config.data.dataset}, {config.tokenizer.kind} tokens, max_length {config.data.max_length}, embedding "
+        f"{config.embedding.dim}, {m.num_layers}-layer {'bidirectional ' if m.bidirectional else ''}"
+        f"{m.encoder.upper()} {m.hidden_size}, {m.pooling} pooling, batch {config.train.batch_size}, "
+        f"{config.train.optimizer}; throughput = non-pad tokens / s of batching + forward + backward + optimizer step"
+    )
+
+
+def bench_training(plan: Plan, run_reference: bool, run_naive: bool, config: Config | None = None) -> dict[str, Any]:
+    """Sections 1 and 2: the same workload through rnnclf's pipeline and the notebook's, steps alternating.
+
+    The reference workload by default; the quickstart's with `config`."""
+    config = config or reference_config(plan.dataset, plan.max_length)
     pipelines: dict[str, Steps] = {}
     out: dict[str, Any] = {
-        "workload": f"{plan.dataset}, word tokens, max_length {plan.max_length}, embedding 100, 1-layer bidirectional "
-        "LSTM 128, max pooling, batch 64, AdamW, grad clip 1.0; throughput = non-pad tokens / s of batching + "
-        "forward + backward + optimizer step",
+        "workload": describe(config),
+        "encoder": config.model.encoder,
+        "embedding_dim": config.embedding.dim,
+        "hidden_size": config.model.hidden_size,
+        "directions": 1 + config.model.bidirectional,
         "steps": plan.steps,
         "warmup_steps": plan.warmup,
         "rounds": plan.rounds,
@@ -478,12 +501,15 @@ def matmul_rate(
     return 2 * size**3 / best
 
 
-def lstm_training_flops_per_token(input_size: int, hidden: int, directions: int) -> float:
-    """Forward: 2 * 4 gates * hidden * (input + hidden) per token and direction; backward ~2x: x3 for a step."""
-    return 3 * directions * 2 * 4 * hidden * (input_size + hidden)
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
-def bench_flops(plan: Plan, training: dict[str, Any] | None) -> dict[str, Any]:
+def training_flops_per_token(encoder: str, input_size: int, hidden: int, directions: int) -> float:
+    """Forward: 2 * gates * hidden * (input + hidden) per token and direction; backward ~2x: x3 for a step."""
+    return 3 * directions * 2 * GATES[encoder] * hidden * (input_size + hidden)
+
+
+def bench_flops(plan: Plan, workloads: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
     """Section 3: the recurrent layers' achieved FLOP/s against this machine's big-matmul rate."""
     repeats, trials = (3, 3) if plan.quick else (5, 5)
     device = plan.device
@@ -506,22 +532,27 @@ def bench_flops(plan: Plan, training: dict[str, Any] | None) -> dict[str, Any]:
     small = 2 * 64 * 128 * 512 * calls / (time.perf_counter() - start)
     out["small_matmul_flops_per_s"] = small
     say(f"fp32 torch.mm 64x128 @ 128x512 (one LSTM time step's recurrent product): {small / 1e9:.1f} GFLOP/s")
-    if training and "rnnclf" in training:
-        config = reference_config()
-        per_token = lstm_training_flops_per_token(config.embedding.dim, config.model.hidden_size, 2)
+    if not any(workload and "rnnclf" in workload for workload in workloads.values()):
+        say("(no training throughput measured: --skip reference; only the matmul rate)")
+    for workload_name, training in workloads.items():
+        if not training or "rnnclf" not in training:
+            continue
+        per_token = training_flops_per_token(
+            training["encoder"], training["embedding_dim"], training["hidden_size"], training["directions"]
+        )
+        # the reference workload's figures at the top level, the quickstart's under "quickstart"
+        figures = out if workload_name == "reference" else out.setdefault(workload_name, {})
         for name in ("rnnclf", "naive"):
             if name not in training:
                 continue
             rate = training[name]["tokens_per_s"] * per_token
             # rnnclf trains under AMP on CUDA, the naive pipeline in fp32: each against its own dtype's rate
             limit = peak if name == "rnnclf" else out["matmul_flops_per_s"]
-            out[name] = {"flops_per_token": per_token, "flops_per_s": rate, "fraction_of_matmul": rate / limit}
+            figures[name] = {"flops_per_token": per_token, "flops_per_s": rate, "fraction_of_matmul": rate / limit}
             say(
-                f"{name}: recurrent layers {rate / 1e9:.2f} GFLOP/s on real tokens "
+                f"{workload_name}, {name}: recurrent layers {rate / 1e9:.2f} GFLOP/s on real tokens "
                 f"({per_token / 1e6:.2f} MFLOP per token per training step) = {rate / limit:.1%} of the torch.mm rate"
             )
-    else:
-        say("(no reference throughput measured: --skip reference; only the matmul rate)")
     return out
 
 
@@ -858,23 +889,27 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     def add(figure: str, value: str, target: str = "", versus: str = "") -> None:
         rows.append((figure, value, target, versus))
 
-    training = measured.get("training", {})
-    for name in ("rnnclf", "naive"):
-        if name in training:
-            add(f"training tokens/s, {name}", num(training[name]["tokens_per_s"]))
-    if "ratio" in training:
-        add(
-            "rnnclf / naive",
-            f"{training['ratio']:.2f}x",
-            f">= {TARGETS['ratio']:.0f}x",
-            f"{training['ratio'] / TARGETS['ratio']:.2f}",
-        )
+    for section, label in (("training", "reference"), ("training_quickstart", "quickstart")):
+        training = measured.get(section, {})
+        for name in ("rnnclf", "naive"):
+            if name in training:
+                add(f"{label}: training tokens/s, {name}", num(training[name]["tokens_per_s"]))
+        if "ratio" in training:
+            add(
+                f"{label}: rnnclf / naive",
+                f"{training['ratio']:.2f}x",
+                f">= {TARGETS['ratio']:.0f}x" if label == "reference" else "",
+                f"{training['ratio'] / TARGETS['ratio']:.2f}" if label == "reference" else "",
+            )
     flops = measured.get("flops", {})
     if "matmul_flops_per_s" in flops:
-        add(f"fp32 torch.mm {flops['matmul_size']}", f"{flops['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s")
-    if "rnnclf" in flops:
-        add("LSTM training FLOP/s, rnnclf", f"{flops['rnnclf']['flops_per_s'] / 1e9:.2f} GFLOP/s")
-        add("  as a fraction of torch.mm", f"{flops['rnnclf']['fraction_of_matmul']:.1%}")
+        add(f"fp32 torch.mm {flops['matmul_size']}", f"{flops['matmul_flops_per_s'] / 1e9:,.1f} GFLOP/s")
+    if "amp_matmul_flops_per_s" in flops:
+        add(f"{flops['amp_dtype']} torch.mm", f"{flops['amp_matmul_flops_per_s'] / 1e9:,.1f} GFLOP/s")
+    for label, figures in (("reference (LSTM)", flops), ("quickstart (GRU)", flops.get("quickstart", {}))):
+        if "rnnclf" in figures:
+            add(f"{label}: recurrent FLOP/s, rnnclf", f"{figures['rnnclf']['flops_per_s'] / 1e9:,.2f} GFLOP/s")
+            add("  as a fraction of torch.mm", f"{figures['rnnclf']['fraction_of_matmul']:.1%}")
     predict = measured.get("predict", {})
     if predict:
         target = TARGETS["predict_texts_per_s"]
@@ -982,8 +1017,17 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(temp)
         if not {"reference", "naive"} <= skip:
             section("training", bench_training, plan, "reference" not in skip, "naive" not in skip)
+            section(
+                "training_quickstart",
+                bench_training,
+                plan,
+                "reference" not in skip,
+                "naive" not in skip,
+                quickstart_config(plan),
+            )
         if "flops" not in skip:
-            section("flops", bench_flops, plan, results.get("training"))
+            workloads = {"reference": results.get("training"), "quickstart": results.get("training_quickstart")}
+            section("flops", bench_flops, plan, workloads)
         for name, function, extra in [
             ("predict", bench_predict, (args.run, folder)),
             ("tokenize", bench_tokenize, ()),
