@@ -125,6 +125,10 @@ class OutputConfig(Section):
     run_dir: Path | None = Field(
         None, description="run directory, relative to the current folder; null = runs/<config file name>"
     )
+    tensorboard: bool = Field(
+        False,
+        description="log loss, validation scores, learning rate and tokens/s to RUN/tensorboard/ (needs rnnclf[tensorboard])",
+    )
 
 
 class Config(Section):
@@ -237,7 +241,8 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:
     _resolve_paths(raw, path.resolve().parent)
     config = parse_config(raw, path)
     if config.output.run_dir is None:
-        config = config.model_copy(update={"output": OutputConfig(run_dir=Path("runs") / path.stem)})
+        output = config.output.model_copy(update={"run_dir": Path("runs") / path.stem})
+        config = config.model_copy(update={"output": output})
     return config
 
 

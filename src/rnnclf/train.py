@@ -32,6 +32,7 @@ from rnnclf.embeddings import load_pretrained
 from rnnclf.errors import RnnclfError
 from rnnclf.metrics import classification_report
 from rnnclf.model import RNNClassifier, count_parameters
+from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
 from rnnclf.run import (
     CONFIG,
     ENV,
@@ -253,6 +254,8 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
 
 def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: Log) -> dict[str, Any]:
     tc = config.train
+    if config.output.tensorboard:
+        require_tensorboard()  # before any work: a missing package is a mistake in the config
     threads = tc.num_threads or available_cores()
     torch.set_num_threads(threads)
     device = choose_device(tc.device)
@@ -331,7 +334,9 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
     def save(p: Progress) -> None:
         save_state(run_dir / STATE, training_state(model, optimizer, scheduler, scaler, p))
 
-    with stop_on_signals() as stop:
+    plotting = True  # until matplotlib turns out to be missing (said once)
+    resumed_at = progress.step if previous else None
+    with stop_on_signals() as stop, tensorboard(config.output.tensorboard, run_dir, resumed_at) as board:
         while progress.epoch <= tc.epochs:
             epoch = progress.epoch
             model.train()
@@ -380,6 +385,8 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 progress.seen += len(targets)
                 progress.tokens += batch.num_tokens
                 session_tokens += batch.num_tokens
+                if board is not None:
+                    log_step(board, progress.step, loss.item(), optimizer.param_groups[0]["lr"])
                 bar.set_postfix(
                     loss=f"{progress.total_loss / progress.seen:.4f}",
                     acc=f"{progress.correct / progress.seen:.3f}",
@@ -424,6 +431,10 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 "epoch_seconds": epoch_seconds,
             }
             append_line(run_dir / METRICS_LOG, record)
+            if board is not None:
+                log_epoch(board, record)
+            if plotting:
+                plotting = save_curves(run_dir, tc.metric, log)
             log(
                 f"epoch {epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
                 f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} macro F1 {valid['macro_f1']:.4f}  "

@@ -1,0 +1,174 @@
+"""Pictures of a run: curves.png after each epoch, the confusion matrix after eval, TensorBoard scalars.
+
+matplotlib and tensorboard are optional extras, imported only here and only when used. Figures are
+drawn on matplotlib's Agg canvas through the object API (no pyplot), so no global backend is changed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnclf.errors import RnnclfError
+from rnnclf.run import METRICS_LOG, write_atomic
+
+CURVES = "curves.png"
+TENSORBOARD = "tensorboard"
+INSTALL_PLOTS = "pip install 'rnnclf[plots]'"
+
+Log = Callable[[str], None]
+
+
+def plotting_available(name: str, log: Log) -> bool:
+    """True when matplotlib imports; otherwise log one line naming the skipped PNG and the install command."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log(f"{name}: skipped, matplotlib is not installed (install it with: {INSTALL_PLOTS})")
+        return False
+    return True
+
+
+def curves_figure(records: list[dict[str, Any]], metric: str, title: str) -> Any:
+    """Loss (train and valid) and the validation scores per epoch; the best epoch by `metric` is marked."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in records]
+    scores = [r[f"valid_{metric}"] for r in records]
+    best = epochs[int(np.argmin(scores) if metric == "loss" else np.argmax(scores))]
+    style = "o-" if len(epochs) <= 30 else "-"  # markers show single epochs until they crowd
+
+    figure = Figure(figsize=(10, 4), dpi=110, layout="constrained")
+    loss_axes, score_axes = figure.subplots(1, 2)
+    loss_axes.plot(epochs, [r["train_loss"] for r in records], style, label="train")
+    loss_axes.plot(epochs, [r["valid_loss"] for r in records], style, label="valid")
+    loss_axes.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+    score_axes.plot(epochs, [r["valid_accuracy"] for r in records], style, label="valid accuracy")
+    score_axes.plot(epochs, [r["valid_macro_f1"] for r in records], style, label="valid macro F1")
+    score_axes.set(title="validation", xlabel="epoch", ylabel="score")
+    for axes in (loss_axes, score_axes):
+        axes.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best}, by valid {metric})")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)  # whole epochs, even with a single point
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    figure.suptitle(title)
+    return figure
+
+
+def confusion_figure(report: dict[str, Any], title: str) -> Any:
+    """The row-normalised confusion matrix (each true class sums to 1), label names on both axes."""
+    from matplotlib.figure import Figure
+
+    labels = report["labels"]
+    counts = np.asarray(report["confusion_matrix"], dtype=float)
+    support = counts.sum(axis=1)
+    shares = np.divide(counts, support[:, None], out=np.zeros_like(counts), where=support[:, None] > 0)
+    n = len(labels)
+    side = min(4 + 0.3 * n, 18)  # inches: a 2-class matrix stays small, 50 classes stay readable
+    font = 10 if n <= 12 else 8.5 if n <= 25 else 7.5
+    names = [label if len(label) <= 24 else label[:23] + "…" for label in labels]
+    # labels level when they fit under their columns (about 10 characters an inch at font 10)
+    rotation = 0 if max(map(len, names)) * font / 100 <= 0.7 * side / n else 45 if n <= 12 else 90
+
+    figure = Figure(figsize=(side + 1.5, side), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(n), names, rotation=rotation, ha="right" if rotation == 45 else "center")
+    axes.set_yticks(range(n), [f"{name} ({int(s):,})" for name, s in zip(names, support, strict=True)])
+    axes.tick_params(labelsize=font)
+    axes.set_xlabel("predicted label")
+    axes.set_ylabel("true label (number of texts)")
+    if n <= 20:  # beyond that the numbers no longer fit their cells; the colours still read
+        for i in range(n):
+            for j in range(n):
+                if counts[i, j] or n <= 10:
+                    color = "white" if shares[i, j] > 0.5 else "black"
+                    axes.text(j, i, f"{shares[i, j]:.2f}", ha="center", va="center", fontsize=font - 1, color=color)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true label's texts")
+    axes.set_title(
+        f"{title}\naccuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}, "
+        f"{report['support']:,} texts (rows sum to 1)",
+        fontsize=10,
+    )
+    return figure
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Render to PNG in memory, then write atomically: a reader never sees half an image."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(path, buffer.getvalue())
+
+
+def save_curves(run_dir: Path, metric: str, log: Log) -> bool:
+    """Redraw RUN/curves.png from metrics.jsonl. False (after one log line) when matplotlib is missing."""
+    if not plotting_available(CURVES, log):
+        return False
+    lines = (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    if records:
+        title = f"{run_dir.resolve().name}: loss and validation scores per epoch"
+        save_figure(curves_figure(records, metric, title), run_dir / CURVES)
+    return True
+
+
+def save_confusion(report: dict[str, Any], path: Path, title: str, log: Log) -> bool:
+    """Write the confusion matrix of an eval report as a PNG. False (after one log line) when matplotlib is missing."""
+    if not plotting_available(path.name, log):
+        return False
+    save_figure(confusion_figure(report, title), path)
+    return True
+
+
+@contextmanager
+def tensorboard(enabled: bool, run_dir: Path, resume_step: int | None) -> Iterator[Any]:
+    """A SummaryWriter on RUN/tensorboard/ (or None when not enabled), closed at the end.
+
+    On resume, events past the saved step are purged, so the steps trained again are not logged twice.
+    """
+    if not enabled:
+        yield None
+        return
+    writer_class = require_tensorboard()
+    writer = writer_class(str(run_dir / TENSORBOARD), purge_step=None if resume_step is None else resume_step + 1)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def require_tensorboard() -> type:
+    """torch's SummaryWriter; a config that asks for TensorBoard without the package fails in one line."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RnnclfError(
+            "output.tensorboard is true but the tensorboard package is not installed; "
+            "install it with: pip install 'rnnclf[tensorboard]' (or set output.tensorboard: false)"
+        ) from None
+    return SummaryWriter
+
+
+def log_step(writer: Any, step: int, loss: float, lr: float) -> None:
+    writer.add_scalar("train/loss", loss, step)
+    writer.add_scalar("train/lr", lr, step)
+
+
+def log_epoch(writer: Any, record: dict[str, Any]) -> None:
+    """An epoch's line of metrics.jsonl, at the epoch's last step."""
+    step = record["step"]
+    writer.add_scalar("train/epoch_loss", record["train_loss"], step)
+    writer.add_scalar("train/epoch_accuracy", record["train_accuracy"], step)
+    writer.add_scalar("valid/loss", record["valid_loss"], step)
+    writer.add_scalar("valid/accuracy", record["valid_accuracy"], step)
+    writer.add_scalar("valid/macro_f1", record["valid_macro_f1"], step)
+    writer.add_scalar("speed/tokens_per_s", record["tokens_per_s"], step)
+    writer.flush()  # an epoch's scalars are on disk even if the run is killed next
