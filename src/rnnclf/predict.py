@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from rnnclf.data.corpus import check_labels, load_corpus
 from rnnclf.data.readers import FORMATS, Split, read_split
 from rnnclf.errors import RnnclfError
 from rnnclf.model import RNNClassifier
+from rnnclf.plots import save_confusion
 from rnnclf.run import Run, load_run, write_json
 from rnnclf.text import encode
 from rnnclf.train import amp_dtype, choose_device, evaluate, predict_logits
@@ -45,9 +46,7 @@ class Predictor:
         return cls(load_run(path), device)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        for position, text in enumerate(texts, start=1):
-            if not isinstance(text, str) or not text.strip():
-                raise RnnclfError(f"text {position}: empty text; nothing to classify")
+        check_texts(texts)
         # the tokenizer truncates to the run's max_length, so a huge text costs no more than a long one
         return predict_logits(self.model, encode(self.tokenizer, texts), self.device, self.batch_size, self.dtype)
 
@@ -56,10 +55,20 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
         """For each text, the top_k (label, probability) pairs, most likely first."""
-        probabilities = self.predict_proba(texts)
-        k = max(1, min(top_k, len(self.labels)))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        return [[(self.labels[j], float(row[j])) for j in best] for row, best in zip(probabilities, order, strict=True)]
+        return top_labels(self.predict_proba(texts), self.labels, top_k)
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    for position, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise RnnclfError(f"text {position}: empty text; nothing to classify")
+
+
+def top_labels(probabilities: np.ndarray, labels: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    """For each row of probabilities, the top_k (label, probability) pairs, most likely first."""
+    k = max(1, min(top_k, len(labels)))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [[(labels[j], float(row[j])) for j in best] for row, best in zip(probabilities, order, strict=True)]
 
 
 def read_inputs(path: str, text_field: str = "text") -> list[str]:
@@ -106,9 +115,16 @@ def format_predictions(texts: Sequence[str], predictions: Iterable[list[tuple[st
 
 
 def evaluate_run(
-    path: Path | str, data: Path | None = None, split: str | None = None, device: str = "auto"
+    path: Path | str,
+    data: Path | None = None,
+    split: str | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Metrics of a run on a labelled file, or on its own valid / test split. Written to RUN/eval/<name>.json."""
+    """Metrics of a run on a labelled file, or on its own valid / test split.
+
+    Written to RUN/eval/<name>.json, and the confusion matrix to RUN/eval/<name>_confusion.png.
+    """
     predictor = Predictor.load(path, device)
     config = predictor.run.config
     if data is not None:
@@ -125,6 +141,9 @@ def evaluate_run(
     evaluation = evaluate_split(predictor, labelled)
     evaluation["data"] = labelled.source
     write_json(Path(path) / "eval" / f"{name}.json", evaluation)
+    save_confusion(
+        evaluation, Path(path) / "eval" / f"{name}_confusion.png", f"{Path(path).resolve().name} on {name}", log
+    )
     return evaluation
 
 

@@ -1,0 +1,252 @@
+"""A run's predictions over HTTP: a FastAPI app around one Predictor, served by uvicorn (extra rnnclf[serve]).
+
+POST /predict  {"text": "..."} or {"texts": ["...", ...]}, optional "top_k"  ->  {"predictions": [...]}
+GET  /info     labels, a model summary, the run, the rnnclf version and the limits
+GET  /health   {"status": "ok"}
+GET  /docs     the OpenAPI documentation (FastAPI's), schema at /openapi.json
+
+Limits answer 413 with {"detail": "..."}: more than max_texts texts, or a body over max_body_bytes (checked
+against Content-Length and against the bytes actually received). A long text is no error: the tokenizer
+truncates it to the run's max_length.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from rnnclf import __version__
+from rnnclf.errors import RnnclfError
+from rnnclf.predict import Predictor
+
+try:
+    import uvicorn
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import JSONResponse
+except ImportError:
+    raise RnnclfError("rnnclf serve needs FastAPI and uvicorn: pip install 'rnnclf[serve]'") from None
+
+MAX_TEXTS = 256
+MAX_BODY_BYTES = 1_000_000
+
+
+class PredictRequest(BaseModel):
+    """One text, or a list of texts classified in one batch."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "oil prices rose sharply", "top_k": 3}, {"texts": ["first text", "second text"]}]
+        },
+    )
+
+    text: str | None = Field(None, description="One text to classify. Give `text` or `texts`, not both.")
+    texts: list[str] | None = Field(None, min_length=1, description="Several texts; answered in the same order.")
+    top_k: int = Field(1, ge=1, description="Labels per text, most likely first; capped at the number of labels.")
+
+    @model_validator(mode="after")
+    def _text_or_texts(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise PydanticCustomError(
+                "text_or_texts", "give exactly one of 'text' (a string) or 'texts' (a list of strings)"
+            )
+        return self
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="The most likely label.")
+    probability: float = Field(description="Its probability (softmax over all labels).")
+    top: list[LabelProbability] = Field(description="The top_k labels with their probabilities, most likely first.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction] = Field(description="One per text, in request order; a list even for one text.")
+
+
+class ModelSummary(BaseModel):
+    encoder: str
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    pooling: str
+    tokenizer: str
+    max_length: int | None = Field(description="Texts are truncated to this many tokens; null = no limit.")
+    embedding_dim: int
+
+
+class Limits(BaseModel):
+    max_texts: int = Field(description="Most texts in one request; more answer 413.")
+    max_body_bytes: int = Field(description="Largest request body; larger answers 413.")
+
+
+class Info(BaseModel):
+    run: str = Field(description="The run directory being served.")
+    labels: list[str] = Field(description="Label names in index order.")
+    num_labels: int
+    model: ModelSummary
+    device: str
+    version: str = Field(description="rnnclf version.")
+    limits: Limits
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+class LimitBodySize:
+    """ASGI middleware: 413 for a body over `limit` bytes, by its Content-Length or by the bytes that arrive."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = f"request body too large: the limit is {self.limit:,} bytes (rnnclf serve --max-body-bytes)"
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await JSONResponse({"detail": too_large}, 413)(scope, receive, send)
+        received = 0
+
+        async def receive_within_limit() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # a chunked body has no Content-Length; FastAPI answers this exception
+                raise HTTPException(413, too_large)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def create_app(
+    predictor: Predictor | Path | str, max_texts: int = MAX_TEXTS, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    """The FastAPI app serving `predictor`, or the run directory at that path (loaded with device auto)."""
+    if not isinstance(predictor, Predictor):
+        predictor = Predictor.load(predictor)
+    config = predictor.run.config
+    info = Info(
+        run=str(predictor.run.path.resolve()),
+        labels=predictor.labels,
+        num_labels=len(predictor.labels),
+        model=ModelSummary(
+            encoder=config.model.encoder,
+            hidden_size=config.model.hidden_size,
+            num_layers=config.model.num_layers,
+            bidirectional=config.model.bidirectional,
+            pooling=config.model.pooling,
+            tokenizer=config.tokenizer.kind,
+            max_length=config.data.max_length,
+            embedding_dim=config.embedding.dim,
+        ),
+        device=str(predictor.device),
+        version=__version__,
+        limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
+    )
+    app = FastAPI(
+        title="rnnclf",
+        version=__version__,
+        summary=f"Text classification with the run {predictor.run.path.name} ({len(predictor.labels)} labels).",
+    )
+    app.add_middleware(LimitBodySize, limit=max_body_bytes)
+
+    @app.post(
+        "/predict",
+        responses={413: {"model": ErrorMessage, "description": f"More than {max_texts} texts, or a body too large."}},
+    )
+    def predict(request: PredictRequest) -> PredictResponse:
+        """The top_k labels of each text with their probabilities. Empty texts answer 422."""
+        texts = [request.text] if request.text is not None else request.texts
+        if len(texts) > max_texts:
+            raise HTTPException(
+                413, f"too many texts: {len(texts)} in one request, the limit is {max_texts} (rnnclf serve --max-texts)"
+            )
+        try:  # a sync endpoint runs in FastAPI's thread pool; torch releases the GIL, so requests run in parallel
+            predictions = predictor.predict(texts, request.top_k)
+        except RnnclfError as exc:  # "text N: empty text; nothing to classify"
+            raise HTTPException(422, str(exc)) from None
+        return PredictResponse(
+            predictions=[
+                Prediction(
+                    label=top[0][0],
+                    probability=top[0][1],
+                    top=[LabelProbability(label=label, probability=p) for label, p in top],
+                )
+                for top in predictions
+            ]
+        )
+
+    @app.get("/info")
+    def get_info() -> Info:
+        """The labels, a summary of the model, the run directory, the rnnclf version and the request limits."""
+        return info
+
+    @app.get("/health")
+    def health() -> Health:
+        """Answers while the server is up."""
+        return Health(status="ok")
+
+    return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, so that a port in use or a bad host is one clear error before serving."""
+    sock = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only then (without it keep-alive answers wait 40 ms)
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:  # socket.gaierror (unknown host) is an OSError too
+        if sock is not None:
+            sock.close()
+        raise RnnclfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(
+    run: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "auto",
+    max_texts: int = MAX_TEXTS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    threads: int = 1,
+    access_log: bool = False,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Load the run once and serve it until Ctrl-C (or SIGTERM).
+
+    `threads` is torch's CPU threads per prediction: 1 serves single texts fastest (a small RNN step gains
+    nothing from more), and concurrent requests still use every core, each in its own thread.
+    """
+    torch.set_num_threads(threads)
+    predictor = Predictor.load(run, device)
+    app = create_app(predictor, max_texts, max_body_bytes)
+    sock = listen(host, port)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{sock.getsockname()[1]}"
+    log(
+        f"serving {run} ({len(predictor.labels)} labels, {predictor.device}, {threads} CPU thread(s) per request) at {url}; "
+        f"API docs at {url}/docs; Ctrl-C stops"
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log))
+    server.run(sockets=[sock])

@@ -1,0 +1,276 @@
+"""`rnnclf serve` end to end: the real server in a subprocess on 127.0.0.1, talked to over HTTP with httpx."""
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import order_task, write_csv
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_TEXTS, MAX_BODY_BYTES = 5, 4000
+
+
+def rnnclf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rnnclf", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@contextmanager
+def running_server(run: Path, log: Path, *args: str, timeout: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`rnnclf serve RUN --port 0`: yields the URL from its start line (once /health answers) and the process."""
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "rnnclf", "serve", str(run), "--port", "0", "--device", "cpu", *args]
+        server = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert server.poll() is None, f"the server stopped: {log.read_text()}"
+            assert time.monotonic() < deadline, f"no answer from the server within {timeout}s: {log.read_text()}"
+            found = re.search(r" at (http://127\.0\.0\.1:\d+); API docs at \1/docs", log.read_text())
+            if found:
+                try:
+                    if httpx.get(f"{found.group(1)}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        yield found.group(1), server
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    write_csv(folder / "train.csv", order_task(600, seed=5))
+    (folder / "config.yaml").write_text(
+        "data: {train: train.csv}\n"
+        "embedding: {dim: 16}\n"
+        "model: {encoder: gru, hidden_size: 24}\n"
+        "train: {epochs: 3, batch_size: 32, lr: 0.01, seed: 1}\n"
+    )
+    result = rnnclf("train", "--config", "config.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "runs" / "config"
+
+
+@pytest.fixture(scope="module")
+def server(trained) -> Iterator[str]:
+    limits = ["--max-texts", str(MAX_TEXTS), "--max-body-bytes", str(MAX_BODY_BYTES)]
+    with running_server(trained, trained.parent / "serve.log", *limits) as (url, _):
+        yield url
+
+
+def post(server: str, body: object = None, **kwargs) -> httpx.Response:
+    return httpx.post(f"{server}/predict", json=body, timeout=30, **kwargs)
+
+
+def test_predictions_equal_the_predictors(server, trained):
+    from rnnclf.predict import Predictor
+
+    predictor = Predictor.load(trained, "cpu")
+    texts = ["the film was good not really", "not a good movie", "a great plot and fine acting"]
+
+    one = post(server, {"text": texts[0]})
+    assert one.status_code == 200, one.text
+    [prediction] = one.json()["predictions"]
+    [(label, probability)] = predictor.predict(texts[:1])[0]
+    assert prediction["label"] == label and prediction["probability"] == pytest.approx(probability, abs=1e-6)
+    assert prediction["top"] == [{"label": label, "probability": prediction["probability"]}]
+
+    many = post(server, {"texts": texts, "top_k": 2})
+    assert many.status_code == 200, many.text
+    answered = many.json()["predictions"]
+    expected = predictor.predict(texts, top_k=2)
+    assert len(answered) == len(texts)
+    for got, want in zip(answered, expected, strict=True):
+        assert got["label"] == want[0][0]
+        assert [t["label"] for t in got["top"]] == [label for label, _ in want]
+        assert [t["probability"] for t in got["top"]] == pytest.approx([p for _, p in want], abs=1e-6)
+
+    capped = post(server, {"text": texts[0], "top_k": 10}).json()["predictions"][0]["top"]
+    assert sorted(t["label"] for t in capped) == ["neg", "pos"]
+
+
+def test_a_text_longer_than_max_length_is_truncated_not_refused(server, trained):
+    long_text = "not a good movie " + "the " * 700  # 700 tokens over max_length (400), still under the body limit
+    answer = post(server, {"text": long_text})
+    assert answer.status_code == 200, answer.text
+    from rnnclf.predict import Predictor
+
+    assert answer.json()["predictions"][0]["label"] == Predictor.load(trained, "cpu").predict([long_text])[0][0][0]
+
+
+def test_info_health_docs_and_unknown_routes(server, trained):
+    import rnnclf
+
+    info = httpx.get(f"{server}/info").json()
+    assert info["labels"] == json.loads((trained / "labels.json").read_text()) == ["neg", "pos"]
+    assert info["num_labels"] == 2 and info["run"] == str(trained.resolve()) and info["device"] == "cpu"
+    assert info["model"] == {
+        "encoder": "gru",
+        "hidden_size": 24,
+        "num_layers": 1,
+        "bidirectional": True,
+        "pooling": "max",
+        "tokenizer": "word",
+        "max_length": 400,
+        "embedding_dim": 16,
+    }
+    assert info["version"] == rnnclf.__version__
+    assert info["limits"] == {"max_texts": MAX_TEXTS, "max_body_bytes": MAX_BODY_BYTES}
+
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    docs = httpx.get(f"{server}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = httpx.get(f"{server}/openapi.json").json()
+    assert {"/predict", "/info", "/health"} <= set(schema["paths"])
+    assert {"text", "texts", "top_k"} == set(schema["components"]["schemas"]["PredictRequest"]["properties"])
+    assert "predictions" in schema["components"]["schemas"]["PredictResponse"]["properties"]
+    assert "413" in schema["paths"]["/predict"]["post"]["responses"]
+
+    assert httpx.get(f"{server}/nope").status_code == 404
+    assert httpx.get(f"{server}/predict").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "kind"),
+    [
+        ({}, ["body"], "text_or_texts"),
+        ({"text": "good", "texts": ["bad"]}, ["body"], "text_or_texts"),
+        ({"text": 3}, ["body", "text"], "string_type"),
+        ({"texts": "good"}, ["body", "texts"], "list_type"),
+        ({"texts": []}, ["body", "texts"], "too_short"),
+        ({"text": "good", "top_k": -1}, ["body", "top_k"], "greater_than_equal"),
+        ({"text": "good", "top_k": 0}, ["body", "top_k"], "greater_than_equal"),
+        ({"text": "good", "topk": 2}, ["body", "topk"], "extra_forbidden"),
+        (["good"], ["body"], "model_attributes_type"),
+    ],
+)
+def test_malformed_requests_answer_422(server, body, loc, kind):
+    answer = post(server, body)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == loc and error["type"] == kind
+
+
+def test_invalid_json_answers_422(server):
+    answer = post(server, content=b'{"text": ', headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"text": "   "}, "text 1: empty text; nothing to classify"),
+        ({"texts": ["a good movie", ""]}, "text 2: empty text; nothing to classify"),
+    ],
+)
+def test_empty_texts_answer_422_naming_the_text(server, body, detail):
+    answer = post(server, body)
+    assert answer.status_code == 422 and answer.json() == {"detail": detail}
+
+
+def test_limits_answer_413(server):
+    too_many = post(server, {"texts": ["a good movie"] * (MAX_TEXTS + 1)})
+    assert too_many.status_code == 413
+    assert too_many.json()["detail"].startswith(f"too many texts: {MAX_TEXTS + 1} in one request")
+    assert f"the limit is {MAX_TEXTS}" in too_many.json()["detail"]
+
+    large = {"text": "good " * MAX_BODY_BYTES}
+    by_length = post(server, large)
+    assert by_length.status_code == 413
+    assert by_length.json()["detail"].startswith(f"request body too large: the limit is {MAX_BODY_BYTES:,} bytes")
+    data = json.dumps(large).encode()
+    chunked = post(server, content=iter([data[:1000], data[1000:]]), headers={"content-type": "application/json"})
+    assert chunked.request.headers.get("transfer-encoding") == "chunked"  # no Content-Length: counted as it arrives
+    assert chunked.status_code == 413 and chunked.json() == by_length.json()
+    url = httpx.URL(server)
+    with socket.create_connection((url.host, url.port), timeout=10) as raw:  # refused before the body is sent
+        raw.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n"
+        )
+        assert raw.recv(1000).startswith(b"HTTP/1.1 413 ")
+    assert post(server, {"text": "good"}).status_code == 200  # the server is still fine
+
+
+def test_loadtest_script_reports_figures(server):
+    script = ROOT / "scripts" / "loadtest.py"
+    command = [sys.executable, str(script), "--url", server, "--requests", "20", "--clients", "2", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["requests"] == figures["ok"] == 20 and figures["errors"] == 0
+    assert figures["requests_per_s"] > 0 and figures["texts_per_s"] == figures["requests_per_s"]
+    assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"] <= figures["latency_ms"]["max"]
+
+
+def test_ctrl_c_stops_the_server_cleanly(trained):
+    log = trained.parent / "ctrl_c.log"
+    with running_server(trained, log) as (url, server):
+        assert post(url, {"text": "a good movie"}).status_code == 200
+        server.send_signal(signal.SIGINT)
+        assert server.wait(30) in (0, 130)
+    assert "Traceback" not in log.read_text()
+
+
+def test_port_in_use_and_missing_run_are_one_line(trained):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = rnnclf("serve", str(trained), "--port", str(port))
+    assert_user_error(result, f"cannot listen on 127.0.0.1:{port}", "in use")
+    assert_user_error(rnnclf("serve", str(trained.parent / "nope")), "run directory not found")
+    assert_user_error(rnnclf("serve", str(trained), "--port", "70000"), "--port")
+
+
+def test_without_fastapi_serve_says_what_to_install(trained):
+    code = (
+        "import sys\n"
+        "sys.modules['fastapi'] = None  # as if it were not installed\n"
+        "from rnnclf.cli import main\n"
+        f"sys.argv = ['rnnclf', 'serve', {str(trained)!r}]\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert_user_error(result, "rnnclf serve needs FastAPI and uvicorn: pip install 'rnnclf[serve]'")
+
+
+def test_help_does_not_import_fastapi_or_torch():
+    code = (
+        "import sys\n"
+        "from rnnclf.cli import main\n"
+        "sys.argv = ['rnnclf', 'serve', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert not {'torch', 'fastapi', 'uvicorn'} & set(sys.modules), 'heavy import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--max-body-bytes" in result.stdout
