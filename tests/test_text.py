@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from rnnclf.config import TokenizerConfig
-from rnnclf.text import PAD_ID, UNK_ID, encode, fit_tokenizer, load_tokenizer, vocabulary
+from rnnclf.text import PAD_ID, UNK_ID, EncodedTexts, encode, fit_tokenizer, load_tokenizer, vocabulary
 
 TEXTS = ["The movie wasn't good, really!", "A great film.", "the plot was dull; the acting fine"] * 3
 
@@ -48,3 +49,11 @@ def test_text_without_tokens_becomes_one_unk():
     tokenizer = fit_tokenizer(TokenizerConfig(kind="word"), TEXTS, max_length=None)
     encoded = encode(tokenizer, ["\u200b"])
     assert encoded.get(0).tolist() == [UNK_ID]
+
+
+def test_take_picks_texts_in_the_given_order():
+    encoded = EncodedTexts(np.array([5, 6, 7, 8, 9, 10], dtype=np.int32), np.array([0, 2, 3, 6]))
+    part = encoded.take(np.array([2, 0]))
+    assert [part.get(i).tolist() for i in range(len(part))] == [[8, 9, 10], [5, 6]]
+    assert part.lengths.tolist() == [3, 2] and part.ids.dtype == np.int32
+    assert len(encoded.take(np.array([], dtype=np.int64))) == 0

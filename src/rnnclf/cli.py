@@ -6,6 +6,7 @@ torch is imported inside the commands that need it, so `rnnclf --help` and `rnnc
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -102,10 +103,18 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", min=1, help="Train in N processes with DistributedDataParallel (starts torchrun on this machine)."
+        ),
+    ] = 1,
 ) -> None:
     """Train a classifier and write a run directory, or continue one with --resume.
 
     Example: rnnclf train --config configs/quickstart.yaml --set train.epochs=3
+
+    Several processes: rnnclf train --config FILE --nproc 2 (or torchrun --nproc-per-node 2 -m rnnclf train --config FILE)
     """
     from rnnclf.config import load_config
     from rnnclf.train import TrainingStopped
@@ -118,6 +127,8 @@ def train(
                 raise RnnclfError(
                     "--resume continues a run with its own config; do not combine it with --config, --set, --run-dir or --device"
                 )
+            if nproc > 1 and "WORLD_SIZE" not in os.environ:
+                raise typer.Exit(_launch(nproc, resume=resume))
             summary = resume_training(resume, command=sys.argv, log=_log)
         else:
             if config is None:
@@ -127,15 +138,33 @@ def train(
                 extra.append(f"output.run_dir={run_dir}")
             if device is not None:
                 extra.append(f"train.device={device.value}")
-            summary = run_training(load_config(config, extra), command=sys.argv, log=_log)
+            resolved = load_config(config, extra)
+            if nproc > 1 and "WORLD_SIZE" not in os.environ:
+                from rnnclf.train import check_run_dir
+
+                check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
+                raise typer.Exit(_launch(nproc, config=config, overrides=extra))
+            summary = run_training(resolved, command=sys.argv, log=_log)
     except TrainingStopped as stop:
         _log(f"rnnclf: {stop}")
         raise typer.Exit(stop.code) from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # rank 0 of a distributed run reports
     best = summary["test"] or summary["valid"]
     typer.echo(
         f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "
         f"macro F1 {best['macro_f1']:.4f}, {summary['train_seconds']:.1f}s"
     )
+
+
+def _launch(nproc: int, config: Path | None = None, overrides: list[str] | None = None, resume: Path | None = None) -> int:
+    """torchrun, in this process, starting `nproc` copies of `rnnclf train` with the same arguments."""
+    from rnnclf.distributed import launch
+
+    argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
+    for item in overrides or []:
+        argv += ["--set", item]
+    return launch(nproc, ["--debug", "train", *argv] if _debug else ["train", *argv])
 
 
 @app.command("eval")
@@ -348,8 +377,12 @@ def main() -> None:
     except RnnclfError as exc:
         if _debug:
             raise
+        code = getattr(exc, "exit_code", 2)
+        # the processes of a distributed run meet the same mistakes: rank 0 tells the user, once
+        if code == 2 and os.environ.get("RANK", "0") != "0":
+            sys.exit(code)
         typer.echo(f"rnnclf: error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(code)
     except typer.TyperException as exc:  # the argument parser's usage errors
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()

@@ -90,6 +90,15 @@ class EncodedTexts:
     def get(self, index: int) -> np.ndarray:
         return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
+    def take(self, index: np.ndarray) -> EncodedTexts:
+        """The texts at `index`, in that order, as a new EncodedTexts."""
+        lengths = self.lengths[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        parts = [self.get(i) for i in index]
+        ids = np.concatenate(parts).astype(np.int32, copy=False) if parts else np.zeros(0, dtype=np.int32)
+        return EncodedTexts(ids, offsets)
+
 
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory
 ENCODE_CHUNK = 20_000

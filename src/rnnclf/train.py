@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from rnnclf import __version__
+from rnnclf import __version__, distributed
 from rnnclf.batching import Batch, bucket_by_length, iterate, sequential_batches
 from rnnclf.config import Config, TrainConfig, config_to_dict
+from rnnclf.distributed import Group, LostPeers
 from rnnclf.embeddings import load_pretrained
 from rnnclf.errors import RnnclfError
 from rnnclf.metrics import classification_report
@@ -124,8 +125,17 @@ def evaluate(
     labels: list[str],
     device: torch.device,
     dtype: torch.dtype | None = None,
+    group: Group | None = None,
 ) -> dict[str, Any]:
-    logits = predict_logits(model, encoded, device, dtype=dtype)
+    """Metrics of the model on labelled texts. With several processes each predicts a share and all get the lot."""
+    if group is None or not group.active:
+        logits = predict_logits(model, encoded, device, dtype=dtype)
+    else:
+        share = np.arange(len(encoded))[group.rank :: group.world]
+        parts = distributed.gather((share, predict_logits(model, encoded.take(share), device, dtype=dtype)), group)
+        logits = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)
+        for index, part in parts:
+            logits[index] = part
     loss = nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets).long()).item()
     report = classification_report(targets, logits.argmax(axis=1), labels)
     report["loss"] = loss
@@ -189,7 +199,7 @@ def check_run_dir(run_dir: Path) -> None:
         )
 
 
-def environment(device: torch.device, threads: int, config: Config, command: list[str]) -> dict[str, Any]:
+def environment(device: torch.device, threads: int, config: Config, command: list[str], group: Group) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "rnnclf": __version__,
@@ -203,6 +213,7 @@ def environment(device: torch.device, threads: int, config: Config, command: lis
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": threads,
+        "processes": group.world,
         "seed": config.train.seed,
         "command": command,
         "started": now(),
@@ -238,7 +249,8 @@ class Progress:
 def train(config: Config, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
     """Train a model as the config says and write a new run directory. Returns the metrics summary."""
     run_dir = Path(config.output.run_dir)
-    check_run_dir(run_dir)
+    if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
+        check_run_dir(run_dir)
     return _fit(config, run_dir, None, command or sys.argv, log)
 
 
@@ -253,23 +265,46 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
 
 
 def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: Log) -> dict[str, Any]:
-    tc = config.train
+    """Set up this process (and the process group when torchrun started several), then train."""
     if config.output.tensorboard:
         require_tensorboard()  # before any work: a missing package is a mistake in the config
-    threads = tc.num_threads or available_cores()
+    group = distributed.from_env()
+    device = distributed.start(group, choose_device(config.train.device))
+    try:
+        return _train(config, run_dir, previous, command, log if group.main else lambda message: None, group, device)
+    except Exception as exc:
+        if group.active and distributed.is_lost_peer(exc):
+            raise LostPeers(
+                f"rank {group.rank}: lost the other training processes ({distributed.first_line(exc)}); "
+                f"continue from the last saved state with: rnnclf train --resume {run_dir} --nproc {group.world}"
+            ) from None
+        raise
+    finally:
+        distributed.stop(group)
+
+
+def _train(
+    config: Config, run_dir: Path, previous: Any, command: list[str], log: Log, group: Group, device: torch.device
+) -> dict[str, Any]:
+    tc = config.train
+    threads = tc.num_threads or max(1, available_cores() // group.local_world)
     torch.set_num_threads(threads)
-    device = choose_device(tc.device)
     dtype = amp_dtype(device, tc.amp)
     seed_everything(tc.seed)
 
     started = time.perf_counter()
+    if not group.main:  # rank 0 tokenizes and fills the token cache; the others then read it
+        distributed.barrier(group)
     data = prepare(config, previous.tokenizer if previous else None)
+    if group.main:
+        distributed.barrier(group)
     log(
         f"tokens: {'from the cache' if data.cached else 'tokenized and cached'} in {time.perf_counter() - started:.1f}s"
     )
     log(
         f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
         f"{threads} CPU threads, mixed precision: {str(dtype).removeprefix('torch.') if dtype else 'off'}"
+        + (f", {group.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if group.active else "")
     )
     labels = data.labels
     if previous and previous.labels != labels:
@@ -297,10 +332,18 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
             f"{vectors.token_coverage:.1%} of training tokens"
         )
     model.to(device)
+    # DDP copies rank 0's weights to all; each rank then draws its own dropout masks
+    net = (
+        nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        if group.active
+        else model
+    )
+    if group.active:
+        torch.manual_seed(tc.seed + group.rank)
     progress.summary["parameters"] = count_parameters(model)
     log(f"model: {config.model.encoder}, {progress.summary['parameters']['trainable']:,} trainable parameters")
 
-    steps_per_epoch = math.ceil(sizes["train"] / tc.batch_size)
+    steps_per_epoch = distributed.steps_per_epoch(math.ceil(sizes["train"] / tc.batch_size), group)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch * tc.epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
@@ -309,38 +352,54 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
     ).to(device)
 
     if previous:
-        progress = restore_state(load_state(run_dir / STATE), model, optimizer, scheduler, scaler, device)
+        progress = restore_state(load_state(run_dir / STATE), model, optimizer, scheduler, scaler, device, group)
         env = json.loads((run_dir / ENV).read_text(encoding="utf-8"))
         # an epoch's line may have been written just before the kill that its state missed
         lines = (
             (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines() if (run_dir / METRICS_LOG).exists() else []
         )
         kept = [line for line in lines if json.loads(line)["epoch"] < progress.epoch]
-        write_atomic(run_dir / METRICS_LOG, "".join(line + "\n" for line in kept).encode("utf-8"))
+        if group.main:
+            write_atomic(run_dir / METRICS_LOG, "".join(line + "\n" for line in kept).encode("utf-8"))
         env.setdefault("resumed", []).append(
-            {"at": now(), "epoch": progress.epoch, "batch": progress.batch, "command": command}
+            {
+                "at": now(),
+                "epoch": progress.epoch,
+                "batch": progress.batch,
+                "command": command,
+                "processes": group.world,
+            }
         )
         log(f"resuming {run_dir} at epoch {progress.epoch}, batch {progress.batch} (step {progress.step})")
     else:
-        # everything is validated: only now does the run directory come into being
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(run_dir / CONFIG, config_to_dict(config))
-        write_json(run_dir / LABELS, labels)
-        write_atomic(run_dir / TOKENIZER, data.tokenizer.to_str(pretty=True).encode("utf-8"))
-        env = environment(device, threads, config, command)
+        env = environment(device, threads, config, command, group)
+        if group.main:  # everything is validated: only now does the run directory come into being
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_yaml(run_dir / CONFIG, config_to_dict(config))
+            write_json(run_dir / LABELS, labels)
+            write_atomic(run_dir / TOKENIZER, data.tokenizer.to_str(pretty=True).encode("utf-8"))
         log(f"run directory: {run_dir}")
-    write_json(run_dir / ENV, env)
+    if group.main:
+        write_json(run_dir / ENV, env)
 
     def save(p: Progress) -> None:
-        save_state(run_dir / STATE, training_state(model, optimizer, scheduler, scaler, p))
+        # every rank's random state and running sums, so that a resumed distributed run goes on as each rank was
+        ranks = distributed.gather(rank_state(p), group) if group.active else None
+        if group.main:
+            save_state(run_dir / STATE, training_state(model, optimizer, scheduler, scaler, p) | {"ranks": ranks})
 
     plotting = True  # until matplotlib turns out to be missing (said once)
     resumed_at = progress.step if previous else None
-    with stop_on_signals() as stop, tensorboard(config.output.tensorboard, run_dir, resumed_at) as board:
+    with (
+        stop_on_signals() as stop,
+        tensorboard(config.output.tensorboard and group.main, run_dir, resumed_at) as board,
+    ):
         while progress.epoch <= tc.epochs:
             epoch = progress.epoch
             model.train()
-            batches = bucket_by_length(data.encoded["train"].lengths, tc.batch_size, tc.seed, epoch)
+            batches = distributed.shard(
+                bucket_by_length(data.encoded["train"].lengths, tc.batch_size, tc.seed, epoch), group
+            )
             session_start, session_tokens = time.perf_counter(), 0
             bar = tqdm(
                 iterate(data.encoded["train"], batches[progress.batch :], data.targets["train"]),
@@ -348,7 +407,7 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 initial=progress.batch,
                 desc=f"epoch {epoch}/{tc.epochs}",
                 leave=False,
-                disable=None,
+                disable=None if group.main else True,
                 dynamic_ncols=True,
             )
             for batch in bar:
@@ -357,7 +416,7 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 ids = batch.ids.to(device, non_blocking=True)
                 targets = batch.labels.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    logits = model(ids, batch.lengths)
+                    logits = net(ids, batch.lengths)
                     loss = loss_fn(logits.float(), targets)
                 if not torch.isfinite(loss):
                     kept = (
@@ -393,14 +452,15 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                     tok_s=f"{session_tokens / (time.perf_counter() - session_start):,.0f}",
                     refresh=False,
                 )
-                if stop.signum is not None or (tc.save_every and progress.step % tc.save_every == 0):
+                halt = distributed.any_rank(stop.signum is not None, group, device)  # all ranks stop together
+                if halt or (tc.save_every and progress.step % tc.save_every == 0):
                     progress.seconds += time.perf_counter() - session_start
                     session_start = time.perf_counter()
                     save(progress)
-                    if stop.signum is not None:
+                    if halt:
                         bar.close()
                         raise TrainingStopped(
-                            stop.signum,
+                            stop.signum or signal.SIGTERM,
                             f"stopped at epoch {epoch}, step {progress.step}; state saved. "
                             f"Continue with: rnnclf train --resume {run_dir}",
                         )
@@ -408,32 +468,37 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
             epoch_seconds = time.perf_counter() - session_start
             progress.seconds += epoch_seconds
 
-            valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype)
+            valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype, group)
             score = valid[tc.metric]
             if scheduler is not None and tc.scheduler == "plateau":
                 scheduler.step(score)
             improved = better(tc.metric, score, progress.best)
             if improved:
                 progress.best, progress.best_epoch, progress.stale = score, epoch, 0
-                save_tensors(run_dir / WEIGHTS, model.state_dict(), metadata={"epoch": str(epoch)})
+                if group.main:
+                    save_tensors(run_dir / WEIGHTS, model.state_dict(), metadata={"epoch": str(epoch)})
             else:
                 progress.stale += 1
+            total_loss, correct, seen, tokens = distributed.sum_all(
+                [progress.total_loss, progress.correct, progress.seen, session_tokens], group, device
+            )
             record = {
                 "epoch": epoch,
                 "step": progress.step,
-                "train_loss": progress.total_loss / progress.seen,
-                "train_accuracy": progress.correct / progress.seen,
+                "train_loss": total_loss / seen,
+                "train_accuracy": correct / seen,
                 "valid_loss": valid["loss"],
                 "valid_accuracy": valid["accuracy"],
                 "valid_macro_f1": valid["macro_f1"],
                 "lr": optimizer.param_groups[0]["lr"],
-                "tokens_per_s": session_tokens / max(epoch_seconds, 1e-9),
+                "tokens_per_s": tokens / max(epoch_seconds, 1e-9),  # all processes together
                 "epoch_seconds": epoch_seconds,
             }
-            append_line(run_dir / METRICS_LOG, record)
+            if group.main:
+                append_line(run_dir / METRICS_LOG, record)
             if board is not None:
                 log_epoch(board, record)
-            if plotting:
+            if plotting and group.main:
                 plotting = save_curves(run_dir, tc.metric, log)
             log(
                 f"epoch {epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
@@ -448,14 +513,15 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
                 log(f"early stopping: no better valid {tc.metric} for {progress.stale} epochs")
 
     model.load_state_dict(load_tensors(run_dir / WEIGHTS))  # the best weights, exactly as saved
-    best_valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype)
+    best_valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype, group)
     test = None
     if "test" in data.encoded:
-        test = evaluate(model, data.encoded["test"], data.targets["test"], labels, device, dtype)
+        test = evaluate(model, data.encoded["test"], data.targets["test"], labels, device, dtype, group)
         log(
             f"test (best epoch {progress.best_epoch}): accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
             f"weighted F1 {test['weighted_f1']:.4f}"
         )
+    distributed.barrier(group)  # rank 0 has written the last epoch's line
     history = [json.loads(line) for line in (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()]
     summary = {
         **progress.summary,
@@ -467,9 +533,10 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
         "valid": best_valid,
         "test": test,
     }
-    write_json(run_dir / METRICS, summary)
-    env["finished"] = now()
-    write_json(run_dir / ENV, env)
+    if group.main:
+        write_json(run_dir / METRICS, summary)
+        env["finished"] = now()
+        write_json(run_dir / ENV, env)
     return summary
 
 
@@ -515,7 +582,27 @@ def training_state(model, optimizer, scheduler, scaler, progress: Progress) -> d
     }
 
 
-def restore_state(state: dict[str, Any], model, optimizer, scheduler, scaler, device: torch.device) -> Progress:
+def rank_state(progress: Progress) -> dict[str, Any]:
+    """What differs between the processes of a distributed run: random state and this epoch's running sums."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        "sums": [progress.total_loss, progress.correct, progress.seen, progress.tokens],
+    }
+
+
+def restore_state(
+    state: dict[str, Any], model, optimizer, scheduler, scaler, device: torch.device, group: Group | None = None
+) -> Progress:
+    """Put a saved state back; a distributed run continues mid-epoch only with as many processes as it had."""
+    group = group or Group()
+    ranks = state.get("ranks") or [None]
+    progress = Progress(**state["progress"])
+    if progress.batch and len(ranks) != group.world:
+        raise RnnclfError(
+            f"the saved state is from the middle of an epoch of a run with {len(ranks)} process(es); "
+            f"resume it with --nproc {len(ranks)}"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
@@ -525,4 +612,18 @@ def restore_state(state: dict[str, Any], model, optimizer, scheduler, scaler, de
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return Progress(**state["progress"])
+    own = ranks[group.rank] if group.rank < len(ranks) else None
+    if own is not None:
+        torch.set_rng_state(own["torch_rng"])
+        if own["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(own["cuda_rng"], device)
+        total_loss, correct, seen, tokens = own["sums"]
+        progress.total_loss, progress.correct, progress.seen, progress.tokens = (
+            total_loss,
+            int(correct),
+            int(seen),
+            int(tokens),
+        )
+    elif group.active:  # at an epoch's start with another number of processes: a fresh stream per rank
+        torch.manual_seed(1_000_003 * progress.step + group.rank)
+    return progress

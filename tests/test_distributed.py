@@ -1,0 +1,167 @@
+"""Distributed data-parallel training: 2 CPU processes (gloo) started by `rnnclf train --nproc 2` (torchrun)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import order_task, write_csv
+from safetensors.torch import load_file
+
+from rnnclf.distributed import Group, shard
+from rnnclf.errors import RnnclfError
+from rnnclf.train import Progress, restore_state
+
+CONFIG = (
+    "data: {train: train.csv, test: test.csv}\n"
+    "embedding: {dim: 16}\n"
+    "model: {encoder: gru, hidden_size: 24}\n"
+    "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 3, num_threads: 1}\n"
+)
+
+
+def rnnclf(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rnnclf", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp")
+    write_csv(folder / "train.csv", order_task(1500, seed=11))
+    write_csv(folder / "test.csv", order_task(400, seed=12))
+    (folder / "config.yaml").write_text(CONFIG)
+    return folder
+
+
+def test_shards_are_disjoint_equal_and_cover_every_batch():
+    batches = [[i] for i in range(7)]
+    shares = [shard(batches, Group(rank, 3)) for rank in range(3)]
+    assert [len(share) for share in shares] == [3, 3, 3]  # lockstep: padded by repeating the first batches
+    assert sorted(b[0] for share in shares for b in share) == [0, 0, 1, 1, 2, 3, 4, 5, 6]
+    assert shard(batches, Group()) == batches
+
+
+def test_two_processes_train_one_run_as_well_as_one_process(workspace):
+    single = rnnclf("train", "--config", "config.yaml", "--run-dir", "runs/single", cwd=workspace)
+    assert single.returncode == 0, single.stderr
+    double = rnnclf("train", "--config", "config.yaml", "--run-dir", "runs/double", "--nproc", "2", cwd=workspace)
+    assert double.returncode == 0, double.stderr
+    assert "2 processes (gloo)" in double.stderr and "Traceback" not in double.stderr
+    assert double.stdout.count("done:") == 1 and double.stderr.count("test (best epoch") == 1  # rank 0 speaks
+    assert sorted(p.name for p in (workspace / "runs").iterdir()) == ["double", "single"]
+
+    run = workspace / "runs" / "double"
+    assert json.loads((run / "env.json").read_text())["processes"] == 2
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    # each process takes every other batch: one optimizer step per pair of batches
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    one_step_per_batch = [json.loads(line)["step"] for line in (workspace / "runs/single/metrics.jsonl").open()]
+    batches_per_epoch = one_step_per_batch[0]
+    assert steps == [epoch * -(-batches_per_epoch // 2) for epoch in (1, 2, 3, 4)]
+    accuracy = {
+        name: json.loads((workspace / "runs" / name / "metrics.json").read_text())["test"]["accuracy"]
+        for name in ("single", "double")
+    }
+    assert accuracy["single"] > 0.9
+    assert abs(accuracy["double"] - accuracy["single"]) < 0.05, accuracy
+
+    predicted = rnnclf("predict", str(run), "the movie was not good", "--format", "json", cwd=workspace)
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)["label"] in {"pos", "neg"}
+
+
+def rank_pid(rank: int, launcher: int) -> int | None:
+    """The pid of torchrun's worker with this RANK (its environment says so)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == launcher:
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and any(v.startswith(b"TORCHELASTIC_RUN_ID=") for v in environ):
+            return int(entry)
+    return None
+
+
+def test_a_dead_rank_stops_the_others_and_the_run_resumes_exactly(workspace):
+    args = ["--config", "config.yaml", "--nproc", "2", "--set", "train.epochs=12"]
+    reference = rnnclf("train", *args, "--run-dir", "runs/whole", cwd=workspace)
+    assert reference.returncode == 0, reference.stderr
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnclf", "train", *args, "--run-dir", "runs/killed"],
+        cwd=workspace,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = workspace / "runs" / "killed"
+    deadline = time.time() + 120
+    while not (run / "state" / "state.safetensors").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    victim = rank_pid(1, process.pid)
+    assert victim is not None and process.poll() is None, "training ended before a rank could be killed"
+    os.kill(victim, signal.SIGKILL)
+    started = time.time()
+    _, stderr = process.communicate(timeout=120)  # bounded: the survivors must not hang
+    assert time.time() - started < 90
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "training process rank 1 failed first (killed by SIGKILL)" in stderr
+    assert "--resume" in stderr  # rank 0 says how to continue
+
+    resumed = rnnclf("train", "--resume", str(run), "--nproc", "2", cwd=workspace)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    whole = workspace / "runs" / "whole"
+    for name in ("model.safetensors", "state/state.safetensors"):
+        a, b = load_file(whole / name), load_file(run / name)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[key], b[key]) for key in a), name
+    strip = ("tokens_per_s", "epoch_seconds")
+    lines = [
+        [{k: v for k, v in json.loads(line).items() if k not in strip} for line in (r / "metrics.jsonl").open()]
+        for r in (whole, run)
+    ]
+    assert lines[0] == lines[1]
+
+
+def test_a_mid_epoch_state_resumes_only_with_as_many_processes():
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    rank = {"torch_rng": torch.get_rng_state(), "cuda_rng": None, "sums": [1.0, 1, 2, 3]}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None,
+        "scaler": None,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": None,
+        "progress": {**Progress(epoch=2, batch=5, step=40).__dict__},
+        "ranks": [rank, rank],
+    }
+    with pytest.raises(RnnclfError, match="--nproc 2"):
+        restore_state(state, model, optimizer, None, scaler, torch.device("cpu"), Group())
+    progress = restore_state(state, model, optimizer, None, scaler, torch.device("cpu"), Group(1, 2))
+    assert (progress.batch, progress.seen, progress.tokens) == (5, 2, 3)
+    state["progress"]["batch"] = 0  # at an epoch's start any number of processes may continue
+    restore_state(state, model, optimizer, None, scaler, torch.device("cpu"), Group())
+
+
+def test_nproc_mistakes_are_one_line(workspace):
+    (workspace / "bad.yaml").write_text(CONFIG.replace("epochs: 4", "epochz: 4"))
+    result = rnnclf("train", "--config", "bad.yaml", "--nproc", "2", cwd=workspace)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "epochz" in result.stderr
+    (workspace / "runs" / "taken").mkdir(parents=True, exist_ok=True)
+    (workspace / "runs" / "taken" / "model.safetensors").write_text("a user's earlier model")
+    taken = rnnclf("train", "--config", "config.yaml", "--nproc", "2", "--run-dir", "runs/taken", cwd=workspace)
+    assert taken.returncode == 2 and len(taken.stderr.strip().splitlines()) == 1, taken.stderr
+    assert "runs/taken" in taken.stderr
