@@ -4,16 +4,19 @@
 
 Sections (each can be skipped with --skip NAME):
   reference  training tokens/s of the reference workload (20ng, word tokens, embedding 100, 1-layer
-             bidirectional LSTM 128, batch 64, max_length 400) through rnnclf's own pipeline
-  naive      the lesson notebook's pipeline on the same data and model size: DataLoader with random batches,
-             Python regex tokenizer + dict vocabulary in the collate function, packed nn.LSTM; and the ratio
+             bidirectional LSTM 128, batch 64, max_length 400) through rnnclf's own pipeline; then the same
+             for the quickstart workload (R8, bidirectional GRU 128, batch 32)
+  naive      the lesson notebook's pipeline on the same data and model sizes: DataLoader with random batches,
+             Python regex tokenizer + dict vocabulary in the collate function, packed nn.LSTM / GRU; the ratios
   flops      the recurrent layers' achieved FLOP/s as a fraction of this machine's fp32 torch.mm rate
   predict    Predictor throughput (texts/s) and single-text latency on the quickstart run
   tokenize   rnnclf.text.encode on 100,000 short documents, next to the naive Python tokenizer
   prepare    a cold prepare() (temporary token cache) against a cached second prepare() on 20ng
   memory     peak resident memory of `rnnclf train` (one epoch of the reference workload) in a subprocess
   scale      a generated corpus of 100k / 300k / 1M short documents: prepare() and a bounded training run,
-             each size in its own subprocess: wall times and peak resident memory
+             each size in its own subprocesses: wall times and peak resident memory
+  distributed  `rnnclf train --nproc 1` vs `--nproc 2` (torchrun, gloo) on the quickstart workload, 1 epoch,
+             the same cores shared out: tokens/s of all processes together
 
 Everything runs on the CPU unless --device cuda: then training (with AMP, as `rnnclf train` does: bf16 where
 supported, else fp16 with a gradient scaler), the naive pipeline (fp32, as the notebook), the matmul rates (fp32 and
@@ -64,7 +67,7 @@ from rnnclf.tokens import Prepared, prepare
 from rnnclf.train import amp_dtype, available_cores, build_optimizer, choose_device, train
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale")
+SECTIONS = ("reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale", "distributed")
 CPU = torch.device("cpu")
 TARGETS = {"ratio": 3.0, "predict_texts_per_s": 5_000, "encode_docs_per_s": 50_000, "scale_peak_mib": 2_048}
 
@@ -743,6 +746,47 @@ def bench_memory(plan: Plan, folder: Path) -> dict[str, Any]:
     return out
 
 
+def bench_distributed(plan: Plan, folder: Path) -> dict[str, Any]:
+    """Section 8: `rnnclf train --nproc N` for N = 1 and 2 on the quickstart workload (one epoch): the same cores
+    shared out, 2 threads in one process or 1 thread in each of two. Throughput = all processes' tokens / s."""
+    config = quickstart_config(plan).model_dump(mode="json")
+    config["train"] |= {"epochs": 1, "device": "cpu"}
+    if plan.quick:
+        config["embedding"]["dim"], config["model"]["hidden_size"] = 16, 16
+    config_path = folder / "distributed.json"  # JSON is YAML
+    config_path.write_text(json.dumps(config))
+    out: dict[str, Any] = {"workload": describe(Config.model_validate(config)) + ", 1 epoch", "runs": []}
+    for nproc in (1, 2):
+        threads = max(1, plan.threads // nproc)
+        run_dir = folder / f"distributed-{nproc}"
+        command = [sys.executable, "-m", "rnnclf", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
+        command += ["--nproc", str(nproc), "--set", f"train.num_threads={threads}"]
+        log = folder / f"distributed-{nproc}.log"
+        code, seconds, _ = run_child(command, log)
+        if code != 0:
+            raise RuntimeError(f"rnnclf train --nproc {nproc} failed ({code}):\n{tail(log)}")
+        epoch = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        row = {
+            "processes": nproc,
+            "threads_each": threads,
+            "tokens_per_s": epoch["tokens_per_s"],
+            "epoch_seconds": epoch["epoch_seconds"],
+            "optimizer_steps": epoch["step"],
+            "process_seconds": seconds,
+            "test_accuracy": (metrics["test"] or metrics["valid"])["accuracy"],
+        }
+        out["runs"].append(row)
+        say(
+            f"--nproc {nproc} ({threads} thread{'s' if threads > 1 else ''} each): {num(row['tokens_per_s'])} tokens/s, "
+            f"epoch {row['epoch_seconds']:.1f}s in {row['optimizer_steps']} optimizer steps, test accuracy "
+            f"{row['test_accuracy']:.4f}; {seconds:.1f}s with start-up"
+        )
+    out["speedup"] = out["runs"][1]["tokens_per_s"] / out["runs"][0]["tokens_per_s"]
+    say(f"2 processes / 1 process: {out['speedup']:.2f}x tokens/s on {plan.threads} cores")
+    return out
+
+
 # -------------------------------------------------------------------------------------- scale (section 7)
 
 SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
@@ -941,6 +985,11 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
             f"(import alone {memory['import_baseline_mib']:,.0f})",
         )
+    distributed = measured.get("distributed", {})
+    for row in distributed.get("runs", []):
+        add(f"train --nproc {row['processes']}, tokens/s", num(row["tokens_per_s"]))
+    if "speedup" in distributed:
+        add("  2 processes / 1 process", f"{distributed['speedup']:.2f}x")
     for row in measured.get("scale", {}).get("sizes", []):
         target = TARGETS["scale_peak_mib"]
         add(
@@ -1034,6 +1083,7 @@ def main(argv: list[str] | None = None) -> int:
             ("prepare", bench_prepare, (folder,)),
             ("memory", bench_memory, (folder,)),
             ("scale", bench_scale, (folder,)),
+            ("distributed", bench_distributed, (folder,)),
         ]:
             if name not in skip:
                 section(name, function, plan, *extra)

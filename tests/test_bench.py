@@ -16,7 +16,18 @@ def test_bench_quick(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    for section in ("machine", "training", "flops", "predict", "tokenize", "prepare", "memory", "scale"):
+    for section in (
+        "machine",
+        "training",
+        "training_quickstart",
+        "flops",
+        "predict",
+        "tokenize",
+        "prepare",
+        "memory",
+        "scale",
+        "distributed",
+    ):
         assert section in results and "error" not in results[section], section
     assert results["training"]["ratio"] > 0 and results["flops"]["rnnclf"]["fraction_of_matmul"] > 0
     assert [row["docs"] for row in results["scale"]["sizes"]] == [2_000, 5_000]
