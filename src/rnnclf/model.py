@@ -89,7 +89,11 @@ class Recurrent(nn.Module):
             if self.backward_layers is not None:
                 directions.append(self.backward_layers[depth](flip(x, reverse))[0])
             if depth + 1 < len(self.forward_layers):
-                x = directions[0] if len(directions) == 1 else torch.cat([directions[0], flip(directions[1], reverse)], -1)
+                x = (
+                    directions[0]
+                    if len(directions) == 1
+                    else torch.cat([directions[0], flip(directions[1], reverse)], -1)
+                )
         return directions
 
 
