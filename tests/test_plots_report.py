@@ -96,10 +96,10 @@ def test_eval_writes_a_confusion_png_per_split(runs):
     folder = runs["a"] / "eval"
     assert valid["support"] != test["support"]
     assert (folder / "valid.json").exists() and (folder / "test.json").exists()
-    for name in ("valid_confusion.png", "test_confusion.png"):
+    for name in ("valid_confusion_matrix.png", "test_confusion_matrix.png"):
         height, width = png_size(folder / name)
         assert height > 200 and width > 200
-    assert sha(folder / "valid_confusion.png") != sha(folder / "test_confusion.png")
+    assert sha(folder / "valid_confusion_matrix.png") != sha(folder / "test_confusion_matrix.png")
 
 
 def test_confusion_figure_is_row_normalised_with_label_names():
@@ -239,8 +239,8 @@ def test_missing_matplotlib_skips_the_pngs_only(workspace, monkeypatch):
     assert (run / "metrics.json").exists() and not (run / "curves.png").exists()
     lines.clear()
     evaluate_run(run, split="test", device="cpu", log=lines.append)
-    assert len(lines) == 1 and "test_confusion.png" in lines[0] and "rnnclf[plots]" in lines[0]
-    assert (run / "eval" / "test.json").exists() and not (run / "eval" / "test_confusion.png").exists()
+    assert len(lines) == 1 and "test_confusion_matrix.png" in lines[0] and "rnnclf[plots]" in lines[0]
+    assert (run / "eval" / "test.json").exists() and not (run / "eval" / "test_confusion_matrix.png").exists()
 
 
 def test_missing_tensorboard_fails_before_the_run_exists(workspace, monkeypatch):

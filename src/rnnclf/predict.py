@@ -123,7 +123,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Metrics of a run on a labelled file, or on its own valid / test split.
 
-    Written to RUN/eval/<name>.json, and the confusion matrix to RUN/eval/<name>_confusion.png.
+    Written to RUN/eval/<name>.json, and the confusion matrix to RUN/eval/<name>_confusion_matrix.png.
     """
     predictor = Predictor.load(path, device)
     config = predictor.run.config
@@ -142,7 +142,7 @@ def evaluate_run(
     evaluation["data"] = labelled.source
     write_json(Path(path) / "eval" / f"{name}.json", evaluation)
     save_confusion(
-        evaluation, Path(path) / "eval" / f"{name}_confusion.png", f"{Path(path).resolve().name} on {name}", log
+        evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", f"{Path(path).resolve().name} on {name}", log
     )
     return evaluation
 
