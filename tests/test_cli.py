@@ -43,6 +43,8 @@ def trained(workspace) -> Path:
     result = rnnclf("train", "--config", "config.yaml", "--set", "train.seed=1", cwd=workspace)
     assert result.returncode == 0, result.stderr
     assert "device: cpu" in result.stderr and "test (best epoch" in result.stderr
+    summary = json.loads(result.stdout)  # piped: the summary is JSON
+    assert summary["test"]["accuracy"] > 0.5 and summary["best_epoch"] >= 1
     return workspace / "runs" / "config"
 
 
@@ -156,17 +158,40 @@ def test_config_show_prints_every_default(workspace):
     assert "encoder: lstm" in result.stdout and "pooling: max" in result.stdout and "num_threads: null" in result.stdout
 
 
+COMMANDS = [
+    ["train"],
+    ["eval"],
+    ["predict"],
+    ["report"],
+    ["export"],
+    ["serve"],
+    ["config", "show"],
+    ["data", "list"],
+    ["data", "fetch"],
+]
+
+
 def test_help_and_version():
     result = rnnclf("--help")
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+    assert "--install-completion" in result.stdout  # Typer's shell completion
     assert rnnclf("--version").stdout.strip().startswith("rnnclf ")
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(command):
+    result = rnnclf(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Example: rnnclf " + " ".join(command) in " ".join(result.stdout.split())
+
+
 def test_data_list_and_unknown_corpus():
-    listing = rnnclf("data", "list")
+    listing = rnnclf("data", "list", "--format", "table")
     assert listing.returncode == 0, listing.stderr
     names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
     assert {"r8", "r52", "20ng", "ag_news", "imdb", "yelp_polarity", "dbpedia_14", "sst2"} <= set(names)
+    piped = json.loads(rnnclf("data", "list").stdout)  # not a terminal: JSON
+    assert [row["name"] for row in piped] == names and all(isinstance(row["cached"], bool) for row in piped)
     assert_user_error(rnnclf("data", "fetch", "r9"), "r9", "did you mean 'r8'")
 
 

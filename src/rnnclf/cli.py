@@ -103,10 +103,18 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
     ] = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format", help="How to print the summary: table or json (default: table on a terminal, json otherwise)."
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
-            "--nproc", min=1, help="Train in N processes with DistributedDataParallel (starts torchrun on this machine)."
+            "--nproc",
+            min=1,
+            help="Train in N processes with DistributedDataParallel (starts torchrun on this machine).",
         ),
     ] = 1,
 ) -> None:
@@ -128,6 +136,9 @@ def train(
                     "--resume continues a run with its own config; do not combine it with --config, --set, --run-dir or --device"
                 )
             if nproc > 1 and "WORLD_SIZE" not in os.environ:
+                from rnnclf.run import load_run
+
+                _check_gpus(nproc, load_run(resume, weights=False).config.train.device)
                 raise typer.Exit(_launch(nproc, resume=resume))
             summary = resume_training(resume, command=sys.argv, log=_log)
         else:
@@ -143,6 +154,7 @@ def train(
                 from rnnclf.train import check_run_dir
 
                 check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
+                _check_gpus(nproc, resolved.train.device)
                 raise typer.Exit(_launch(nproc, config=config, overrides=extra))
             summary = run_training(resolved, command=sys.argv, log=_log)
     except TrainingStopped as stop:
@@ -151,13 +163,34 @@ def train(
     if os.environ.get("RANK", "0") != "0":
         return  # rank 0 of a distributed run reports
     best = summary["test"] or summary["valid"]
+    if _output_format(fmt) is Format.json:
+        scores = ("accuracy", "macro_f1", "weighted_f1", "loss")
+        brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "metric", "train_seconds", "tokens_per_s")}
+        for split in ("valid", "test"):
+            brief[split] = {key: summary[split][key] for key in scores} if summary[split] else None
+        typer.echo(json.dumps(brief))
+        return
     typer.echo(
         f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "
         f"macro F1 {best['macro_f1']:.4f}, {summary['train_seconds']:.1f}s"
     )
 
 
-def _launch(nproc: int, config: Path | None = None, overrides: list[str] | None = None, resume: Path | None = None) -> int:
+def _check_gpus(nproc: int, device: str) -> None:
+    """On CUDA each process needs a GPU of its own."""
+    import torch
+
+    gpus = torch.cuda.device_count() if device != "cpu" and torch.cuda.is_available() else 0
+    if gpus and nproc > gpus:
+        raise RnnclfError(
+            f"--nproc {nproc} needs {nproc} GPUs with train.device {device!r}, and {gpus} is visible; "
+            f"use --nproc {gpus}, or --device cpu"
+        )
+
+
+def _launch(
+    nproc: int, config: Path | None = None, overrides: list[str] | None = None, resume: Path | None = None
+) -> int:
     """torchrun, in this process, starting `nproc` copies of `rnnclf train` with the same arguments."""
     from rnnclf.distributed import launch
 
@@ -349,10 +382,32 @@ def _count(n: int | None) -> str:
 
 
 @data_app.command("list")
-def data_list() -> None:
-    """The built-in corpora: name, size, classes, source, and whether they are cached."""
+def data_list(
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="table or json (default: table on a terminal, json otherwise).")
+    ] = None,
+) -> None:
+    """The built-in corpora: name, size, classes, source, and whether they are cached.
+
+    Example: rnnclf data list --format json
+    """
     from rnnclf.data.builtin import CORPORA, is_cached
 
+    if _output_format(fmt) is Format.json:
+        rows = [
+            {
+                "name": info.name,
+                "train": info.train_size,
+                "test": info.test_size,
+                "classes": info.num_classes,
+                "cached": is_cached(info.name),
+                "source": info.source,
+                "description": info.description,
+            }
+            for info in CORPORA.values()
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
     typer.echo(f"{'name':<14} {'train':>8} {'test':>8} {'classes':>7}  {'cached':<6}  source / description")
     for info in CORPORA.values():
         typer.echo(
@@ -362,11 +417,23 @@ def data_list() -> None:
 
 
 @data_app.command("fetch")
-def data_fetch(name: Annotated[str, typer.Argument(help="Corpus name from `rnnclf data list`.")]) -> None:
-    """Download and convert a built-in corpus into the cache (RNNCLF_CACHE, default ~/.cache/rnnclf)."""
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Corpus name from `rnnclf data list`.")],
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="table or json (default: table on a terminal, json otherwise).")
+    ] = None,
+) -> None:
+    """Download and convert a built-in corpus into the cache (RNNCLF_CACHE, default ~/.cache/rnnclf).
+
+    Example: rnnclf data fetch r8
+    """
     from rnnclf.data.builtin import fetch
 
-    for split, path in fetch(name, log=_log).items():
+    files = fetch(name, log=_log)
+    if _output_format(fmt) is Format.json:
+        typer.echo(json.dumps({split: str(path) for split, path in files.items()}))
+        return
+    for split, path in files.items():
         typer.echo(f"{split}: {path}")
 
 

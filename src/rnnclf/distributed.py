@@ -68,8 +68,8 @@ def start(group: Group, device: torch.device) -> torch.device:
     if not group.active:
         return device
     if device.type == "cuda":
-        if group.local_rank >= torch.cuda.device_count():
-            raise RnnclfError(
+        if group.local_rank >= torch.cuda.device_count():  # every rank says so: exit 1, not a quiet exit 2
+            raise LostPeers(
                 f"local rank {group.local_rank} has no GPU: {torch.cuda.device_count()} visible; "
                 "start at most one process per GPU (--nproc)"
             )
