@@ -92,6 +92,7 @@ class Plan:
     memory_docs: int | None  # None = the reference workload on 20ng; else a generated corpus of this size
     scale_sizes: list[int]
     scale_steps: int
+    nprocs: list[int]
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -113,6 +114,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         memory_docs=1_000 if quick else None,
         scale_sizes=args.scale_sizes or ([2_000, 5_000] if quick else [100_000, 300_000, 1_000_000]),
         scale_steps=args.scale_steps or (10 if quick else 200),
+        nprocs=args.nprocs,
     )
 
 
@@ -756,7 +758,7 @@ def bench_distributed(plan: Plan, folder: Path) -> dict[str, Any]:
     config_path = folder / "distributed.json"  # JSON is YAML
     config_path.write_text(json.dumps(config))
     out: dict[str, Any] = {"workload": describe(Config.model_validate(config)) + ", 1 epoch", "runs": []}
-    for nproc in (1, 2):
+    for nproc in plan.nprocs:
         threads = max(1, plan.threads // nproc)
         run_dir = folder / f"distributed-{nproc}"
         command = [sys.executable, "-m", "rnnclf", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
@@ -782,8 +784,13 @@ def bench_distributed(plan: Plan, folder: Path) -> dict[str, Any]:
             f"epoch {row['epoch_seconds']:.1f}s in {row['optimizer_steps']} optimizer steps, test accuracy "
             f"{row['test_accuracy']:.4f}; {seconds:.1f}s with start-up"
         )
-    out["speedup"] = out["runs"][1]["tokens_per_s"] / out["runs"][0]["tokens_per_s"]
-    say(f"2 processes / 1 process: {out['speedup']:.2f}x tokens/s on {plan.threads} cores")
+    first = out["runs"][0]
+    for row in out["runs"][1:]:
+        row["speedup"] = row["tokens_per_s"] / first["tokens_per_s"]
+        say(
+            f"{row['processes']} processes / {first['processes']}: {row['speedup']:.2f}x tokens/s "
+            f"on {plan.threads} cores"
+        )
     return out
 
 
@@ -987,9 +994,8 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     distributed = measured.get("distributed", {})
     for row in distributed.get("runs", []):
-        add(f"train --nproc {row['processes']}, tokens/s", num(row["tokens_per_s"]))
-    if "speedup" in distributed:
-        add("  2 processes / 1 process", f"{distributed['speedup']:.2f}x")
+        speedup = f" ({row['speedup']:.2f}x)" if "speedup" in row else ""
+        add(f"train --nproc {row['processes']}, tokens/s", num(row["tokens_per_s"]) + speedup)
     for row in measured.get("scale", {}).get("sizes", []):
         target = TARGETS["scale_peak_mib"]
         add(
@@ -1030,6 +1036,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--docs", type=int, help="short documents to tokenize (default 100,000; quick 2,000)")
     parser.add_argument("--scale-sizes", type=int, nargs="+", help="corpus sizes (default 100000 300000 1000000)")
     parser.add_argument("--scale-steps", type=int, help="training steps per scale size (default 200; quick 10)")
+    parser.add_argument("--nprocs", type=int, nargs="+", default=[1, 2], help="process counts (default 1 2)")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "quickstart", help="run directory to predict with")
     parser.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION", help=", ".join(SECTIONS))
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results (default bench.json)")
