@@ -201,6 +201,8 @@ CASES = {
         2,
         "do not combine",
     ),
+    "resume a finished run": (lambda ws: ["train", "--resume", str(ws / "run")], 2, "has finished"),
+    "resume a missing run": (lambda ws: ["train", "--resume", str(ws / "nope")], 2, "run directory not found"),
     "existing run directory": (
         lambda ws: ["train", "--config", str(ws / "good.yaml"), "--run-dir", str(ws / "run")],
         2,

@@ -166,3 +166,33 @@ def test_nproc_mistakes_are_one_line(workspace):
     taken = rnnclf("train", "--config", "config.yaml", "--nproc", "2", "--run-dir", "runs/taken", cwd=workspace)
     assert taken.returncode == 2 and len(taken.stderr.strip().splitlines()) == 1, taken.stderr
     assert "runs/taken" in taken.stderr
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_all_processes_with_their_state_saved(workspace, how):
+    run = workspace / "runs" / f"stopped-{how}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnclf", "train", "--config", "config.yaml", "--nproc", "2", "--run-dir", str(run)]
+        + ["--set", "train.epochs=40"],
+        cwd=workspace,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    deadline = time.time() + 120
+    while not (run / "state" / "state.safetensors").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be stopped"
+    if how == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches torchrun and every process
+    else:
+        os.kill(process.pid, signal.SIGTERM)  # a scheduler stops the launcher; torchrun passes it on
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == (130 if how == "ctrl-c" else 143), stderr
+    assert "Traceback" not in stderr and "death signal" not in stderr
+    stopped = [line for line in stderr.splitlines() if "state saved" in line]
+    assert len(stopped) == 1 and f"rnnclf train --resume {run} --nproc 2" in stopped[0], stderr
+    resumed = rnnclf("train", "--resume", str(run), "--nproc", "2", cwd=workspace)
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 41))

@@ -103,6 +103,9 @@ def test_signal_saves_state_and_exits(setup, sig, code):
 
 def test_resume_mistakes(setup, tmp_path):
     result = resume(setup, "nowhere")
+    assert result.returncode == 2 and "nowhere: run directory not found" in result.stderr
+    (setup / "empty").mkdir()
+    result = resume(setup, "empty")
     assert result.returncode == 2 and "no saved training state" in result.stderr
     combined = subprocess.run(
         [sys.executable, "-m", "rnnclf", "train", "--resume", "reference", "--config", "config.yaml"],

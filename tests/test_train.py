@@ -89,3 +89,12 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_state(tmp_path, order_f
     assert "last saved state" in str(error.value)
     state = load_state(tmp_path / "run" / "state")
     assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_epoch_time_and_speed_count_the_whole_epoch_with_save_every(tmp_path, order_files):
+    summary, epochs = tiny_run(tmp_path, order_files, "saving", "train.save_every=2")
+    # the epochs' times add up to the training time: saves every 2 steps do not restart an epoch's clock
+    total = sum(epoch["epoch_seconds"] for epoch in epochs)
+    assert abs(total - summary["train_seconds"]) < 0.05 * summary["train_seconds"] + 0.05
+    tokens = epochs[0]["tokens_per_s"] * epochs[0]["epoch_seconds"]
+    assert all(abs(e["tokens_per_s"] * e["epoch_seconds"] - tokens) < 1e-6 * tokens for e in epochs)

@@ -23,8 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
-data_app = typer.Typer(help="Built-in corpora.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect configs.\n\nExample: rnnclf config show configs/quickstart.yaml", no_args_is_help=True
+)
+data_app = typer.Typer(help="Built-in corpora.\n\nExample: rnnclf data list", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
@@ -158,7 +160,8 @@ def train(
                 raise typer.Exit(_launch(nproc, config=config, overrides=extra))
             summary = run_training(resolved, command=sys.argv, log=_log)
     except TrainingStopped as stop:
-        _log(f"rnnclf: {stop}")
+        if os.environ.get("RANK", "0") == "0":
+            _log(f"rnnclf: {stop}")
         raise typer.Exit(stop.code) from None
     if os.environ.get("RANK", "0") != "0":
         return  # rank 0 of a distributed run reports
@@ -212,7 +215,9 @@ def evaluate(
     fmt: Annotated[
         Format | None, typer.Option("--format", help="table or json (default: table on a terminal, json otherwise).")
     ] = None,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
 ) -> None:
     """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run.
 
@@ -249,7 +254,9 @@ def predict(
         Format | None,
         typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
     ] = None,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
     backend: Annotated[
         Backend,
         typer.Option(
@@ -311,7 +318,9 @@ def serve(
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every network interface.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8000,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
     max_texts: Annotated[
         int, typer.Option("--max-texts", min=1, help="Most texts in one request (more answer 413).")
     ] = 256,
@@ -446,7 +455,7 @@ def main() -> None:
             raise
         code = getattr(exc, "exit_code", 2)
         # the processes of a distributed run meet the same mistakes: rank 0 tells the user, once
-        if code == 2 and os.environ.get("RANK", "0") != "0":
+        if os.environ.get("RANK", "0") != "0" and not getattr(exc, "every_rank", False):
             sys.exit(code)
         typer.echo(f"rnnclf: error: {exc}", err=True)
         sys.exit(code)

@@ -35,6 +35,13 @@ class LostPeers(RnnclfError):
     exit_code = 1
 
 
+class RankError(RnnclfError):
+    """A mistake that only some processes meet (their GPU, joining the group): every process reports its own."""
+
+    exit_code = 1
+    every_rank = True
+
+
 @dataclass(frozen=True)
 class Group:
     rank: int = 0
@@ -68,8 +75,8 @@ def start(group: Group, device: torch.device) -> torch.device:
     if not group.active:
         return device
     if device.type == "cuda":
-        if group.local_rank >= torch.cuda.device_count():  # every rank says so: exit 1, not a quiet exit 2
-            raise LostPeers(
+        if group.local_rank >= torch.cuda.device_count():
+            raise RankError(
                 f"local rank {group.local_rank} has no GPU: {torch.cuda.device_count()} visible; "
                 "start at most one process per GPU (--nproc)"
             )
@@ -79,7 +86,7 @@ def start(group: Group, device: torch.device) -> torch.device:
     try:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     except (RuntimeError, ValueError) as exc:
-        raise LostPeers(f"rank {group.rank}: could not join the other training processes ({first_line(exc)})") from None
+        raise RankError(f"rank {group.rank}: could not join the other training processes ({first_line(exc)})") from None
     return device
 
 
@@ -152,20 +159,28 @@ def is_lost_peer(exc: BaseException) -> bool:
 def launch(nproc: int, argv: list[str]) -> int:
     """`rnnclf train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m rnnclf ARGV...` in this
     process and say in one line which process failed, if one did. Returns the exit code."""
+    os.environ.setdefault("LOGLEVEL", "ERROR")  # torchrun's own warnings; the lines below say what happened
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic") or name == "torch.distributed.run":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))  # torchrun would say it sets 1
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the line below says what failed
     args = parse_args(["--standalone", "--nproc-per-node", str(nproc), "-m", "rnnclf", *argv])
     try:
         run(args)
+    except SignalException as exc:  # Ctrl-C / SIGTERM: torchrun passed it on; the processes saved their state
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         failures = sorted(exc.failures.items(), key=lambda item: item[1].timestamp)
+        codes = {failure.exitcode for _, failure in failures}
+        for code in (2, 130, 143):  # a mistake in the input, or stopped with the state saved: rank 0 said so
+            if code in codes:
+                return code
         rank, failure = failures[0]
-        if failure.exitcode in (2, 130, 143):  # a user mistake, or stopped with its state saved: rank 0 said so
-            return failure.exitcode
         how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
         print(
             f"rnnclf: error: training process rank {rank} failed first ({how}); the others were stopped",

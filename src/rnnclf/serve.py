@@ -245,7 +245,7 @@ def serve(
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"
     log(
-        f"serving {run} ({len(predictor.labels)} labels, {predictor.device}, {threads} CPU thread(s) per request) at {url}; "
+        f"serving {run} ({len(predictor.labels)} labels, {predictor.device}, {threads} CPU thread{'s' if threads > 1 else ''} per request) at {url}; "
         f"API docs at {url}/docs; Ctrl-C stops"
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log))

@@ -258,9 +258,16 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
     """Continue a run from its last saved state (the run's own config; same data)."""
     from rnnclf.run import load_run
 
+    if not run_dir.is_dir():
+        raise RnnclfError(f"{run_dir}: run directory not found")
     if not (run_dir / STATE / STATE_FILE).exists():
         raise RnnclfError(f"{run_dir}: no saved training state to resume from ({STATE}/{STATE_FILE})")
     run = load_run(run_dir, weights=False)
+    if (run_dir / METRICS).exists():  # written last, when training and the final evaluation are done
+        raise RnnclfError(
+            f"{run_dir}: this run has finished; nothing to resume (to train longer, start a new run with more "
+            "train.epochs)"
+        )
     return _fit(run.config, run_dir, run, command or sys.argv, log)
 
 
@@ -274,9 +281,13 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
         return _train(config, run_dir, previous, command, log if group.main else lambda message: None, group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
-            raise LostPeers(
-                f"rank {group.rank}: lost the other training processes ({distributed.first_line(exc)}); "
+            saved = (
                 f"continue from the last saved state with: rnnclf train --resume {run_dir} --nproc {group.world}"
+                if (run_dir / STATE / STATE_FILE).exists()
+                else "no state was saved yet"
+            )
+            raise LostPeers(
+                f"rank {group.rank}: lost the other training processes ({distributed.first_line(exc)}); {saved}"
             ) from None
         raise
     finally:
@@ -303,7 +314,7 @@ def _train(
     )
     log(
         f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-        f"{threads} CPU threads, mixed precision: {str(dtype).removeprefix('torch.') if dtype else 'off'}"
+        f"{threads} CPU thread{'s' if threads > 1 else ''}, mixed precision: {str(dtype).removeprefix('torch.') if dtype else 'off'}"
         + (f", {group.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if group.active else "")
     )
     labels = data.labels
@@ -390,8 +401,9 @@ def _train(
 
     plotting = True  # until matplotlib turns out to be missing (said once)
     resumed_at = progress.step if previous else None
+    resume_option = f" --nproc {group.world}" if group.active else ""
     with (
-        stop_on_signals() as stop,
+        stop_on_signals(escalate=not group.active) as stop,
         tensorboard(config.output.tensorboard and group.main, run_dir, resumed_at) as board,
     ):
         while progress.epoch <= tc.epochs:
@@ -400,7 +412,9 @@ def _train(
             batches = distributed.shard(
                 bucket_by_length(data.encoded["train"].lengths, tc.batch_size, tc.seed, epoch), group
             )
-            session_start, session_tokens = time.perf_counter(), 0
+            # session: since the last save (adds up to train_seconds); epoch_start: this session's part of the epoch
+            session_start = epoch_start = time.perf_counter()
+            session_tokens = 0
             bar = tqdm(
                 iterate(data.encoded["train"], batches[progress.batch :], data.targets["train"]),
                 total=len(batches),
@@ -449,7 +463,7 @@ def _train(
                 bar.set_postfix(
                     loss=f"{progress.total_loss / progress.seen:.4f}",
                     acc=f"{progress.correct / progress.seen:.3f}",
-                    tok_s=f"{session_tokens / (time.perf_counter() - session_start):,.0f}",
+                    tok_s=f"{session_tokens / (time.perf_counter() - epoch_start):,.0f}",
                     refresh=False,
                 )
                 halt = distributed.any_rank(stop.signum is not None, group, device)  # all ranks stop together
@@ -462,11 +476,11 @@ def _train(
                         raise TrainingStopped(
                             stop.signum or signal.SIGTERM,
                             f"stopped at epoch {epoch}, step {progress.step}; state saved. "
-                            f"Continue with: rnnclf train --resume {run_dir}",
+                            f"Continue with: rnnclf train --resume {run_dir}{resume_option}",
                         )
             bar.close()
-            epoch_seconds = time.perf_counter() - session_start
-            progress.seconds += epoch_seconds
+            progress.seconds += time.perf_counter() - session_start
+            epoch_seconds = time.perf_counter() - epoch_start
 
             valid = evaluate(model, data.encoded["valid"], data.targets["valid"], labels, device, dtype, group)
             score = valid[tc.metric]
@@ -549,12 +563,15 @@ class _StopFlag:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[_StopFlag]:
-    """Ctrl-C and SIGTERM ask training to stop at the next step, after saving its state."""
+def stop_on_signals(escalate: bool = True) -> Iterator[_StopFlag]:
+    """Ctrl-C and SIGTERM ask training to stop at the next step, after saving its state.
+
+    A second one stops at once, unless `escalate` is off: under torchrun each process gets the terminal's
+    Ctrl-C and torchrun's copy of it, and must still save (torchrun kills it after 30 s if it hangs)."""
     flag = _StopFlag()
 
     def handler(signum: int, frame: Any) -> None:
-        if flag.signum is not None:  # a second Ctrl-C: stop now
+        if flag.signum is not None and escalate:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         flag.signum = signum
 
