@@ -80,6 +80,21 @@ def test_eval_table_and_json(trained, workspace):
     on_file = json.loads(rnnclf("eval", str(trained), "--data", str(workspace / "test.csv")).stdout)
     summary = json.loads((trained / "metrics.json").read_text())
     assert on_file["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    # a file's results never replace a split's: eval/test.json (table run above) and eval/file-test.json
+    assert (trained / "eval" / "test.json").exists() and (trained / "eval" / "file-test.json").exists()
+
+
+def test_eval_of_the_test_split_needs_only_the_test_file(trained, workspace):
+    moved = workspace / "train.moved.csv"
+    (workspace / "train.csv").rename(moved)
+    try:
+        result = rnnclf("eval", str(trained), "--split", "test")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["support"] == 200
+        # the valid split is carved from train: without it, one line that names the file and --data
+        assert_user_error(rnnclf("eval", str(trained), "--split", "valid"), "train.csv", "--data FILE")
+    finally:
+        moved.rename(workspace / "train.csv")
 
 
 def test_predict_arguments_file_and_stdin(trained, workspace):

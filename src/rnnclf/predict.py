@@ -127,12 +127,19 @@ def evaluate_run(
     """
     predictor = Predictor.load(path, device)
     config = predictor.run.config
+    fields = config.data.text_field, config.data.label_field
     if data is not None:
         fmt = config.data.format if config.data.dataset is None else "auto"
-        labelled = read_split(Path(data), config.data.text_field, config.data.label_field, fmt)
-        name = Path(data).stem
+        labelled = read_split(Path(data), *fields, fmt)
+        name = f"file-{Path(data).stem}"  # never the name of a split's results
+    elif split != "valid" and config.data.dataset is None and config.data.test is not None:
+        labelled = read_split(config.data.test, *fields, config.data.format)  # the test file alone will do
+        name = "test"
     else:
-        corpus = load_corpus(config.data, config.train.seed)
+        try:
+            corpus = load_corpus(config.data, config.train.seed)
+        except RnnclfError as exc:
+            raise RnnclfError(f"{exc} (the run's data is needed for its own splits; or give --data FILE)") from None
         choice = split or ("test" if corpus.test is not None else "valid")
         labelled = corpus.test if choice == "test" else corpus.valid
         if labelled is None:
@@ -140,7 +147,9 @@ def evaluate_run(
         name = choice
     evaluation = evaluate_split(predictor, labelled)
     evaluation["data"] = labelled.source
-    write_json(Path(path) / "eval" / f"{name}.json", evaluation)
+    written = Path(path) / "eval" / f"{name}.json"
+    write_json(written, evaluation)
+    log(f"wrote {written}")
     save_confusion(
         evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", f"{Path(path).resolve().name} on {name}", log
     )
