@@ -161,6 +161,13 @@ def test_nproc_mistakes_are_one_line(workspace):
     result = rnnclf("train", "--config", "bad.yaml", "--nproc", "2", cwd=workspace)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "epochz" in result.stderr
+    # found after the processes started (rank 0 reads the data first): still one line, and exit code 2
+    write_csv(workspace / "unseen.csv", [("the film was good", "pos"), ("a new label", "meh")])
+    (workspace / "late.yaml").write_text(CONFIG.replace("test: test.csv", "test: unseen.csv"))
+    late = rnnclf("train", "--config", "late.yaml", "--nproc", "2", "--run-dir", "runs/late", cwd=workspace)
+    assert late.returncode == 2, late.stderr
+    assert late.stderr.strip().splitlines() == [late.stderr.strip()] and "'meh'" in late.stderr, late.stderr
+    assert not (workspace / "runs" / "late").exists()
     (workspace / "runs" / "taken").mkdir(parents=True, exist_ok=True)
     (workspace / "runs" / "taken" / "model.safetensors").write_text("a user's earlier model")
     taken = rnnclf("train", "--config", "config.yaml", "--nproc", "2", "--run-dir", "runs/taken", cwd=workspace)
