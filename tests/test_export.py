@@ -141,3 +141,31 @@ def test_help_imports_neither_torch_nor_onnx():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--backend" in result.stdout and "model.onnx.json" in result.stdout
+
+
+def test_an_export_elsewhere_stands_alone(trained, tmp_path):
+    """--out outside the run: the folder holds model, sidecar and tokenizer; a reader needs nothing else."""
+    from tokenizers import Tokenizer
+
+    from rnnclf.predict import Predictor
+
+    out = tmp_path / "shipped" / "classifier.onnx"
+    out.parent.mkdir()
+    result = rnnclf("export", str(trained), "--format", "onnx", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "classifier.onnx",
+        "classifier.onnx.json",
+        "classifier.tokenizer.json",
+    ]
+    sidecar = json.loads((out.parent / "classifier.onnx.json").read_text())
+    tokenizer = Tokenizer.from_file(str(out.parent / sidecar["tokenizer"]))
+    texts = ["the movie was not good", "a really fine film and story"]
+    rows = [tokenizer.encode(text, add_special_tokens=False).ids or [sidecar["unk_id"]] for text in texts]
+    width = max(map(len, rows))
+    ids = np.array([row + [sidecar["pad_id"]] * (width - len(row)) for row in rows], dtype=np.int64)
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"ids": ids, "lengths": lengths})[0]
+    expected = Predictor.load(trained, device="cpu").predict_proba(texts)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

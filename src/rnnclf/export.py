@@ -83,6 +83,9 @@ def export_onnx(path: Path | str, out: Path | None = None, log: Callable[[str], 
             f"PyTorch's (allowed {TOLERANCE:g}); {out} not written"
         )
     write_atomic(out, model)
+    tokenizer = tokenizer_path(run.path, out)
+    if tokenizer != TOKENIZER:
+        write_atomic(out.parent / tokenizer, (run.path / TOKENIZER).read_bytes())
     sidecar = describe_export(run, out, source, len(texts), difference)
     write_json(sidecar_path(out), sidecar)
     return sidecar
@@ -204,11 +207,11 @@ def weights_digest(run_path: Path) -> str:
 
 
 def tokenizer_path(run_path: Path, model: Path) -> str:
-    """The run's tokenizer as the sidecar names it: relative to the sidecar in the run directory, else absolute."""
-    tokenizer = (run_path / TOKENIZER).resolve()
-    if model.parent.resolve() == tokenizer.parent:
+    """The tokenizer's file name beside the model: the run's own in the run directory, else a copy written
+    next to the model (<model name>.tokenizer.json), so the exported files stand alone."""
+    if model.parent.resolve() == run_path.resolve():
         return TOKENIZER
-    return str(tokenizer)
+    return f"{model.stem}.tokenizer.json"
 
 
 def describe_export(run: Run, out: Path, source: str, count: int, difference: float) -> dict[str, Any]:
