@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import order_task, write_csv
 from safetensors.torch import load_file
+from test_cli import rnnclf
 
 from rnnclf.distributed import Group, shard
 from rnnclf.errors import RnnclfError
@@ -23,12 +24,6 @@ CONFIG = (
     "model: {encoder: gru, hidden_size: 24}\n"
     "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 3, num_threads: 1, device: cpu}\n"  # gloo, on any machine
 )
-
-
-def rnnclf(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rnnclf", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")

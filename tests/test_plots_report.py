@@ -13,6 +13,7 @@ import pytest
 from conftest import order_task, write_csv
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_cli import rnnclf
 
 from rnnclf.config import load_config
 from rnnclf.errors import RnnclfError
@@ -133,10 +134,6 @@ def test_report_columns_are_the_keys_that_differ(runs):
     assert rows[1]["parameters"] > rows[0]["parameters"]
     single = compare_runs([runs["a"]])
     assert single[0]["model.encoder"] == "gru" and single[0]["model.hidden_size"] == 24
-
-
-def rnnclf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnclf", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_report_command_prints_json_when_piped_and_writes_markdown(runs, workspace):

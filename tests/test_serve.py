@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import order_task, write_csv
+from test_cli import assert_user_error, rnnclf
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -20,19 +21,6 @@ pytest.importorskip("uvicorn")
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_TEXTS, MAX_BODY_BYTES = 5, 4000
-
-
-def rnnclf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnclf", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @contextmanager

@@ -86,6 +86,11 @@ def _output_format(fmt: Format | None) -> Format:
     return fmt or (Format.table if sys.stdout.isatty() else Format.json)
 
 
+def _rank_zero() -> bool:
+    """True unless this is another process of a distributed run (torchrun sets RANK); only rank 0 reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _log(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -160,10 +165,10 @@ def train(
                 raise typer.Exit(_launch(nproc, config=config, overrides=extra))
             summary = run_training(resolved, command=sys.argv, log=_log)
     except TrainingStopped as stop:
-        if os.environ.get("RANK", "0") == "0":
+        if _rank_zero():
             _log(f"rnnclf: {stop}")
         raise typer.Exit(stop.code) from None
-    if os.environ.get("RANK", "0") != "0":
+    if not _rank_zero():
         return  # rank 0 of a distributed run reports
     best = summary["test"] or summary["valid"]
     if _output_format(fmt) is Format.json:
@@ -455,7 +460,7 @@ def main() -> None:
             raise
         code = getattr(exc, "exit_code", 2)
         # the processes of a distributed run meet the same mistakes: rank 0 tells the user, once
-        if os.environ.get("RANK", "0") != "0" and not getattr(exc, "every_rank", False):
+        if not _rank_zero() and not getattr(exc, "every_rank", False):
             sys.exit(code)
         typer.echo(f"rnnclf: error: {exc}", err=True)
         sys.exit(code)
