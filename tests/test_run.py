@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,28 @@ def test_failed_state_save_keeps_the_previous_state_loadable(tmp_path, monkeypat
     monkeypatch.undo()
     state = load_state(tmp_path / "state")
     assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+
+
+def test_state_replaced_while_it_is_read_gives_one_consistent_version(tmp_path, monkeypatch):
+    """A test process polls the state while training saves it (tests/test_resume.py): the load must not
+    mix the tensors of one save with the metadata of the next (CI once failed on exactly this)."""
+    folder = tmp_path / "state"
+    save_state(folder, {"step": 1, "w": torch.ones(3)})
+    read_bytes = Path.read_bytes
+
+    def read_then_replaced(self):
+        data = read_bytes(self)
+        save_state(folder, {"step": 2, "w": torch.zeros(5), "extra": torch.ones(7)})  # the trainer saves meanwhile
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_replaced)
+    state = load_state(folder)
+    monkeypatch.undo()
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3)) and "extra" not in state
+    assert load_state(folder)["step"] == 2
+
+
+def test_safetensors_without_state_metadata_is_a_clear_error(tmp_path):
+    save_tensors(tmp_path / "state" / "state.safetensors", {"w": torch.ones(2)})
+    with pytest.raises(RnnclfError, match="not a training state"):
+        load_state(tmp_path / "state")

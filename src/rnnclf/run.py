@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from tokenizers import Tokenizer
@@ -75,12 +76,21 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return _read_tensors(path)[0]
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata from ONE read of the file: a save that replaces it meanwhile cannot mix two versions."""
     if not path.exists():
         raise RnnclfError(f"{path}: missing; is this a complete run directory?")
     try:
-        return load_safetensors_bytes(path.read_bytes())
-    except (SafetensorError, ValueError, OSError) as exc:
+        data = path.read_bytes()
+        tensors = load_safetensors_bytes(data)
+        (size,) = struct.unpack("<Q", data[:8])
+        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, OSError, struct.error) as exc:
         raise RnnclfError(f"{path}: not a valid safetensors file ({exc}); the file is damaged or truncated") from None
+    return tensors, metadata
 
 
 def flatten_state(value: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
@@ -130,10 +140,10 @@ def load_state(directory: Path) -> dict[str, Any]:
     path = directory / STATE_FILE
     if not path.exists():
         raise RnnclfError(f"{directory}: no saved training state ({STATE_FILE})")
-    tensors = load_tensors(path)
-    with safe_open(str(path), framework="pt") as handle:
-        skeleton = json.loads((handle.metadata() or {})["state"])
-    return unflatten_state(skeleton, tensors)
+    tensors, metadata = _read_tensors(path)
+    if "state" not in metadata:
+        raise RnnclfError(f"{path}: not a training state (no 'state' metadata)")
+    return unflatten_state(json.loads(metadata["state"]), tensors)
 
 
 @dataclass
