@@ -27,6 +27,10 @@ from rnnclf.errors import RnnclfError
 
 # a collective that waits longer than this for a process fails instead of hanging (RNNCLF_DIST_TIMEOUT, seconds)
 DEFAULT_TIMEOUT = 300
+# A process that lost its peers waits this long before it exits, so that torchrun records the process that
+# failed first (a mistake that rank 0 found and reported: exit code 2) rather than this consequence (exit 1).
+# torchrun stops the waiting process as soon as it sees the first failure.
+LOST_PEER_GRACE = 5.0
 
 
 class LostPeers(RnnclfError):

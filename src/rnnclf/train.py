@@ -281,6 +281,8 @@ def _fit(config: Config, run_dir: Path, previous: Any, command: list[str], log: 
         return _train(config, run_dir, previous, command, log if group.main else lambda message: None, group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
+            if not group.main:  # rank 0 reports what went wrong: let torchrun see the process that failed first
+                time.sleep(distributed.LOST_PEER_GRACE)
             saved = (
                 f"continue from the last saved state with: rnnclf train --resume {run_dir} --nproc {group.world}"
                 if (run_dir / STATE / STATE_FILE).exists()
