@@ -173,7 +173,7 @@ CASES = {
     "unseen test label": (
         lambda ws: train_args(ws, "data: {train: train.csv, test: unseen.csv}\n"),
         2,
-        "unseen.csv: data row 2: label 'maybe'",
+        "unseen.csv: row 3: label 'maybe'",
     ),
     "invalid jsonl": (lambda ws: train_args(ws, "data: {train: bad.jsonl}\n"), 2, "bad.jsonl: line 2: invalid JSON"),
     "jsonl not objects": (

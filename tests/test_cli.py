@@ -131,7 +131,7 @@ def test_existing_run_directory_is_never_overwritten(trained, workspace):
         ("data: {train: missing.csv}\n", ["missing.csv: file not found"]),
         ("data: {train: train.csv, text_field: body}\n", ["train.csv: no column 'body'"]),
         ("data: {train: one_class.csv}\n", ["one_class.csv: only one class"]),
-        ("data: {train: train.csv, test: unseen.csv}\n", ["unseen.csv: data row 1: label 'maybe'"]),
+        ("data: {train: train.csv, test: unseen.csv}\n", ["unseen.csv: row 2: label 'maybe'"]),
         ("data: {train: empty_text.csv}\n", ["empty_text.csv: row 3: empty text"]),
         ("data: {train: train.csv}\ntrain: {device: cuda}\n", ["train.device is 'cuda' but torch sees no CUDA device"]),
         ("data: {train: train.csv\n", ["bad.yaml", "invalid YAML"]),

@@ -76,7 +76,7 @@ def test_corpus_checks_classes_and_unseen_labels(tmp_path):
     train.write_text("".join(json.dumps({"text": f"t{i}", "label": "xy"[i % 2]}) + "\n" for i in range(10)))
     test = tmp_path / "test.jsonl"
     test.write_text(json.dumps({"text": "t", "label": "x"}) + "\n" + json.dumps({"text": "t", "label": "z"}) + "\n")
-    with pytest.raises(RnnclfError, match=r"test.jsonl: data row 2: label 'z' .* never seen in training"):
+    with pytest.raises(RnnclfError, match=r"test.jsonl: line 2: label 'z' .* never seen in training"):
         load_corpus(DataConfig(train=train, test=test), seed=0)
 
 
@@ -84,3 +84,13 @@ def test_labels_in_natural_order(tmp_path):
     train = tmp_path / "t.csv"
     train.write_text("text,label\n" + "".join(f"t{i},{label}\n" for i, label in enumerate([10, 2, 1, 2, 10, 1])))
     assert load_corpus(DataConfig(train=train, valid=train), seed=0).labels == ["1", "2", "10"]
+
+
+def test_unseen_label_names_the_files_own_row_even_after_a_multi_line_field(tmp_path):
+    """The row a message names is the reader's own numbering: a spreadsheet's row (header = 1) or a JSONL line."""
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(10)))
+    test = tmp_path / "test.csv"
+    test.write_text('text,label\n"a text\nover two lines",x\n\nfine,y\nnew,z\n')
+    with pytest.raises(RnnclfError, match=r"test.csv: row 6: label 'z' .* never seen in training"):
+        load_corpus(DataConfig(train=train, test=test), seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 
@@ -37,17 +38,24 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     held.sort()
 
     def pick(indices: list[int], name: str) -> Split:
-        return Split([split.texts[i] for i in indices], [split.labels[i] for i in indices], f"{split.source} ({name})")
+        return Split(
+            [split.texts[i] for i in indices],
+            [split.labels[i] for i in indices],
+            f"{split.source} ({name})",
+            array("q", (split.rows[i] for i in indices)) if split.rows else (),
+            split.where,
+        )
 
     return pick(keep, "train part"), pick(held, f"valid_fraction {fraction}")
 
 
 def check_labels(split: Split, known: set[str], label_field: str) -> None:
     """A label in valid / test / eval data that training never saw is a mistake in the data."""
-    for row, label in enumerate(split.labels, start=1):
+    for index, label in enumerate(split.labels):
         if label not in known:
+            where = f"{split.where} {split.rows[index]}" if split.rows else f"text {index + 1}"
             raise RnnclfError(
-                f"{split.source}: data row {row}: label '{label}' in '{label_field}' was never seen in training "
+                f"{split.source}: {where}: label '{label}' in '{label_field}' was never seen in training "
                 f"(known: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})"
             )
 

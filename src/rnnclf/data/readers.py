@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class Split:
     texts: list[str]
     labels: list[str]
     source: str
+    rows: Sequence[int] = ()  # where each text is in its file: messages name it as `where` N
+    where: str = "row"
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -125,6 +128,7 @@ def read_split(
     )
     texts: list[str] = []
     labels: list[str] = []
+    numbers = array("q")  # 8 bytes a text, not a Python int each
     where = "line" if kind == "jsonl" else "row"
     try:
         for number, text, label in rows:
@@ -135,6 +139,7 @@ def read_split(
                 raise RnnclfError(f"{path}: {where} {number}: missing label in '{label_field}'")
             texts.append(text)
             labels.append(label_text or "")
+            numbers.append(number)
     except UnicodeDecodeError:
         raise RnnclfError(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"
@@ -143,4 +148,4 @@ def read_split(
         raise RnnclfError(f"{path}: malformed {kind.upper()} near row {len(texts) + 2}: {exc}") from None
     if not texts:
         raise RnnclfError(f"{path}: no rows of data")
-    return Split(texts, labels, str(path))
+    return Split(texts, labels, str(path), numbers, where)
