@@ -434,14 +434,18 @@ def _train(
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = net(ids, batch.lengths)
                     loss = loss_fn(logits.float(), targets)
-                if not torch.isfinite(loss):
+                # the loss and the count of right answers in one read: one wait for the device per step, not three
+                loss_value, correct = torch.stack(
+                    [loss.detach(), (logits.argmax(dim=1) == targets).sum().to(loss.dtype)]
+                ).tolist()
+                if not math.isfinite(loss_value):
                     kept = (
                         "the last saved state and best weights are kept"
                         if (run_dir / STATE).exists()
                         else "nothing was saved yet"
                     )
                     raise RnnclfError(
-                        f"training loss became {loss.item()} at epoch {epoch}, step {progress.step + 1}; "
+                        f"training loss became {loss_value} at epoch {epoch}, step {progress.step + 1}; "
                         f"lower train.lr or set train.grad_clip ({kept} in {run_dir})"
                     )
                 optimizer.zero_grad(set_to_none=True)
@@ -455,13 +459,13 @@ def _train(
                     scheduler.step()
                 progress.step += 1
                 progress.batch += 1
-                progress.total_loss += loss.item() * len(targets)
-                progress.correct += int((logits.argmax(dim=1) == targets).sum())
+                progress.total_loss += loss_value * len(targets)
+                progress.correct += int(correct)
                 progress.seen += len(targets)
                 progress.tokens += batch.num_tokens
                 session_tokens += batch.num_tokens
                 if board is not None:
-                    log_step(board, progress.step, loss.item(), optimizer.param_groups[0]["lr"])
+                    log_step(board, progress.step, loss_value, optimizer.param_groups[0]["lr"])
                 bar.set_postfix(
                     loss=f"{progress.total_loss / progress.seen:.4f}",
                     acc=f"{progress.correct / progress.seen:.3f}",
