@@ -216,7 +216,7 @@ CASES = {
     "eval unseen label": (
         lambda ws: ["eval", str(ws / "run"), "--data", str(ws / "unseen.csv")],
         2,
-        "row 2: label 'maybe'",
+        "row 3: label 'maybe'",
     ),
     "eval no test split": (lambda ws: ["eval", str(ws / "run"), "--split", "test"], 2, "no test data"),
     "incompatible version": (lambda ws: ["eval", broken_run(ws, set_env_version)], 2, "format 99"),

@@ -151,7 +151,7 @@ def test_eval_and_predict_mistakes(trained, workspace):
     write_csv(workspace / "unseen_eval.csv", [("a good movie", "pos"), ("a b", "maybe")])
     assert_user_error(
         rnnclf("eval", str(trained), "--data", str(workspace / "unseen_eval.csv")),
-        "row 2: label 'maybe'",
+        "row 3: label 'maybe'",
         "never seen in training",
     )
     assert_user_error(rnnclf("eval", str(workspace / "nope")), "run directory not found")
