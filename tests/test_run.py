@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rnnclf.errors import RnnclfError
-from rnnclf.run import load_state, load_tensors, save_state, save_tensors, write_atomic
+from rnnclf.files import write_atomic
+from rnnclf.run import load_state, load_tensors, save_state, save_tensors
 
 
 def test_state_round_trip_without_pickle(tmp_path):

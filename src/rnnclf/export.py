@@ -25,8 +25,9 @@ from rnnclf.batching import collate, sequential_batches
 from rnnclf.config import ModelConfig
 from rnnclf.data.readers import read_split
 from rnnclf.errors import RnnclfError
+from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
 from rnnclf.predict import Predictor, check_texts, top_labels
-from rnnclf.run import TOKENIZER, WEIGHTS, Run, load_run, write_atomic, write_json
+from rnnclf.run import Run, load_run
 from rnnclf.text import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
 from rnnclf.train import available_cores
 

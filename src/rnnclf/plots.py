@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rnnclf.errors import RnnclfError
-from rnnclf.run import METRICS_LOG, write_atomic
+from rnnclf.files import METRICS_LOG, write_atomic
 
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"

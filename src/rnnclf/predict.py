@@ -14,9 +14,10 @@ import torch
 from rnnclf.data.corpus import check_labels, load_corpus
 from rnnclf.data.readers import FORMATS, Split, read_split
 from rnnclf.errors import RnnclfError
+from rnnclf.files import write_json
 from rnnclf.model import RNNClassifier
 from rnnclf.plots import save_confusion
-from rnnclf.run import Run, load_run, write_json
+from rnnclf.run import Run, load_run
 from rnnclf.text import encode
 from rnnclf.train import amp_dtype, choose_device, evaluate, predict_logits
 

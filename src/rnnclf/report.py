@@ -14,9 +14,7 @@ import yaml
 
 from rnnclf.config import config_to_dict, parse_config
 from rnnclf.errors import RnnclfError
-
-# a run directory's files, as rnnclf.run names them (run.py imports torch, this module must not)
-CONFIG, METRICS = "config.yaml", "metrics.json"
+from rnnclf.files import CONFIG, METRICS, write_atomic
 
 # the keys shown for a single run, when there is nothing to compare
 MAIN_KEYS = (
@@ -150,7 +148,4 @@ def format_json(rows: list[dict[str, Any]]) -> str:
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
-    try:
-        path.write_text(format_markdown(rows) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise RnnclfError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    write_atomic(path, (format_markdown(rows) + "\n").encode("utf-8"))

@@ -1,15 +1,14 @@
-"""The run directory: atomic writes, and loading a run back without ever unpickling.
+"""The run directory: saving tensors and training state, and loading a run back without ever unpickling.
 
 runs/<name>/config.yaml, labels.json, tokenizer.json, model.safetensors, state/, metrics.jsonl,
-metrics.json, env.json. Tensors go into safetensors; everything else into JSON or YAML.
+metrics.json, env.json. Tensors go into safetensors; everything else into JSON or YAML, each file written
+atomically (rnnclf.files).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,50 +23,10 @@ from tokenizers import Tokenizer
 from rnnclf import __version__
 from rnnclf.config import Config, parse_config
 from rnnclf.errors import RnnclfError
+from rnnclf.files import CONFIG, ENV, LABELS, TOKENIZER, WEIGHTS, write_atomic
 from rnnclf.text import load_tokenizer
 
 FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
-
-CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.json", "model.safetensors"
-METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run directory is for sharing
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # disk full, read-only folder, ...: the previous version is intact
-            raise RnnclfError(
-                f"{path}: cannot write ({exc.strerror or exc}); the previous version of the file is kept"
-            ) from exc
-        raise
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def write_yaml(path: Path, value: Any) -> None:
-    write_atomic(path, yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode("utf-8"))
-
-
-def append_line(path: Path, value: Any) -> None:
-    """Append one JSON line (rewritten atomically, so a crash never leaves a torn last line)."""
-    old = path.read_bytes() if path.exists() else b""
-    write_atomic(path, old + (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -31,29 +31,24 @@ from rnnclf.config import Config, TrainConfig, config_to_dict
 from rnnclf.distributed import Group, LostPeers
 from rnnclf.embeddings import load_pretrained
 from rnnclf.errors import RnnclfError
-from rnnclf.metrics import classification_report
-from rnnclf.model import RNNClassifier, count_parameters
-from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
-from rnnclf.run import (
+from rnnclf.files import (
     CONFIG,
     ENV,
-    FORMAT_VERSION,
     LABELS,
     METRICS,
     METRICS_LOG,
     STATE,
-    STATE_FILE,
     TOKENIZER,
     WEIGHTS,
     append_line,
-    load_state,
-    load_tensors,
-    save_state,
-    save_tensors,
     write_atomic,
     write_json,
     write_yaml,
 )
+from rnnclf.metrics import classification_report
+from rnnclf.model import RNNClassifier, count_parameters
+from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
+from rnnclf.run import FORMAT_VERSION, STATE_FILE, load_state, load_tensors, save_state, save_tensors
 from rnnclf.text import EncodedTexts, vocabulary
 from rnnclf.tokens import prepare
 
