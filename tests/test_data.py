@@ -2,11 +2,13 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import write_csv
 
-from rnnclf.config import DataConfig
+from rnnclf.config import DataConfig, TokenizerConfig
 from rnnclf.data.corpus import load_corpus, stratified_split
-from rnnclf.data.readers import Split, read_split
+from rnnclf.data.readers import FileTexts, Split, read_split
 from rnnclf.errors import RnnclfError
+from rnnclf.text import encode, fit_tokenizer
 
 
 def test_csv_with_bom_crlf_quotes_and_newlines(tmp_path):
@@ -94,3 +96,32 @@ def test_unseen_label_names_the_files_own_row_even_after_a_multi_line_field(tmp_
     test.write_text('text,label\n"a text\nover two lines",x\n\nfine,y\nnew,z\n')
     with pytest.raises(RnnclfError, match=r"test.csv: row 6: label 'z' .* never seen in training"):
         load_corpus(DataConfig(train=train, test=test), seed=0)
+
+
+def test_a_corpus_keeps_labels_in_memory_and_reads_texts_from_the_file(tmp_path):
+    """load_corpus holds no texts (a million documents cost memory for their labels only): the splits' texts
+    are read again from the file, in order, and a carved validation split picks the same rows as in memory."""
+    rows = [
+        (f"text number {i}" + (' with "quotes", commas\nand a newline' if i % 7 == 0 else ""), "xyz"[i % 3])
+        for i in range(300)
+    ]
+    train = tmp_path / "train.csv"
+    write_csv(train, rows)
+    corpus = load_corpus(DataConfig(train=train, valid_fraction=0.2), seed=5)
+    assert isinstance(corpus.train.texts, FileTexts) and isinstance(corpus.valid.texts, FileTexts)
+    in_memory = stratified_split(read_split(train), 0.2, seed=5)
+    for carved, listed in zip((corpus.train, corpus.valid), in_memory, strict=True):
+        assert len(carved.texts) == len(listed.texts) == len(carved.labels)
+        assert list(carved.texts) == listed.texts and list(carved.texts) == listed.texts  # read twice, same texts
+        assert carved.labels == listed.labels and list(carved.rows) == list(listed.rows)
+    assert encode(fit_tokenizer(TokenizerConfig(), corpus.train.texts, 50), corpus.valid.texts).offsets.size == 61
+
+
+def test_a_data_file_changed_between_reads_is_a_clear_error(tmp_path):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"text": f"t{i}", "label": "xy"[i % 2]}) + "\n" for i in range(10)))
+    corpus = load_corpus(DataConfig(train=train, valid_fraction=0.2), seed=0)
+    with train.open("a") as handle:
+        handle.write(json.dumps({"text": "late", "label": "x"}) + "\n")
+    with pytest.raises(RnnclfError, match="train.jsonl: the file changed while rnnclf read it .*run again"):
+        list(corpus.train.texts)

@@ -7,7 +7,7 @@ Token ids 0 and 1 are always `<pad>` and `<unk>`. A fitted tokenizer is saved as
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +55,9 @@ def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Traine
     return tokenizer, trainer
 
 
-def fit_tokenizer(config: TokenizerConfig, texts: Sequence[str], max_length: int | None) -> Tokenizer:
-    """Learn the vocabulary from the training texts; truncation to max_length travels with the tokenizer."""
+def fit_tokenizer(config: TokenizerConfig, texts: Collection[str], max_length: int | None) -> Tokenizer:
+    """Learn the vocabulary from the training texts (a list, or FileTexts read in order); truncation to
+    max_length travels with the tokenizer."""
     tokenizer, trainer = build_tokenizer(config)
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
@@ -104,24 +105,25 @@ CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before t
 ENCODE_CHUNK = 20_000
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> EncodedTexts:
+def encode(tokenizer: Tokenizer, texts: Iterable[str]) -> EncodedTexts:
     """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`.
 
+    Texts are taken ENCODE_CHUNK at a time, so a stream of them (FileTexts) is never all in memory.
     With truncation set, each text is first cut to max_length * CHARS_PER_TOKEN_CAP characters, so a
     100 MB line costs no more than a long document (the tokenizer would otherwise split all of it).
     """
     limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP if tokenizer.truncation else None
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    chunks = []
-    for start in range(0, len(texts), ENCODE_CHUNK):  # chunks keep Python objects few: memory stays flat
-        part = [text[:limit] for text in texts[start : start + ENCODE_CHUNK]]  # text[:None] is the whole text
+    stream = iter(texts)
+    lengths, chunks = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
+    while part := [text[:limit] for text in itertools.islice(stream, ENCODE_CHUNK)]:  # text[:None]: all of it
         id_lists = [encoding.ids or [UNK_ID] for encoding in _encode_batch(tokenizer)(part, add_special_tokens=False)]
-        lengths[start : start + len(part)] = [len(ids) for ids in id_lists]
-        chunks.append(np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
-    return EncodedTexts(ids, offsets)
+        lengths.append(np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists)))
+        chunks.append(
+            np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths[-1].sum()))
+        )
+    offsets = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    return EncodedTexts(np.concatenate(chunks), offsets)
 
 
 def _encode_batch(tokenizer: Tokenizer):

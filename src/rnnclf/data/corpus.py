@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 
 from rnnclf.config import DataConfig
-from rnnclf.data.readers import Split, read_split
+from rnnclf.data.readers import FileTexts, Split, read_split
 from rnnclf.errors import RnnclfError
 
 
@@ -24,36 +24,33 @@ class Corpus:
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Carve `fraction` of each class out of `split` (seeded); classes with one example stay in train."""
     rng = np.random.default_rng(seed)
-    by_label: dict[str, list[int]] = {}
-    for index, label in enumerate(split.labels):
-        by_label.setdefault(label, []).append(index)
-    held: list[int] = []
-    for label in sorted(by_label):
-        indices = np.array(by_label[label])
+    names = sorted(set(split.labels))
+    code = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter((code[label] for label in split.labels), dtype=np.int32, count=len(split))
+    held = np.zeros(len(split), dtype=bool)
+    for i in range(len(names)):
+        indices = np.flatnonzero(codes == i)
         rng.shuffle(indices)
-        count = min(max(int(round(fraction * len(indices))), 1), len(indices) - 1)
-        held.extend(indices[:count].tolist())
-    held_set = set(held)
-    keep = [i for i in range(len(split)) if i not in held_set]
-    held.sort()
+        held[indices[: min(max(int(round(fraction * len(indices))), 1), len(indices) - 1)]] = True
 
-    def pick(indices: list[int], name: str) -> Split:
+    def pick(mask: np.ndarray, name: str) -> Split:
+        texts = split.texts
         return Split(
-            [split.texts[i] for i in indices],
-            [split.labels[i] for i in indices],
+            texts.subset(mask) if isinstance(texts, FileTexts) else list(compress(texts, mask)),
+            list(compress(split.labels, mask)),
             f"{split.source} ({name})",
-            array("q", (split.rows[i] for i in indices)) if split.rows else (),
+            np.asarray(split.rows, dtype=np.int64)[mask] if len(split.rows) else (),
             split.where,
         )
 
-    return pick(keep, "train part"), pick(held, f"valid_fraction {fraction}")
+    return pick(~held, "train part"), pick(held, f"valid_fraction {fraction}")
 
 
 def check_labels(split: Split, known: set[str], label_field: str) -> None:
     """A label in valid / test / eval data that training never saw is a mistake in the data."""
     for index, label in enumerate(split.labels):
         if label not in known:
-            where = f"{split.where} {split.rows[index]}" if split.rows else f"text {index + 1}"
+            where = f"{split.where} {split.rows[index]}" if len(split.rows) else f"text {index + 1}"
             raise RnnclfError(
                 f"{split.source}: {where}: label '{label}' in '{label_field}' was never seen in training "
                 f"(known: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})"
@@ -73,7 +70,8 @@ def load_corpus(config: DataConfig, seed: int) -> Corpus:
         train_path, valid_path, test_path = config.train, config.valid, config.test
 
     def read(path):
-        return read_split(path, text_field, label_field, fmt) if path is not None else None
+        # the texts stay in their files until tokenizing reads them (FileTexts): memory for the labels only
+        return read_split(path, text_field, label_field, fmt, keep_texts=False) if path is not None else None
 
     train, valid, test = read(train_path), read(valid_path), read(test_path)
     counts = Counter(train.labels)

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rnnclf.errors import RnnclfError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -21,14 +23,14 @@ csv.field_size_limit(sys.maxsize)  # a long document in one CSV field is not an 
 class Split:
     """The texts and labels of one split; `source` names where they came from, for messages."""
 
-    texts: list[str]
+    texts: Sequence[str] | FileTexts
     labels: list[str]
     source: str
     rows: Sequence[int] = ()  # where each text is in its file: messages name it as `where` N
     where: str = "row"
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.labels)
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -115,21 +117,47 @@ def _first_undecodable_line(path: Path) -> int:
 
 
 def read_split(
-    path: Path, text_field: str = "text", label_field: str = "label", fmt: str = "auto", need_labels: bool = True
+    path: Path,
+    text_field: str = "text",
+    label_field: str = "label",
+    fmt: str = "auto",
+    need_labels: bool = True,
+    keep_texts: bool = True,
 ) -> Split:
-    """Read a whole file of (text, label) rows. Empty texts and missing labels are errors naming the row."""
+    """Read a whole file of (text, label) rows. Empty texts and missing labels are errors naming the row.
+
+    With keep_texts=False the texts are not held: `texts` reads them again from the file when iterated
+    (FileTexts), so that a corpus of millions of documents costs memory for its labels only.
+    """
     path = Path(path)
     _check_file(path)
     kind = detect_format(path, fmt)
+    texts: list[str] = []
+    labels: list[str] = []
+    numbers = array("q")  # 8 bytes a text, not a Python int each
+    names: dict[str, str] = {}  # one string object per label name, not one per row
+    for number, text, label in _checked_rows(path, kind, text_field, label_field, need_labels):
+        if keep_texts:
+            texts.append(text)
+        labels.append(names.setdefault(label, label))
+        numbers.append(number)
+    if not numbers:
+        raise RnnclfError(f"{path}: no rows of data")
+    kept = texts if keep_texts else FileTexts(path, kind, text_field, label_field, len(numbers))
+    return Split(kept, labels, str(path), numbers, "line" if kind == "jsonl" else "row")
+
+
+def _checked_rows(
+    path: Path, kind: str, text_field: str, label_field: str, need_labels: bool = False
+) -> Iterator[tuple[int, str, str]]:
+    """(row number, text, label) of every row, each checked; a missing label is "" unless need_labels."""
     rows = (
         _rows_jsonl(path, text_field, label_field)
         if kind == "jsonl"
         else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field)
     )
-    texts: list[str] = []
-    labels: list[str] = []
-    numbers = array("q")  # 8 bytes a text, not a Python int each
     where = "line" if kind == "jsonl" else "row"
+    number = 1
     try:
         for number, text, label in rows:
             if not isinstance(text, str) or not text.strip():
@@ -137,15 +165,52 @@ def read_split(
             label_text = _label_text(label)
             if label_text is None and need_labels:
                 raise RnnclfError(f"{path}: {where} {number}: missing label in '{label_field}'")
-            texts.append(text)
-            labels.append(label_text or "")
-            numbers.append(number)
+            yield number, text, label_text or ""
     except UnicodeDecodeError:
         raise RnnclfError(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"
         ) from None
     except csv.Error as exc:
-        raise RnnclfError(f"{path}: malformed {kind.upper()} near row {len(texts) + 2}: {exc}") from None
-    if not texts:
-        raise RnnclfError(f"{path}: no rows of data")
-    return Split(texts, labels, str(path), numbers, where)
+        raise RnnclfError(f"{path}: malformed {kind.upper()} after row {number}: {exc}") from None
+
+
+class FileTexts:
+    """A split's texts, read again from its file (checked once already) each time they are iterated.
+
+    `keep` (a boolean mask over the file's rows) picks a part, such as the rows left after carving a
+    validation split. Iteration only: encoding and fitting a tokenizer read texts in order.
+    """
+
+    def __init__(
+        self, path: Path, kind: str, text_field: str, label_field: str, rows: int, keep: np.ndarray | None = None
+    ):
+        self.path, self.kind, self.text_field, self.label_field, self.rows, self.keep = (
+            path,
+            kind,
+            text_field,
+            label_field,
+            rows,
+            keep,
+        )
+
+    def __len__(self) -> int:
+        return self.rows if self.keep is None else int(self.keep.sum())
+
+    def subset(self, keep: np.ndarray) -> FileTexts:
+        """The texts at the positions where `keep` (a mask over these texts) is true."""
+        if self.keep is not None:
+            mask = np.zeros(self.rows, dtype=bool)
+            mask[np.flatnonzero(self.keep)[keep]] = True
+            keep = mask
+        return FileTexts(self.path, self.kind, self.text_field, self.label_field, self.rows, keep)
+
+    def __iter__(self) -> Iterator[str]:
+        count = 0
+        for index, (_, text, _) in enumerate(_checked_rows(self.path, self.kind, self.text_field, self.label_field)):
+            count = index + 1
+            if self.keep is None or (index < self.rows and self.keep[index]):
+                yield text
+        if count != self.rows:
+            raise RnnclfError(
+                f"{self.path}: the file changed while rnnclf read it ({self.rows:,} rows, then {count:,}); run again"
+            )
