@@ -433,9 +433,7 @@ def bench_training(plan: Plan, run_reference: bool, run_naive: bool, config: Con
         vocab = naive_vocabulary(texts, config.tokenizer.max_vocab)
         out["naive_vocab_seconds"] = time.perf_counter() - start
         say(f"naive: vocabulary of {len(vocab):,} built in {out['naive_vocab_seconds']:.1f}s (not in the throughput)")
-        pipelines["naive"] = naive_steps(
-            config, texts, [index[x] for x in corpus.train.labels], vocab, plan.device
-        )
+        pipelines["naive"] = naive_steps(config, texts, [index[x] for x in corpus.train.labels], vocab, plan.device)
 
     for name, steps in pipelines.items():
         start = time.perf_counter()

@@ -161,19 +161,19 @@ CASES = {
     "empty text": (
         lambda ws: train_args(ws, "data: {train: empty_text.csv}\n"),
         2,
-        "empty_text.csv: row 3: empty text",
+        "empty_text.csv: line 3: empty text",
     ),
     "missing label": (
         lambda ws: train_args(ws, "data: {train: no_label.csv}\n"),
         2,
-        "no_label.csv: row 3: missing label",
+        "no_label.csv: line 3: missing label",
     ),
     "non-utf-8 data": (lambda ws: train_args(ws, "data: {train: latin1.csv}\n"), 2, "latin1.csv: line 2: not UTF-8"),
     "one class": (lambda ws: train_args(ws, "data: {train: one_class.csv}\n"), 2, "one_class.csv: only one class"),
     "unseen test label": (
         lambda ws: train_args(ws, "data: {train: train.csv, test: unseen.csv}\n"),
         2,
-        "unseen.csv: row 3: label 'maybe'",
+        "unseen.csv: line 3: label 'maybe'",
     ),
     "invalid jsonl": (lambda ws: train_args(ws, "data: {train: bad.jsonl}\n"), 2, "bad.jsonl: line 2: invalid JSON"),
     "jsonl not objects": (
@@ -189,7 +189,7 @@ CASES = {
     "extra csv fields": (
         lambda ws: train_args(ws, "data: {train: extra_fields.csv}\n"),
         2,
-        "extra_fields.csv: row 2: 3 fields",
+        "extra_fields.csv: line 2: 3 fields",
     ),
     "crlf and bom work": (lambda ws: train_args(ws, GOOD.replace("train.csv", "crlf_bom.csv")), 0, ""),
     "quotes and newlines work": (lambda ws: train_args(ws, GOOD.replace("train.csv", "quoted.csv")), 0, ""),
@@ -216,7 +216,7 @@ CASES = {
     "eval unseen label": (
         lambda ws: ["eval", str(ws / "run"), "--data", str(ws / "unseen.csv")],
         2,
-        "row 3: label 'maybe'",
+        "line 3: label 'maybe'",
     ),
     "eval no test split": (lambda ws: ["eval", str(ws / "run"), "--split", "test"], 2, "no test data"),
     "incompatible version": (lambda ws: ["eval", broken_run(ws, set_env_version)], 2, "format 99"),

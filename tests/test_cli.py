@@ -131,8 +131,8 @@ def test_existing_run_directory_is_never_overwritten(trained, workspace):
         ("data: {train: missing.csv}\n", ["missing.csv: file not found"]),
         ("data: {train: train.csv, text_field: body}\n", ["train.csv: no column 'body'"]),
         ("data: {train: one_class.csv}\n", ["one_class.csv: only one class"]),
-        ("data: {train: train.csv, test: unseen.csv}\n", ["unseen.csv: row 2: label 'maybe'"]),
-        ("data: {train: empty_text.csv}\n", ["empty_text.csv: row 3: empty text"]),
+        ("data: {train: train.csv, test: unseen.csv}\n", ["unseen.csv: line 2: label 'maybe'"]),
+        ("data: {train: empty_text.csv}\n", ["empty_text.csv: line 3: empty text"]),
         ("data: {train: train.csv}\ntrain: {device: cuda}\n", ["train.device is 'cuda' but torch sees no CUDA device"]),
         ("data: {train: train.csv\n", ["bad.yaml", "invalid YAML"]),
     ],
@@ -151,7 +151,7 @@ def test_eval_and_predict_mistakes(trained, workspace):
     write_csv(workspace / "unseen_eval.csv", [("a good movie", "pos"), ("a b", "maybe")])
     assert_user_error(
         rnnclf("eval", str(trained), "--data", str(workspace / "unseen_eval.csv")),
-        "row 3: label 'maybe'",
+        "line 3: label 'maybe'",
         "never seen in training",
     )
     assert_user_error(rnnclf("eval", str(workspace / "nope")), "run directory not found")

@@ -32,12 +32,12 @@ def test_tsv_and_jsonl_with_numeric_labels(tmp_path):
     ("name", "content", "expected"),
     [
         ("a.csv", b"body,label\nx,1\n", "no column 'text' in the header (columns: body, label)"),
-        ("a.csv", b"text,label\nx,1\n,2\n", "row 3: empty text"),
-        ("a.csv", b"text,label\nx,\n", "row 2: missing label"),
+        ("a.csv", b"text,label\nx,1\n,2\n", "line 3: empty text"),
+        ("a.csv", b"text,label\nx,\n", "line 2: missing label"),
         ("a.csv", b"", "file is empty"),
         ("a.csv", b"text,label\n", "no rows of data"),
         ("a.csv", b"text,label\nok,1\n\xff\xfe bad,2\n", "line 3: not UTF-8"),
-        ("a.csv", b"text,label\na,b,c\n", "row 2: 3 fields, header has 2"),
+        ("a.csv", b"text,label\na,b,c\n", "line 2: 3 fields, header has 2"),
         ("a.jsonl", b'{"text": "a", "label": 1}\n{"text": "b"\n', "line 2: invalid JSON"),
         ("a.jsonl", b'{"txt": "a", "label": 1}\n', "line 1: no key 'text'"),
         ("a.jsonl", b"[1, 2]\n", "line 1: expected a JSON object"),
@@ -88,13 +88,13 @@ def test_labels_in_natural_order(tmp_path):
     assert load_corpus(DataConfig(train=train, valid=train), seed=0).labels == ["1", "2", "10"]
 
 
-def test_unseen_label_names_the_files_own_row_even_after_a_multi_line_field(tmp_path):
-    """The row a message names is the reader's own numbering: a spreadsheet's row (header = 1) or a JSONL line."""
+def test_unseen_label_names_the_line_where_its_row_starts_after_multi_line_fields_and_blank_lines(tmp_path):
+    """Messages name the line of the file where the row starts (the header is line 1), as an editor counts."""
     train = tmp_path / "train.csv"
     train.write_text("text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(10)))
     test = tmp_path / "test.csv"
-    test.write_text('text,label\n"a text\nover two lines",x\n\nfine,y\nnew,z\n')
-    with pytest.raises(RnnclfError, match=r"test.csv: row 6: label 'z' .* never seen in training"):
+    test.write_text('text,label\n"a text\nover two lines",x\n\n"another\ntwo",y\n\n"new\nlabel",z\n')
+    with pytest.raises(RnnclfError, match=r"test.csv: line 8: label 'z' .* never seen in training"):
         load_corpus(DataConfig(train=train, test=test), seed=0)
 
 
@@ -118,10 +118,27 @@ def test_a_corpus_keeps_labels_in_memory_and_reads_texts_from_the_file(tmp_path)
 
 
 def test_a_data_file_changed_between_reads_is_a_clear_error(tmp_path):
+    """Texts are read again after the labels: another version of the file (even with as many rows) or none
+    at all is one clear error, never texts that do not match their labels."""
     train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps({"text": f"t{i}", "label": "xy"[i % 2]}) + "\n" for i in range(10)))
-    corpus = load_corpus(DataConfig(train=train, valid_fraction=0.2), seed=0)
-    with train.open("a") as handle:
-        handle.write(json.dumps({"text": "late", "label": "x"}) + "\n")
-    with pytest.raises(RnnclfError, match="train.jsonl: the file changed while rnnclf read it .*run again"):
-        list(corpus.train.texts)
+
+    def write(prefix: str, count: int) -> None:
+        train.write_text(
+            "".join(json.dumps({"text": f"{prefix}{i}", "label": "xy"[i % 2]}) + "\n" for i in range(count))
+        )
+
+    changes = {
+        "a row added": lambda: write("t", 11),
+        "as many rows, other texts": lambda: write("other ", 10),
+        "removed": train.unlink,
+    }
+    for change in changes.values():
+        write("t", 10)
+        corpus = load_corpus(DataConfig(train=train, valid_fraction=0.2), seed=0)
+        assert len(list(corpus.valid.texts)) == 2
+        change()
+        for texts in (corpus.train.texts, corpus.valid.texts):
+            with pytest.raises(
+                RnnclfError, match=r"train.jsonl: the file changed \(or was removed\) while rnnclf read it"
+            ):
+                list(texts)

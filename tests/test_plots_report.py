@@ -150,6 +150,20 @@ def test_report_command_prints_json_when_piped_and_writes_markdown(runs, workspa
     assert len(table.stdout.splitlines()) == 3
 
 
+def test_report_markdown_goes_through_a_link_and_into_a_pipe(runs, workspace):
+    """--out a symbolic link writes its target (the link stays); --out /dev/stdout writes into the pipe."""
+    (workspace / "reports").mkdir(exist_ok=True)
+    (workspace / "reports" / "latest.md").write_text("old")
+    (workspace / "link.md").symlink_to(workspace / "reports" / "latest.md")
+    result = rnnclf("report", "a", "b", "--out", "link.md", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert (workspace / "link.md").is_symlink()
+    assert (workspace / "reports" / "latest.md").read_text().startswith("| run")
+    piped = rnnclf("report", "a", "b", "--out", "/dev/stdout", "--format", "table", cwd=workspace)
+    assert piped.returncode == 0, piped.stderr
+    assert "| run" in piped.stdout and piped.stdout.splitlines()[0].split()[:2] == ["run", "model.hidden_size"]
+
+
 @pytest.mark.parametrize(
     ("target", "fragment"),
     [

@@ -91,3 +91,10 @@ def test_safetensors_without_state_metadata_is_a_clear_error(tmp_path):
     save_tensors(tmp_path / "state" / "state.safetensors", {"w": torch.ones(2)})
     with pytest.raises(RnnclfError, match="not a training state"):
         load_state(tmp_path / "state")
+
+
+def test_atomic_write_where_no_file_can_be_made_is_one_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(RnnclfError, match="a-file/out.json: cannot write"):
+        write_atomic(tmp_path / "a-file" / "out.json", b"{}")
+    assert (tmp_path / "a-file").read_text() == "not a folder"

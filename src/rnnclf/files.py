@@ -26,8 +26,11 @@ os.umask(_UMASK)
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only or missing place: nothing was touched
+        raise RnnclfError(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
         os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run directory is for sharing
         with os.fdopen(fd, "wb") as handle:

@@ -148,4 +148,12 @@ def format_json(rows: list[dict[str, Any]]) -> str:
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
-    write_atomic(path, (format_markdown(rows) + "\n").encode("utf-8"))
+    """Atomically into a file (through a symbolic link, which stays); in place into a device or pipe (/dev/stdout)."""
+    data = (format_markdown(rows) + "\n").encode("utf-8")
+    if path.exists() and not path.is_file():  # /dev/stdout, a named pipe: write into it
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise RnnclfError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    else:
+        write_atomic(path.resolve(), data)  # through a link: the link stays and its target is replaced

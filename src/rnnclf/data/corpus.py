@@ -40,7 +40,6 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
             list(compress(split.labels, mask)),
             f"{split.source} ({name})",
             np.asarray(split.rows, dtype=np.int64)[mask] if len(split.rows) else (),
-            split.where,
         )
 
     return pick(~held, "train part"), pick(held, f"valid_fraction {fraction}")
@@ -50,7 +49,7 @@ def check_labels(split: Split, known: set[str], label_field: str) -> None:
     """A label in valid / test / eval data that training never saw is a mistake in the data."""
     for index, label in enumerate(split.labels):
         if label not in known:
-            where = f"{split.where} {split.rows[index]}" if len(split.rows) else f"text {index + 1}"
+            where = f"line {split.rows[index]}" if len(split.rows) else f"text {index + 1}"
             raise RnnclfError(
                 f"{split.source}: {where}: label '{label}' in '{label_field}' was never seen in training "
                 f"(known: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})"

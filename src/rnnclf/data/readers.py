@@ -26,8 +26,7 @@ class Split:
     texts: Sequence[str] | FileTexts
     labels: list[str]
     source: str
-    rows: Sequence[int] = ()  # where each text is in its file: messages name it as `where` N
-    where: str = "row"
+    rows: Sequence[int] = ()  # the line of its file where each text starts, for messages
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -66,25 +65,33 @@ def _label_text(value: object) -> str | None:
 def _rows_delimited(
     path: Path, delimiter: str, text_field: str, label_field: str
 ) -> Iterator[tuple[int, object, object]]:
+    """(line, text, label) per record; the line is where the record starts (a quoted field may span lines)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        header = reader.fieldnames
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(reader, [])]
         if not header:
             raise RnnclfError(f"{path}: file is empty (expected a header row with '{text_field}' and '{label_field}')")
-        header = [name.strip() for name in header]
-        reader.fieldnames = header
         missing = [field for field in (text_field, label_field) if field not in header]
         if missing:
             raise RnnclfError(
                 f"{path}: no column '{missing[0]}' in the header (columns: {', '.join(header)}); "
                 "set data.text_field / data.label_field"
             )
-        for row in reader:
-            if None in row:  # more fields than the header: a delimiter inside an unquoted field
-                raise RnnclfError(
-                    f"{path}: row {reader.line_num}: {len(header) + len(row[None])} fields, header has {len(header)}"
-                )
-            yield reader.line_num, row.get(text_field), row.get(label_field)
+        text_at, label_at = header.index(text_field), header.index(label_field)
+        while True:
+            line = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                return
+            if not row:  # a blank line
+                continue
+            if len(row) > len(header):  # a delimiter inside an unquoted field
+                raise RnnclfError(f"{path}: line {line}: {len(row)} fields, header has {len(header)}")
+            yield (
+                line,
+                row[text_at] if text_at < len(row) else None,
+                row[label_at] if label_at < len(row) else None,
+            )
 
 
 def _rows_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[int, object, object]]:
@@ -132,6 +139,7 @@ def read_split(
     path = Path(path)
     _check_file(path)
     kind = detect_format(path, fmt)
+    version = _version(path)  # before reading: a change from here on is caught when the texts are read again
     texts: list[str] = []
     labels: list[str] = []
     numbers = array("q")  # 8 bytes a text, not a Python int each
@@ -143,8 +151,8 @@ def read_split(
         numbers.append(number)
     if not numbers:
         raise RnnclfError(f"{path}: no rows of data")
-    kept = texts if keep_texts else FileTexts(path, kind, text_field, label_field, len(numbers))
-    return Split(kept, labels, str(path), numbers, "line" if kind == "jsonl" else "row")
+    kept = texts if keep_texts else FileTexts(path, kind, text_field, label_field, len(numbers), version)
+    return Split(kept, labels, str(path), numbers)
 
 
 def _checked_rows(
@@ -156,42 +164,43 @@ def _checked_rows(
         if kind == "jsonl"
         else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field)
     )
-    where = "line" if kind == "jsonl" else "row"
     number = 1
     try:
         for number, text, label in rows:
             if not isinstance(text, str) or not text.strip():
-                raise RnnclfError(f"{path}: {where} {number}: empty text in '{text_field}'")
+                raise RnnclfError(f"{path}: line {number}: empty text in '{text_field}'")
             label_text = _label_text(label)
             if label_text is None and need_labels:
-                raise RnnclfError(f"{path}: {where} {number}: missing label in '{label_field}'")
+                raise RnnclfError(f"{path}: line {number}: missing label in '{label_field}'")
             yield number, text, label_text or ""
     except UnicodeDecodeError:
         raise RnnclfError(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"
         ) from None
     except csv.Error as exc:
-        raise RnnclfError(f"{path}: malformed {kind.upper()} after row {number}: {exc}") from None
+        raise RnnclfError(f"{path}: malformed {kind.upper()} after line {number}: {exc}") from None
 
 
 class FileTexts:
     """A split's texts, read again from its file (checked once already) each time they are iterated.
 
     `keep` (a boolean mask over the file's rows) picks a part, such as the rows left after carving a
-    validation split. Iteration only: encoding and fitting a tokenizer read texts in order.
+    validation split. Iteration only: encoding and fitting a tokenizer read texts in order. The file must be
+    the one first read (same size, time and inode): texts from another version would not match the labels.
     """
 
     def __init__(
-        self, path: Path, kind: str, text_field: str, label_field: str, rows: int, keep: np.ndarray | None = None
+        self,
+        path: Path,
+        kind: str,
+        text_field: str,
+        label_field: str,
+        rows: int,
+        version: tuple[int, ...] | None,
+        keep: np.ndarray | None = None,
     ):
-        self.path, self.kind, self.text_field, self.label_field, self.rows, self.keep = (
-            path,
-            kind,
-            text_field,
-            label_field,
-            rows,
-            keep,
-        )
+        self.path, self.kind, self.text_field, self.label_field = path, kind, text_field, label_field
+        self.rows, self.version, self.keep = rows, version, keep
 
     def __len__(self) -> int:
         return self.rows if self.keep is None else int(self.keep.sum())
@@ -202,15 +211,24 @@ class FileTexts:
             mask = np.zeros(self.rows, dtype=bool)
             mask[np.flatnonzero(self.keep)[keep]] = True
             keep = mask
-        return FileTexts(self.path, self.kind, self.text_field, self.label_field, self.rows, keep)
+        return FileTexts(self.path, self.kind, self.text_field, self.label_field, self.rows, self.version, keep)
 
     def __iter__(self) -> Iterator[str]:
+        changed = RnnclfError(f"{self.path}: the file changed (or was removed) while rnnclf read it; run again")
+        if _version(self.path) != self.version:
+            raise changed
         count = 0
         for index, (_, text, _) in enumerate(_checked_rows(self.path, self.kind, self.text_field, self.label_field)):
             count = index + 1
             if self.keep is None or (index < self.rows and self.keep[index]):
                 yield text
         if count != self.rows:
-            raise RnnclfError(
-                f"{self.path}: the file changed while rnnclf read it ({self.rows:,} rows, then {count:,}); run again"
-            )
+            raise changed
+
+
+def _version(path: Path) -> tuple[int, ...] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # gone: no version matches it
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
