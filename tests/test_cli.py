@@ -210,14 +210,22 @@ def test_data_list_and_unknown_corpus():
     assert_user_error(rnnclf("data", "fetch", "r9"), "r9", "did you mean 'r8'")
 
 
-def test_help_and_config_show_do_not_import_torch(workspace):
+def run_light(argvs: list[list[str]], heavy: set[str]) -> subprocess.CompletedProcess:
+    """`rnnclf ARGV` for each argv, in one fresh interpreter: each must succeed and import none of `heavy`."""
     code = (
         "import sys\n"
         "from rnnclf.cli import main\n"
-        f"sys.argv = ['rnnclf', 'config', 'show', {str(workspace / 'config.yaml')!r}]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "assert 'torch' not in sys.modules and 'tokenizers' not in sys.modules, 'heavy import'\n"
+        f"for argv in {argvs!r}:\n"
+        "    sys.argv = ['rnnclf', *argv]\n"
+        "    try:\n        main()\n    except SystemExit as exit:\n        assert not exit.code, exit.code\n"
+        f"heavy = {sorted(heavy)!r}\n"
+        "assert not set(heavy) & set(sys.modules), set(heavy) & set(sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_help_and_config_show_do_not_import_torch(workspace):
+    result = run_light([["config", "show", str(workspace / "config.yaml")]], {"torch", "tokenizers"})
     assert "encoder: gru" in result.stdout

@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import order_task, write_csv
-from test_cli import assert_user_error, rnnclf
+from test_cli import assert_user_error, rnnclf, run_light
 from test_model import COMBINATIONS, build, texts_to_encoded
 
 from rnnclf.batching import collate
@@ -129,17 +128,7 @@ def test_export_and_onnx_backend_mistakes(exported, trained, workspace, tmp_path
 
 
 def test_help_imports_neither_torch_nor_onnx():
-    code = (
-        "import sys\n"
-        "from rnnclf.cli import main\n"
-        "for argv in (['rnnclf', '--help'], ['rnnclf', 'export', '--help'], ['rnnclf', 'predict', '--help']):\n"
-        "    sys.argv = argv\n"
-        "    try:\n        main()\n    except SystemExit:\n        pass\n"
-        "heavy = {'torch', 'onnx', 'onnxruntime'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    result = run_light([["--help"], ["export", "--help"], ["predict", "--help"]], {"torch", "onnx", "onnxruntime"})
     assert "--backend" in result.stdout and "model.onnx.json" in result.stdout
 
 

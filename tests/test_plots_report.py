@@ -4,7 +4,6 @@ import hashlib
 import json
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from conftest import order_task, write_csv
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_cli import rnnclf
+from test_cli import rnnclf, run_light
 
 from rnnclf.config import load_config
 from rnnclf.errors import RnnclfError
@@ -184,17 +183,9 @@ def test_report_mistakes_are_one_line_exit_2(runs, workspace, target, fragment):
 
 
 def test_report_and_help_stay_light(runs):
-    code = (
-        "import sys\n"
-        "from rnnclf.cli import main\n"
-        "for argv in (['--help'], ['report', sys.argv[1], '--format', 'markdown']):\n"
-        "    sys.argv = ['rnnclf', *argv]\n"
-        "    try:\n        main()\n    except SystemExit as exit:\n        assert not exit.code, exit.code\n"
-        "heavy = {'torch', 'matplotlib', 'tensorboard'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
+    result = run_light(
+        [["--help"], ["report", str(runs["a"]), "--format", "markdown"]], {"torch", "matplotlib", "tensorboard"}
     )
-    result = subprocess.run([sys.executable, "-c", code, str(runs["a"])], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
     assert "| run |" in result.stdout
 
 

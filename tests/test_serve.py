@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import order_task, write_csv
-from test_cli import assert_user_error, rnnclf
+from test_cli import assert_user_error, rnnclf, run_light
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -252,13 +252,5 @@ def test_without_fastapi_serve_says_what_to_install(trained):
 
 
 def test_help_does_not_import_fastapi_or_torch():
-    code = (
-        "import sys\n"
-        "from rnnclf.cli import main\n"
-        "sys.argv = ['rnnclf', 'serve', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "assert not {'torch', 'fastapi', 'uvicorn'} & set(sys.modules), 'heavy import'\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    result = run_light([["serve", "--help"]], {"torch", "fastapi", "uvicorn"})
     assert "--max-body-bytes" in result.stdout

@@ -25,21 +25,22 @@ os.umask(_UMASK)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half."""
+    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half.
+    Through a symbolic link, the link stays and its target is replaced."""
+    target = path.resolve() if path.is_symlink() else path
+    temp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:  # a read-only or missing place: nothing was touched
-        raise RnnclfError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run directory is for sharing
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
         if isinstance(exc, OSError):  # disk full, read-only folder, ...: the previous version is intact
             raise RnnclfError(
                 f"{path}: cannot write ({exc.strerror or exc}); the previous version of the file is kept"

@@ -148,7 +148,7 @@ def format_json(rows: list[dict[str, Any]]) -> str:
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
-    """Atomically into a file (through a symbolic link, which stays); in place into a device or pipe (/dev/stdout)."""
+    """Atomically into a file; in place into a device or pipe (/dev/stdout), which cannot be replaced."""
     data = (format_markdown(rows) + "\n").encode("utf-8")
     if path.exists() and not path.is_file():  # /dev/stdout, a named pipe: write into it
         try:
@@ -156,4 +156,4 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
         except OSError as exc:
             raise RnnclfError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
     else:
-        write_atomic(path.resolve(), data)  # through a link: the link stays and its target is replaced
+        write_atomic(path, data)

@@ -195,23 +195,23 @@ class FileTexts:
         kind: str,
         text_field: str,
         label_field: str,
-        rows: int,
+        total: int,
         version: tuple[int, ...] | None,
         keep: np.ndarray | None = None,
     ):
         self.path, self.kind, self.text_field, self.label_field = path, kind, text_field, label_field
-        self.rows, self.version, self.keep = rows, version, keep
+        self.total, self.version, self.keep = total, version, keep  # total: rows in the file
 
     def __len__(self) -> int:
-        return self.rows if self.keep is None else int(self.keep.sum())
+        return self.total if self.keep is None else int(self.keep.sum())
 
     def subset(self, keep: np.ndarray) -> FileTexts:
         """The texts at the positions where `keep` (a mask over these texts) is true."""
         if self.keep is not None:
-            mask = np.zeros(self.rows, dtype=bool)
+            mask = np.zeros(self.total, dtype=bool)
             mask[np.flatnonzero(self.keep)[keep]] = True
             keep = mask
-        return FileTexts(self.path, self.kind, self.text_field, self.label_field, self.rows, self.version, keep)
+        return FileTexts(self.path, self.kind, self.text_field, self.label_field, self.total, self.version, keep)
 
     def __iter__(self) -> Iterator[str]:
         changed = RnnclfError(f"{self.path}: the file changed (or was removed) while rnnclf read it; run again")
@@ -220,9 +220,9 @@ class FileTexts:
         count = 0
         for index, (_, text, _) in enumerate(_checked_rows(self.path, self.kind, self.text_field, self.label_field)):
             count = index + 1
-            if self.keep is None or (index < self.rows and self.keep[index]):
+            if self.keep is None or (index < self.total and self.keep[index]):
                 yield text
-        if count != self.rows:
+        if count != self.total:
             raise changed
 
 
