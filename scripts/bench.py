@@ -10,7 +10,7 @@ Sections (each can be skipped with --skip NAME):
              Python regex tokenizer + dict vocabulary in the collate function, packed nn.LSTM / GRU; the ratios
   flops      the recurrent layers' achieved FLOP/s as a fraction of this machine's fp32 torch.mm rate
   predict    Predictor throughput (texts/s) and single-text latency on the quickstart run
-  tokenize   rnnclf.text.encode on 100,000 short documents, next to the naive Python tokenizer
+  tokenize   rnnclf.tokenizer.encode on 100,000 short documents, next to the naive Python tokenizer
   prepare    a cold prepare() (temporary token cache) against a cached second prepare() on 20ng
   memory     peak resident memory of `rnnclf train` (one epoch of the reference workload) in a subprocess
   scale      a generated corpus of 100k / 300k / 1M short documents: prepare() and a bounded training run,
@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -56,15 +57,17 @@ from torch.utils.data import DataLoader
 
 import rnnclf
 from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.config import Config, TokenizerConfig, load_config
+from rnnclf.config import Config, classifier_arguments, load_config
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import read_split
+from rnnclf.engine.device import available_cores, choose_device, choose_precision, use_cpu_threads
+from rnnclf.engine.step import build_step, class_weight_tensor
+from rnnclf.engine.trainer import train
 from rnnclf.model import RNNClassifier
 from rnnclf.predict import Predictor
-from rnnclf.text import encode, fit_tokenizer
-from rnnclf.tokens import Prepared, prepare
-from rnnclf.train import amp_dtype, available_cores, build_optimizer, choose_device, train
+from rnnclf.token_cache import Prepared, prepare
+from rnnclf.tokenizer import encode, fit_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale", "distributed")
@@ -192,31 +195,6 @@ def reference_config(dataset: str = "20ng", max_length: int = 400) -> Config:
     )
 
 
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    ids: torch.Tensor,
-    lengths: torch.Tensor,
-    labels: torch.Tensor,
-    dtype: torch.dtype | None = None,
-    scaler: torch.amp.GradScaler | None = None,
-) -> None:
-    """One step as rnnclf's trainer does it: forward (autocast on CUDA), loss, backward, clip, optimizer step."""
-    with torch.autocast(ids.device.type, dtype=dtype, enabled=dtype is not None):
-        loss = nn.functional.cross_entropy(model(ids, lengths).float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    scaler.step(optimizer)
-    scaler.update()
-
-
 def synchronize(device: torch.device) -> None:
     """Wait for the GPU: its work is asynchronous, so a clock read without this measures only the launches."""
     if device.type == "cuda":
@@ -228,24 +206,21 @@ Steps = Iterator[tuple[int, int, float]]
 
 
 def rnnclf_steps(config: Config, prepared: Prepared, device: torch.device) -> Steps:
-    """rnnclf's pipeline: cached token ids -> length-bucketed batches -> RNNClassifier -> AdamW (AMP on CUDA)."""
+    """rnnclf's pipeline: cached token ids -> length-bucketed batches -> RNNClassifier -> the TrainStep that
+    `rnnclf train` runs (its loss, optimizer, schedule, clipping, AMP and scaler on CUDA)."""
     torch.manual_seed(config.train.seed)
-    model = RNNClassifier(prepared.tokenizer.get_vocab_size(), len(prepared.labels), config.embedding, config.model)
-    model.to(device).train()
-    optimizer = build_optimizer(model, config.train)
-    dtype = amp_dtype(device, config.train.amp)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    vocab_size, labels = prepared.tokenizer.get_vocab_size(), prepared.labels
+    model = RNNClassifier(vocab_size, len(labels), **classifier_arguments(config)).to(device).train()
     encoded, targets = prepared.encoded["train"], prepared.targets["train"]
+    weights = class_weight_tensor(config.train.class_weights, labels, targets)
+    steps = math.ceil(len(encoded) / config.train.batch_size) * config.train.epochs
+    step = build_step(model, model, config.train, weights, steps, device, choose_precision(device, config.train.amp))
     for epoch in itertools.count(1):
         for index in bucket_by_length(encoded.lengths, config.train.batch_size, config.train.seed, epoch):
             start = time.perf_counter()
             batch = collate(encoded, index, targets)  # what rnnclf.batching.iterate yields
-            ids, labels = batch.ids, batch.labels
-            if device.type == "cuda":  # as the trainer: page-locked memory, copies that overlap the last step
-                ids = ids.pin_memory().to(device, non_blocking=True)
-                labels = labels.pin_memory().to(device, non_blocking=True)
             data_seconds = time.perf_counter() - start
-            train_step(model, optimizer, ids, batch.lengths, labels, dtype, scaler)
+            step(batch)
             yield batch.num_tokens, batch.ids.numel(), data_seconds
 
 
@@ -335,7 +310,11 @@ def naive_steps(
             if batch is None:
                 break
             ids, lengths, labels = batch
-            train_step(model, optimizer, ids.to(device), lengths, labels.to(device))
+            loss = nn.functional.cross_entropy(model(ids.to(device), lengths), labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
             yield int(lengths.sum()), ids.numel(), data_seconds
 
 
@@ -378,7 +357,7 @@ def machine_info(plan: Plan) -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(plan.device)
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
-        info["amp_dtype"] = str(amp_dtype(plan.device, True))
+        info["amp_dtype"] = choose_precision(plan.device, True).describe()
         say(f"device: {info['gpu']}, CUDA {info['cuda']}, cuDNN {info['cudnn']}, AMP {info['amp_dtype']}")
     if plan.quick:
         say("--quick: tiny sizes; a smoke test, not a measurement")
@@ -521,7 +500,7 @@ def bench_flops(plan: Plan, workloads: dict[str, dict[str, Any] | None]) -> dict
     peak = matmul_rate(size, repeats * (10 if device.type == "cuda" else 1), trials, device)
     out: dict[str, Any] = {"device": str(device), "matmul_size": size, "matmul_flops_per_s": peak}
     say(f"fp32 torch.mm {size}x{size} on {device}: {peak / 1e9:,.1f} GFLOP/s (best of {trials})")
-    dtype = amp_dtype(device, True)
+    dtype = choose_precision(device, True).autocast
     if dtype is not None:  # training runs under autocast: its matrix products run in this dtype
         peak = matmul_rate(size, repeats * 10, trials, device, dtype)
         out |= {"amp_dtype": str(dtype), "amp_matmul_flops_per_s": peak}
@@ -583,7 +562,8 @@ def quickstart_run(path: Path, folder: Path, quick: bool) -> Path:
 def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
     """Section 4: batched throughput and single-text latency of Predictor."""
     run_path = quickstart_run(run_path, folder, plan.quick)
-    predictor = Predictor.load(run_path, device=plan.device.type)
+    use_cpu_threads(1)  # as `rnnclf predict` and `rnnclf eval` run: one torch thread per worker, a worker per core
+    predictor = Predictor.load(run_path, device=plan.device.type, workers=plan.threads)
     texts = read_split(fetch("r8")["test"]).texts[: plan.predict_texts]
     lengths = encode(predictor.tokenizer, texts).lengths
     tokens = int(lengths.sum())
@@ -622,6 +602,7 @@ def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
     median, p99 = np.percentile(latencies, [50, 99])
     out |= {"latency_calls": plan.latency_calls, "latency_median_ms": median * 1e3, "latency_p99_ms": p99 * 1e3}
     say(f"predict([text]): median {median * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms over {plan.latency_calls} calls")
+    use_cpu_threads(plan.threads)
     return out
 
 
@@ -638,9 +619,9 @@ def short_documents(texts: list[str], count: int, seed: int = 0) -> list[str]:
 
 
 def bench_tokenize(plan: Plan) -> dict[str, Any]:
-    """Section 5a: rnnclf.text.encode on many short documents, next to basic_english + a dict lookup."""
+    """Section 5a: rnnclf.tokenizer.encode on many short documents, next to basic_english + a dict lookup."""
     train_texts = read_split(fetch("r8")["train"]).texts
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="word"), train_texts, 400)
+    tokenizer = fit_tokenizer(train_texts, 400, kind="word")
     docs = short_documents(train_texts, plan.docs)
     encode(tokenizer, docs[:1000])  # warm-up
     best = float("inf")
@@ -714,7 +695,7 @@ def bench_prepare(plan: Plan, folder: Path) -> dict[str, Any]:
 
 
 def bench_memory(plan: Plan, folder: Path) -> dict[str, Any]:
-    """Section 6: peak resident memory of `rnnclf train` in a subprocess, and of a bare `import rnnclf.train`."""
+    """Section 6: peak resident memory of `rnnclf train` in a subprocess, and of a bare `import rnnclf.engine.trainer`."""
     config = reference_config().model_dump(mode="json")
     config["train"] |= {"epochs": 1, "num_threads": plan.threads, "device": "cpu"}  # 20ng, max_length 400
     config["output"] = {"run_dir": str(folder / "memory-run")}
@@ -732,7 +713,7 @@ def bench_memory(plan: Plan, folder: Path) -> dict[str, Any]:
     if code != 0:
         raise RuntimeError(f"rnnclf train failed ({code}):\n{tail(log)}")
     from_cache = "tokens: from the cache" in log.read_text()
-    _, _, baseline = run_child([sys.executable, "-c", "import rnnclf.train"], folder / "baseline.log")
+    _, _, baseline = run_child([sys.executable, "-c", "import rnnclf.engine.trainer"], folder / "baseline.log")
     out = {
         "workload": workload,
         "tokens_from_cache": from_cache,
@@ -850,7 +831,7 @@ def scale_child(path: Path, steps: int, threads: int) -> None:
     The benchmark runs it twice per size: cold with no steps (the cost of tokenizing), then from the cache with
     steps (what every later `train` on the corpus costs): each process's peak memory is its own.
     """
-    torch.set_num_threads(threads)
+    use_cpu_threads(threads)
     config = scale_config(path)
     start = time.perf_counter()
     prepared = prepare(config)
@@ -1045,7 +1026,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    use_cpu_threads(args.threads)
     plan = make_plan(args)
     if args.scale_child is not None:
         scale_child(args.scale_child, plan.scale_steps, plan.threads)

@@ -19,9 +19,9 @@ import torch
 
 from rnnclf.data.builtin import fetch
 from rnnclf.data.readers import read_split
+from rnnclf.engine.device import available_cores, use_cpu_threads
 from rnnclf.export import OnnxPredictor
 from rnnclf.predict import Predictor
-from rnnclf.train import available_cores
 
 
 def main() -> None:
@@ -32,10 +32,12 @@ def main() -> None:
     args = parser.parse_args()
 
     texts = read_split(fetch(args.corpus)["test"]).texts
-    backends = {"torch": Predictor.load(args.run, "cpu"), "onnxruntime": OnnxPredictor.load(args.run)}
+    use_cpu_threads(1)  # as `rnnclf predict`: one torch thread per worker, a worker per core
+    torch_predictor = Predictor.load(args.run, "cpu", workers=available_cores())
+    backends = {"torch": torch_predictor, "onnxruntime": OnnxPredictor.load(args.run)}
     print(
-        f"{len(texts)} {args.corpus} test texts, {args.run}; torch {torch.__version__} ({torch.get_num_threads()} "
-        f"threads), onnxruntime {onnxruntime.__version__} ({available_cores()} threads x 1 core each); "
+        f"{len(texts)} {args.corpus} test texts, {args.run}; torch {torch.__version__} ({available_cores()} threads "
+        f"x 1 core each), onnxruntime {onnxruntime.__version__} ({available_cores()} threads x 1 core each); "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     probabilities = {name: backend.predict_proba(texts) for name, backend in backends.items()}  # warm-up

@@ -12,7 +12,7 @@ from conftest import digest, order_task, write_csv
 
 from rnnclf.cli import main
 from rnnclf.config import load_config
-from rnnclf.train import train
+from rnnclf.engine.trainer import train
 
 GOOD = "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
 

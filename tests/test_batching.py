@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.text import PAD_ID, EncodedTexts
+from rnnclf.tokenizer import PAD_ID, EncodedTexts
 
 
 def make_encoded(lengths: list[int]) -> EncodedTexts:

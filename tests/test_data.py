@@ -4,11 +4,11 @@ from collections import Counter
 import pytest
 from conftest import write_csv
 
-from rnnclf.config import DataConfig, TokenizerConfig
+from rnnclf.config import DataConfig
 from rnnclf.data.corpus import load_corpus, stratified_split
 from rnnclf.data.readers import FileTexts, Split, read_split
 from rnnclf.errors import RnnclfError
-from rnnclf.text import encode, fit_tokenizer
+from rnnclf.tokenizer import encode, fit_tokenizer
 
 
 def test_csv_with_bom_crlf_quotes_and_newlines(tmp_path):
@@ -114,7 +114,7 @@ def test_a_corpus_keeps_labels_in_memory_and_reads_texts_from_the_file(tmp_path)
         assert len(carved.texts) == len(listed.texts) == len(carved.labels)
         assert list(carved.texts) == listed.texts and list(carved.texts) == listed.texts  # read twice, same texts
         assert carved.labels == listed.labels and list(carved.rows) == list(listed.rows)
-    assert encode(fit_tokenizer(TokenizerConfig(), corpus.train.texts, 50), corpus.valid.texts).offsets.size == 61
+    assert encode(fit_tokenizer(corpus.train.texts, 50), corpus.valid.texts).offsets.size == 61
 
 
 def test_a_data_file_changed_between_reads_is_a_clear_error(tmp_path):

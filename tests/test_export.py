@@ -14,7 +14,7 @@ from test_model import COMBINATIONS, build, texts_to_encoded
 
 from rnnclf.batching import collate
 from rnnclf.errors import RnnclfError
-from rnnclf.run import load_run
+from rnnclf.rundir import load_run
 
 onnxruntime = pytest.importorskip("onnxruntime")
 export = pytest.importorskip("rnnclf.export")

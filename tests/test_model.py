@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from rnnclf.batching import collate
-from rnnclf.config import EmbeddingConfig, ModelConfig
 from rnnclf.model import RNNClassifier
-from rnnclf.text import EncodedTexts
+from rnnclf.tokenizer import EncodedTexts
 
 COMBINATIONS = [
     (encoder, bidirectional, pooling, layers)
@@ -28,10 +27,13 @@ def build(encoder, bidirectional, pooling, layers) -> RNNClassifier:
     model = RNNClassifier(
         vocab_size=30,
         num_classes=3,
-        embedding=EmbeddingConfig(dim=8),
-        model=ModelConfig(
-            encoder=encoder, hidden_size=6, num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=0.3
-        ),
+        embedding_dim=8,
+        encoder=encoder,
+        hidden_size=6,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        pooling=pooling,
+        dropout=0.3,
     )
     return model.eval()
 
@@ -85,7 +87,7 @@ def test_bidirectional_outputs_match_unpadded_reference():
 
 
 def test_frozen_embedding_gets_no_gradient():
-    model = RNNClassifier(30, 2, EmbeddingConfig(dim=8, trainable=False), ModelConfig(encoder="gru", hidden_size=4))
+    model = RNNClassifier(30, 2, embedding_dim=8, trainable_embedding=False, encoder="gru", hidden_size=4)
     assert not model.embedding.weight.requires_grad
     model(torch.tensor([[3, 4]]), torch.tensor([2])).sum().backward()
     assert model.embedding.weight.grad is None

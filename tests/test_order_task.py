@@ -3,7 +3,7 @@
 import pytest
 
 from rnnclf.config import load_config
-from rnnclf.train import train
+from rnnclf.engine.trainer import train
 
 
 def run(tmp_path, files, encoder, pooling="max", bidirectional=True):

@@ -15,12 +15,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_cli import rnnclf, run_light
 
 from rnnclf.config import load_config
+from rnnclf.engine.session import TrainingStopped
+from rnnclf.engine.trainer import resume, train
 from rnnclf.errors import RnnclfError
 from rnnclf.metrics import classification_report
 from rnnclf.plots import confusion_figure
-from rnnclf.predict import evaluate_run
+from rnnclf.evaluate import evaluate_run
 from rnnclf.report import compare_runs
-from rnnclf.train import TrainingStopped, resume, train
 
 SCALARS = {
     "train/loss",

@@ -3,16 +3,15 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnclf.config import TokenizerConfig
-from rnnclf.text import UNK_ID, encode, fit_tokenizer, load_tokenizer
+from rnnclf.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",
     "Pack my box with five dozen liquor jugs!",
     "abc, def; ghi?",
 ] * 2
-WORDS = fit_tokenizer(TokenizerConfig(kind="word"), CORPUS, max_length=None)
-CHARS = fit_tokenizer(TokenizerConfig(kind="char"), CORPUS, max_length=None)
+WORDS = fit_tokenizer(CORPUS, None, kind="word")
+CHARS = fit_tokenizer(CORPUS, None, kind="char")
 text_strategy = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), max_size=80)
 
 

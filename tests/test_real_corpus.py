@@ -3,7 +3,7 @@
 import json
 
 from rnnclf.config import load_config
-from rnnclf.train import train
+from rnnclf.engine.trainer import train
 
 
 def test_r8_one_epoch_far_above_chance(tmp_path):

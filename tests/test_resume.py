@@ -12,8 +12,8 @@ import torch
 from conftest import order_task, write_csv
 from safetensors.torch import load_file
 
+from rnnclf.engine.checkpoint import load_state
 from rnnclf.errors import RnnclfError
-from rnnclf.run import load_state
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from rnnclf.config import load_config
+from rnnclf.engine.step import class_weight_tensor
+from rnnclf.engine.trainer import train
 from rnnclf.errors import RnnclfError
-from rnnclf.train import class_weight_tensor, train
 
 
 def tiny_run(tmp_path, order_files, name, *overrides):
@@ -73,7 +74,7 @@ def test_same_seed_same_weights_and_metrics(tmp_path, order_files):
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_state(tmp_path, order_files):
-    from rnnclf.run import load_state
+    from rnnclf.engine.checkpoint import load_state
 
     overrides = (
         "train.optimizer=sgd",

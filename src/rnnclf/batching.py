@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rnnclf.text import PAD_ID, EncodedTexts
+from rnnclf.tokenizer import PAD_ID, EncodedTexts
 
 POOL_BATCHES = 50  # sort within pools of this many batches: little padding, yet random batches
 

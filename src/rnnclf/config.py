@@ -41,6 +41,18 @@ class DataConfig(Section):
             raise ValueError("set either data.dataset (a built-in corpus) or data.train (a file)")
         if self.dataset is not None and self.train is not None:
             raise ValueError("set data.dataset or data.train, not both")
+        if self.dataset is not None:
+            # a built-in corpus brings its own files, format and fields: these keys would do nothing
+            files = {"train": self.train, "valid": self.valid, "test": self.test}
+            fields = {"format": (self.format, "auto"), "text_field": (self.text_field, "text")}
+            fields["label_field"] = (self.label_field, "label")
+            given = [key for key, value in files.items() if value is not None]
+            given += [key for key, (value, default) in fields.items() if value != default]
+            if given:
+                raise ValueError(
+                    f"data.{given[0]} does nothing with data.dataset (a built-in corpus has its own files and "
+                    "fields); remove one of the two"
+                )
         return self
 
 
@@ -79,6 +91,12 @@ class ModelConfig(Section):
     def _pooling_fits(self) -> ModelConfig:
         if self.encoder == "bag" and self.pooling == "last":
             raise ValueError("model.pooling 'last' needs a recurrent encoder; use mean or max with encoder 'bag'")
+        if self.dropout > 0 and (self.encoder == "bag" or self.num_layers == 1):
+            raise ValueError(
+                "model.dropout acts between recurrent layers and this model has one"
+                f"{' (encoder bag has none)' if self.encoder == 'bag' else ''}; set model.num_layers >= 2, or use "
+                "embedding.dropout / model.head_dropout"
+            )
         return self
 
 
@@ -91,9 +109,11 @@ class TrainConfig(Section):
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum (sgd only)")
     scheduler: Literal["none", "linear", "cosine", "plateau"] = Field(
         "none",
-        description="learning-rate schedule; linear/cosine decay per step, plateau halves on a stalled validation metric",
+        description="learning-rate schedule; linear/cosine decay per step, plateau lowers it when the validation metric stalls",
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warm-up (linear and cosine)")
+    plateau_factor: float = Field(0.5, gt=0, lt=1, description="plateau: multiply the rate by this when it stalls")
+    plateau_patience: int = Field(1, ge=0, description="plateau: epochs without improvement before the rate is lowered")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the gradient norm; null = off")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
     class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
@@ -119,6 +139,15 @@ class TrainConfig(Section):
         if isinstance(value, dict) and any(w <= 0 for w in value.values()):
             raise ValueError("class weights must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.warmup_ratio > 0 and self.scheduler in ("none", "plateau"):
+            raise ValueError(
+                f"train.warmup_ratio needs a schedule with warm-up (linear or cosine), and train.scheduler is "
+                f"'{self.scheduler}'; set train.warmup_ratio: 0 or choose linear / cosine"
+            )
+        return self
 
 
 class OutputConfig(Section):
@@ -186,6 +215,8 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"missing key '{name}'"
     message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error.get("input"), dict):  # a check across a section's keys: its message names them
+        return message
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return f"{name}: {message} (got {shown})"
@@ -244,6 +275,50 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:
         output = config.output.model_copy(update={"run_dir": Path("runs") / path.stem})
         config = config.model_copy(update={"output": output})
     return config
+
+
+# keys that do nothing unless another key switches their part on: a changed value is a warning, not an error,
+# because switching that part with --set (optimizer, schedule, encoder) is a normal thing to try
+_SWITCHED = (
+    ("train", "momentum", lambda c: c.train.optimizer == "sgd", "train.optimizer is not sgd"),
+    ("train", "plateau_factor", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
+    ("train", "plateau_patience", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
+    ("model", "hidden_size", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model", "num_layers", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model", "bidirectional", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+)
+
+
+def inert_settings(config: Config) -> list[str]:
+    """One warning per key whose value differs from its default although nothing uses it in this config."""
+    warnings = []
+    for section, key, used, why in _SWITCHED:
+        value = getattr(getattr(config, section), key)
+        if value != SECTIONS[section].model_fields[key].default and not used(config):
+            warnings.append(f"{section}.{key}: {value} does nothing here ({why})")
+    return warnings
+
+
+def classifier_arguments(config: Config) -> dict[str, Any]:
+    """RNNClassifier's keyword arguments from a config (the model itself knows no config)."""
+    model, embedding = config.model, config.embedding
+    return {
+        "embedding_dim": embedding.dim,
+        "trainable_embedding": embedding.trainable,
+        "embedding_dropout": embedding.dropout,
+        "encoder": model.encoder,
+        "hidden_size": model.hidden_size,
+        "num_layers": model.num_layers,
+        "bidirectional": model.bidirectional,
+        "dropout": model.dropout,
+        "pooling": model.pooling,
+        "head_dropout": model.head_dropout,
+    }
+
+
+def tokenizer_settings(config: Config) -> dict[str, Any]:
+    """rnnclf.tokenizer.build_tokenizer's keyword arguments."""
+    return config.tokenizer.model_dump()
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

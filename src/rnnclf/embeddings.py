@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnclf.errors import RnnclfError
-from rnnclf.text import PAD_ID, SPECIALS
+from rnnclf.tokenizer import PAD_ID, SPECIALS
 
 
 @dataclass

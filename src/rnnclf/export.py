@@ -24,12 +24,12 @@ from rnnclf import __version__
 from rnnclf.batching import collate, sequential_batches
 from rnnclf.config import ModelConfig
 from rnnclf.data.readers import read_split
+from rnnclf.engine.device import available_cores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
 from rnnclf.predict import Predictor, check_texts, top_labels
-from rnnclf.run import Run, load_run
-from rnnclf.text import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
-from rnnclf.train import available_cores
+from rnnclf.rundir import Run, load_run
+from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
 
 ONNX_FILE = "model.onnx"
 OPSET = 17  # old enough for most runtimes; has everything the model needs

@@ -1,7 +1,7 @@
 """A run directory's file names and the atomic writes every rnnclf file goes through.
 
 Imports neither torch nor safetensors, so that `rnnclf report` (and anything else that only reads YAML and JSON)
-starts fast; rnnclf.run builds loading and saving a whole run on top of this.
+starts fast; rnnclf.rundir loads a whole run on top of this.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from rnnclf.errors import RnnclfError
 
 CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.json", "model.safetensors"
 METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
+FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -32,7 +33,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run directory is for sharing
+        os.chmod(temp, 0o666 & ~UMASK)  # mkstemp makes 0600; a run directory is for sharing
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -14,28 +14,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnclf.config import EmbeddingConfig, ModelConfig
-from rnnclf.text import PAD_ID
+from rnnclf.tokenizer import PAD_ID
 
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RNNClassifier(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, embedding: EmbeddingConfig, model: ModelConfig) -> None:
+    """Built from plain arguments (rnnclf.config.classifier_arguments maps a config onto them)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        *,
+        embedding_dim: int = 100,
+        trainable_embedding: bool = True,
+        embedding_dropout: float = 0.0,
+        encoder: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        pooling: str = "max",
+        head_dropout: float = 0.2,
+    ) -> None:
         super().__init__()
-        self.pooling = model.pooling
-        self.embedding = nn.Embedding(vocab_size, embedding.dim, padding_idx=PAD_ID)
-        self.embedding.weight.requires_grad_(embedding.trainable)
-        self.embedding_dropout = nn.Dropout(embedding.dropout)
-        if model.encoder == "bag":
+        self.pooling = pooling
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding.weight.requires_grad_(trainable_embedding)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        if encoder == "bag":
             self.encoder = None  # the lesson's EmbeddingBag baseline: pool the embeddings themselves
-            features = embedding.dim
+            features = embedding_dim
         else:
-            self.encoder = Recurrent(
-                model.encoder, embedding.dim, model.hidden_size, model.num_layers, model.bidirectional, model.dropout
-            )
+            self.encoder = Recurrent(encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout)
             features = self.encoder.output_size
-        self.head_dropout = nn.Dropout(model.head_dropout)
+        self.head_dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(features, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

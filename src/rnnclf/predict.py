@@ -1,40 +1,41 @@
-"""Predictor: load a run directory, predict labels for texts; and evaluation of a run on labelled data."""
+"""Predictor: load a run directory, predict labels for texts. Loads no training code."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from rnnclf.data.corpus import check_labels, load_corpus
-from rnnclf.data.readers import FORMATS, Split, read_split
+from rnnclf.config import classifier_arguments
+from rnnclf.data.readers import FORMATS, read_split
+from rnnclf.engine.device import choose_device, choose_precision
+from rnnclf.engine.inference import predict_logits
 from rnnclf.errors import RnnclfError
-from rnnclf.files import write_json
 from rnnclf.model import RNNClassifier
-from rnnclf.plots import save_confusion
-from rnnclf.run import Run, load_run
-from rnnclf.text import encode
-from rnnclf.train import amp_dtype, choose_device, evaluate, predict_logits
+from rnnclf.rundir import Run, load_run
+from rnnclf.tokenizer import encode
 
 
 class Predictor:
-    """A trained classifier, ready for texts. Needs nothing but the run directory."""
+    """A trained classifier, ready for texts. Needs nothing but the run directory.
 
-    def __init__(self, run: Run, device: str = "auto", batch_size: int = 64) -> None:
+    `workers` threads each predict whole batches on the CPU: with one torch thread per process
+    (rnnclf.engine.device.use_cpu_threads(1)) and one worker per core, the fastest use of the cores.
+    """
+
+    def __init__(self, run: Run, device: str = "auto", batch_size: int = 64, workers: int = 1) -> None:
         self.run = run
         self.labels = run.labels
         self.tokenizer = run.tokenizer
         self.device = choose_device(device)
-        self.dtype = amp_dtype(self.device, run.config.train.amp)
+        self.dtype = choose_precision(self.device, run.config.train.amp, probe=False).autocast
         self.batch_size = batch_size
-        self.model = RNNClassifier(
-            run.tokenizer.get_vocab_size(), len(run.labels), run.config.embedding, run.config.model
-        )
+        self.workers = workers
+        self.model = RNNClassifier(run.tokenizer.get_vocab_size(), len(run.labels), **classifier_arguments(run.config))
         try:
             self.model.load_state_dict(run.weights)
         except RuntimeError as exc:
@@ -43,13 +44,14 @@ class Predictor:
         self.model.to(self.device).eval()
 
     @classmethod
-    def load(cls, path: Path | str, device: str = "auto") -> Predictor:
-        return cls(load_run(path), device)
+    def load(cls, path: Path | str, device: str = "auto", workers: int = 1) -> Predictor:
+        return cls(load_run(path), device, workers=workers)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         check_texts(texts)
         # the tokenizer truncates to the run's max_length, so a huge text costs no more than a long one
-        return predict_logits(self.model, encode(self.tokenizer, texts), self.device, self.batch_size, self.dtype)
+        encoded = encode(self.tokenizer, texts)
+        return predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return torch.softmax(torch.from_numpy(self.logits(texts)), dim=1).numpy()
@@ -113,59 +115,3 @@ def format_predictions(texts: Sequence[str], predictions: Iterable[list[tuple[st
         shown = text if len(text) <= 60 else text[:57] + "..."
         lines.append(f"{shown:<60}  " + "  ".join(f"{label} {p:.3f}" for label, p in pred))
     return "\n".join(lines)
-
-
-def evaluate_run(
-    path: Path | str,
-    data: Path | None = None,
-    split: str | None = None,
-    device: str = "auto",
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Metrics of a run on a labelled file, or on its own valid / test split.
-
-    Written to RUN/eval/<name>.json, and the confusion matrix to RUN/eval/<name>_confusion_matrix.png.
-    """
-    predictor = Predictor.load(path, device)
-    config = predictor.run.config
-    fields = config.data.text_field, config.data.label_field
-    if data is not None:
-        fmt = config.data.format if config.data.dataset is None else "auto"
-        labelled = read_split(Path(data), *fields, fmt)
-        name = f"file-{Path(data).stem}"  # never the name of a split's results
-    elif split != "valid" and config.data.dataset is None and config.data.test is not None:
-        labelled = read_split(config.data.test, *fields, config.data.format)  # the test file alone will do
-        name = "test"
-    else:
-        try:
-            corpus = load_corpus(config.data, config.train.seed)
-        except RnnclfError as exc:
-            raise RnnclfError(f"{exc} (the run's data is needed for its own splits; or give --data FILE)") from None
-        choice = split or ("test" if corpus.test is not None else "valid")
-        labelled = corpus.test if choice == "test" else corpus.valid
-        if labelled is None:
-            raise RnnclfError(f"{path}: the run's config has no test data; use --split valid or --data FILE")
-        name = choice
-    evaluation = evaluate_split(predictor, labelled)
-    evaluation["data"] = labelled.source
-    written = Path(path) / "eval" / f"{name}.json"
-    write_json(written, evaluation)
-    log(f"wrote {written}")
-    save_confusion(
-        evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", f"{Path(path).resolve().name} on {name}", log
-    )
-    return evaluation
-
-
-def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
-    check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
-    index = {label: i for i, label in enumerate(predictor.labels)}
-    targets = np.array([index[label] for label in labelled.labels], dtype=np.int64)
-    return evaluate(
-        predictor.model,
-        encode(predictor.tokenizer, labelled.texts),
-        targets,
-        predictor.labels,
-        predictor.device,
-        predictor.dtype,
-    )

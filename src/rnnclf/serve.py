@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from rnnclf import __version__
+from rnnclf.engine.device import use_cpu_threads
 from rnnclf.errors import RnnclfError
 from rnnclf.predict import Predictor
 
@@ -238,7 +238,7 @@ def serve(
     `threads` is torch's CPU threads per prediction: 1 serves single texts fastest (a small RNN step gains
     nothing from more), and concurrent requests still use every core, each in its own thread.
     """
-    torch.set_num_threads(threads)
+    use_cpu_threads(threads)  # once, for every request: requests run in parallel threads
     predictor = Predictor.load(run, device)
     app = create_app(predictor, max_texts, max_body_bytes)
     sock = listen(host, port)

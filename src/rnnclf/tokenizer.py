@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from rnnclf.config import TokenizerConfig
 from rnnclf.errors import RnnclfError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -22,22 +21,24 @@ PAD_ID, UNK_ID = 0, 1
 SPECIALS = [PAD, UNK]
 
 
-def _normalizer(config: TokenizerConfig) -> normalizers.Normalizer:
+def _normalizer(kind: str, lowercase: bool) -> normalizers.Normalizer:
     steps = [normalizers.NFKC()]
-    if config.kind == "char":  # words are split on any whitespace anyway; characters keep one space
+    if kind == "char":  # words are split on any whitespace anyway; characters keep one space
         steps += [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
-    if config.lowercase:
+    if lowercase:
         steps.append(normalizers.Lowercase())
     return normalizers.Sequence(steps)
 
 
-def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
-    """An untrained tokenizer and its trainer for the configured kind."""
-    common = {"vocab_size": config.max_vocab, "min_frequency": config.min_freq, "special_tokens": SPECIALS}
-    if config.kind in ("word", "char"):
+def build_tokenizer(
+    kind: str = "word", lowercase: bool = True, max_vocab: int = 50_000, min_freq: int = 1
+) -> tuple[Tokenizer, trainers.Trainer]:
+    """An untrained tokenizer and its trainer: word, char, bpe or wordpiece."""
+    common = {"vocab_size": max_vocab, "min_frequency": min_freq, "special_tokens": SPECIALS}
+    if kind in ("word", "char"):
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(**common)
-    elif config.kind == "bpe":
+    elif kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=UNK, continuing_subword_prefix="##"))
         trainer = trainers.BpeTrainer(**common, continuing_subword_prefix="##")
         tokenizer.decoder = decoders.WordPiece(prefix="##")
@@ -45,8 +46,8 @@ def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Traine
         tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
         trainer = trainers.WordPieceTrainer(**common)
         tokenizer.decoder = decoders.WordPiece()
-    tokenizer.normalizer = _normalizer(config)
-    if config.kind == "char":
+    tokenizer.normalizer = _normalizer(kind, lowercase)
+    if kind == "char":
         # every character is a token, spaces included (runs of whitespace are one space)
         tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"\S"), behavior="isolated")
     else:
@@ -55,10 +56,10 @@ def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Traine
     return tokenizer, trainer
 
 
-def fit_tokenizer(config: TokenizerConfig, texts: Collection[str], max_length: int | None) -> Tokenizer:
+def fit_tokenizer(texts: Collection[str], max_length: int | None, **settings) -> Tokenizer:
     """Learn the vocabulary from the training texts (a list, or FileTexts read in order); truncation to
-    max_length travels with the tokenizer."""
-    tokenizer, trainer = build_tokenizer(config)
+    max_length travels with the tokenizer. `settings` are build_tokenizer's (the config's tokenizer section)."""
+    tokenizer, trainer = build_tokenizer(**settings)
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
         raise AssertionError("special tokens must be ids 0 and 1")

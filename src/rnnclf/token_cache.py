@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 
-from rnnclf.config import Config
+from rnnclf.config import Config, tokenizer_settings
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
-from rnnclf.text import EncodedTexts, encode, fit_tokenizer
+from rnnclf.tokenizer import EncodedTexts, encode, fit_tokenizer
 
 CACHE_FORMAT = 2
 
@@ -82,7 +82,7 @@ def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Pr
             return prepared
     corpus = load_corpus(config.data, config.train.seed)
     if tokenizer is None:
-        tokenizer = fit_tokenizer(config.tokenizer, corpus.train.texts, config.data.max_length)
+        tokenizer = fit_tokenizer(corpus.train.texts, config.data.max_length, **tokenizer_settings(config))
     index = {label: i for i, label in enumerate(corpus.labels)}
     splits = {"train": corpus.train, "valid": corpus.valid} | ({"test": corpus.test} if corpus.test is not None else {})
     prepared = Prepared(

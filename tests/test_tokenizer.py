@@ -1,20 +1,19 @@
 import numpy as np
 import pytest
 
-from rnnclf.config import TokenizerConfig
-from rnnclf.text import PAD_ID, UNK_ID, EncodedTexts, encode, fit_tokenizer, load_tokenizer, vocabulary
+from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, fit_tokenizer, load_tokenizer, vocabulary
 
 TEXTS = ["The movie wasn't good, really!", "A great film.", "the plot was dull; the acting fine"] * 3
 
 
 def test_word_tokenizer_lowercases_and_splits_punctuation():
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="word"), TEXTS, max_length=None)
+    tokenizer = fit_tokenizer(TEXTS, None, kind="word")
     encoding = tokenizer.encode("The movie wasn't good, really!", add_special_tokens=False)
     assert encoding.tokens == ["the", "movie", "wasn", "'", "t", "good", ",", "really", "!"]
 
 
 def test_specials_are_distinct_and_unknown_words_map_to_unk():
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="word"), TEXTS, max_length=None)
+    tokenizer = fit_tokenizer(TEXTS, None, kind="word")
     vocab = vocabulary(tokenizer)
     assert vocab[PAD_ID] == "<pad>" and vocab[UNK_ID] == "<unk>"
     encoded = encode(tokenizer, ["the zebra"])
@@ -22,15 +21,15 @@ def test_specials_are_distinct_and_unknown_words_map_to_unk():
 
 
 def test_vocabulary_limits():
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="word", max_vocab=5), TEXTS, max_length=None)
+    tokenizer = fit_tokenizer(TEXTS, None, kind="word", max_vocab=5)
     assert tokenizer.get_vocab_size() == 5
-    rare = fit_tokenizer(TokenizerConfig(kind="word", min_freq=4), TEXTS, max_length=None)
+    rare = fit_tokenizer(TEXTS, None, kind="word", min_freq=4)
     assert "movie" not in rare.get_vocab() and "the" in rare.get_vocab()  # 'movie' occurs 3 times, 'the' 9
 
 
 @pytest.mark.parametrize("kind", ["word", "char", "bpe", "wordpiece"])
 def test_every_kind_fits_encodes_truncates_and_round_trips(tmp_path, kind):
-    tokenizer = fit_tokenizer(TokenizerConfig(kind=kind, max_vocab=200), TEXTS, max_length=4)
+    tokenizer = fit_tokenizer(TEXTS, 4, kind=kind, max_vocab=200)
     encoded = encode(tokenizer, ["the great movie was fine and good", "!"])
     assert encoded.lengths.tolist()[0] == 4
     assert len(encoded) == 2 and encoded.ids.dtype.name == "int32"
@@ -41,12 +40,12 @@ def test_every_kind_fits_encodes_truncates_and_round_trips(tmp_path, kind):
 
 
 def test_char_tokens_are_characters():
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="char"), TEXTS, max_length=None)
+    tokenizer = fit_tokenizer(TEXTS, None, kind="char")
     assert tokenizer.encode("A  film", add_special_tokens=False).tokens == ["a", " ", "f", "i", "l", "m"]
 
 
 def test_text_without_tokens_becomes_one_unk():
-    tokenizer = fit_tokenizer(TokenizerConfig(kind="word"), TEXTS, max_length=None)
+    tokenizer = fit_tokenizer(TEXTS, None, kind="word")
     encoded = encode(tokenizer, ["\u200b"])
     assert encoded.get(0).tolist() == [UNK_ID]
 

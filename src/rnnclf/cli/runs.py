@@ -1,0 +1,195 @@
+"""Commands on run directories: eval, predict, report, serve, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rnnclf.cli.app import (
+    Backend,
+    Device,
+    ExportFormat,
+    Format,
+    ReportFormat,
+    SplitName,
+    app,
+    log,
+    output_format,
+)
+from rnnclf.errors import RnnclfError
+
+
+@app.command("eval")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled file to evaluate on (same columns as training).")
+    ] = None,
+    split: Annotated[
+        SplitName | None, typer.Option("--split", help="The run's own split (default: test if it has one, else valid).")
+    ] = None,
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="table or json (default: table on a terminal, json otherwise).")
+    ] = None,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
+) -> None:
+    """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run.
+
+    Example: rnnclf eval runs/quickstart --split test
+    """
+    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.evaluate import evaluate_run
+    from rnnclf.metrics import format_report
+
+    if data is not None and split is not None:
+        raise RnnclfError("give --data or --split, not both")
+    use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
+    report = evaluate_run(run, data, split.value if split else None, device.value, log, available_cores())
+    if output_format(fmt) is Format.json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(format_report(report, title=f"{run} on {report['data']}"))
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="File of texts (one per line, or CSV / TSV / JSONL), or - for stdin."),
+    ] = None,
+    text_field: Annotated[
+        str | None,
+        typer.Option(
+            "--text-field", help="Column / key of the text in CSV or JSONL input (default: the run's data.text_field)."
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per text.")] = 1,
+    fmt: Annotated[
+        Format | None,
+        typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
+    ] = None,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            "--backend", help="torch, or onnx: RUN/model.onnx in ONNX Runtime on the CPU (see `rnnclf export`)."
+        ),
+    ] = Backend.torch,
+) -> None:
+    """Predict labels with probabilities.
+
+    Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
+    """
+    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.predict import Predictor, format_predictions, read_inputs
+
+    if backend is Backend.onnx:
+        from rnnclf.export import OnnxPredictor
+
+        if device is not Device.auto:
+            raise RnnclfError("--device is for the torch backend; the onnx backend runs on the CPU")
+        predictor = OnnxPredictor.load(run)
+    else:
+        use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
+        predictor = Predictor.load(run, device.value, workers=available_cores())
+    items = list(texts or [])
+    if input_path is not None:
+        items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
+    if not items:
+        raise RnnclfError("no texts to classify: give them as arguments, or --input FILE (or - for stdin)")
+    typer.echo(format_predictions(items, predictor.predict(items, top_k), output_format(fmt).value))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `rnnclf train`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the table as Markdown to this file.")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="table, json or markdown (default: table on a terminal, json otherwise)."),
+    ] = None,
+) -> None:
+    """Compare runs: the config keys that differ, best epoch, valid / test scores, train time, parameters.
+
+    Example: rnnclf report runs/lstm runs/gru --out report.md
+    """
+    from rnnclf.report import compare_runs, format_json, format_markdown, format_table, write_markdown
+
+    rows = compare_runs(runs)
+    chosen = fmt.value if fmt else output_format(None).value
+    typer.echo({"table": format_table, "json": format_json, "markdown": format_markdown}[chosen](rows))
+    if out is not None:
+        write_markdown(rows, out)
+        log(f"report written to {out}")
+
+
+@app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every network interface.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8000,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
+    ] = Device.auto,
+    max_texts: Annotated[
+        int, typer.Option("--max-texts", min=1, help="Most texts in one request (more answer 413).")
+    ] = 256,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body in bytes (larger answer 413).")
+    ] = 1_000_000,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="torch CPU threads per request; requests run in parallel.")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn's log).")] = False,
+) -> None:
+    """Serve a run's predictions over HTTP: POST /predict, GET /info, GET /health; API docs at /docs.
+
+    Needs FastAPI and uvicorn: pip install 'rnnclf\\[serve]'.
+
+    Example: rnnclf serve runs/quickstart --port 8000
+    """
+    from rnnclf.serve import serve as serve_run
+
+    serve_run(run, host, port, device.value, max_texts, max_body_bytes, threads, access_log, log=log)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx (the only format so far).")] = ExportFormat.onnx,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the model here (default RUN/model.onnx).")
+    ] = None,
+) -> None:
+    """Export a run to ONNX, checked against PyTorch on the run's own texts before it is written.
+
+    model.onnx takes ids (int64, batch x time, each text's token ids padded with 0) and lengths (int64, batch); it gives probabilities (float32, batch x classes).
+
+    model.onnx.json beside it names the inputs, the labels in output order, the tokenizer (RUN/tokenizer.json), max_length and the pad / unk ids: all a program without rnnclf needs.
+
+    Needs onnxruntime: pip install 'rnnclf\\[onnx]'.
+
+    Example: rnnclf export runs/quickstart --format onnx
+    """
+    from rnnclf.export import export_onnx
+
+    target = out or run / "model.onnx"
+    sidecar = export_onnx(run, target, log=log)
+    check = sidecar["check"]
+    typer.echo(
+        f"wrote {target} and {target}.json: largest probability difference from PyTorch "
+        f"{check['max_difference']:.1e} on {check['count']} texts (allowed {check['tolerance']:g})"
+    )

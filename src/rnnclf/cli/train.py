@@ -1,0 +1,151 @@
+"""rnnclf train: one process, or several through torchrun (--nproc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rnnclf.cli.app import (
+    Device,
+    Format,
+    app,
+    app_state,
+    log,
+    output_format,
+    rank_zero,
+)
+from rnnclf.errors import RnnclfError
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=0.001 (repeatable).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Write the run here (overrides output.run_dir).")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
+    ] = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format", help="How to print the summary: table or json (default: table on a terminal, json otherwise)."
+        ),
+    ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train in N processes with DistributedDataParallel (starts torchrun on this machine).",
+        ),
+    ] = 1,
+) -> None:
+    """Train a classifier and write a run directory, or continue one with --resume.
+
+    Example: rnnclf train --config configs/quickstart.yaml --set train.epochs=3
+
+    Several processes: rnnclf train --config FILE --nproc 2 (or torchrun --nproc-per-node 2 -m rnnclf train --config FILE)
+    """
+    from rnnclf.engine.session import TrainingStopped
+
+    try:
+        if resume is not None:
+            if config is not None or overrides or run_dir is not None or device is not None:
+                raise RnnclfError(
+                    "--resume continues a run with its own config; do not combine it with --config, --set, --run-dir or --device"
+                )
+            summary = _resume(resume, nproc)
+        else:
+            if config is None:
+                raise RnnclfError("give --config FILE (or --resume RUN to continue a run)")
+            extra = list(overrides or [])
+            if run_dir is not None:
+                extra.append(f"output.run_dir={run_dir}")
+            if device is not None:
+                extra.append(f"train.device={device.value}")
+            summary = _train(config, extra, nproc)
+    except TrainingStopped as stop:
+        if rank_zero():
+            log(f"rnnclf: {stop}")
+        raise typer.Exit(stop.code) from None
+    if rank_zero():  # rank 0 of a distributed run reports
+        _print_summary(summary, fmt)
+
+
+def _resume(run: Path, nproc: int) -> dict[str, Any]:
+    from rnnclf.engine.trainer import resume
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from rnnclf.rundir import load_run
+
+        _check_gpus(nproc, load_run(run, weights=False).config.train.device)
+        raise typer.Exit(_launch(nproc, resume=run))
+    return resume(run, command=sys.argv, log=log)
+
+
+def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
+    from rnnclf.config import inert_settings, load_config
+    from rnnclf.engine.session import check_run_dir
+    from rnnclf.engine.trainer import train
+
+    resolved = load_config(config, overrides)
+    if rank_zero() and not os.environ.get("RNNCLF_WARNED"):
+        for warning in inert_settings(resolved):
+            log(f"rnnclf: warning: {config}: {warning}")
+        os.environ["RNNCLF_WARNED"] = "1"  # the processes that --nproc starts do not say it again
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
+        _check_gpus(nproc, resolved.train.device)
+        raise typer.Exit(_launch(nproc, config=config, overrides=overrides))
+    return train(resolved, command=sys.argv, log=log)
+
+
+def _print_summary(summary: dict[str, Any], fmt: Format | None) -> None:
+    best = summary["test"] or summary["valid"]
+    if output_format(fmt) is Format.json:
+        scores = ("accuracy", "macro_f1", "weighted_f1", "loss")
+        brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "metric", "train_seconds", "tokens_per_s")}
+        for split in ("valid", "test"):
+            brief[split] = {key: summary[split][key] for key in scores} if summary[split] else None
+        typer.echo(json.dumps(brief))
+        return
+    typer.echo(
+        f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "
+        f"macro F1 {best['macro_f1']:.4f}, {summary['train_seconds']:.1f}s"
+    )
+
+
+def _check_gpus(nproc: int, device: str) -> None:
+    """On CUDA each process needs a GPU of its own."""
+    import torch
+
+    gpus = torch.cuda.device_count() if device != "cpu" and torch.cuda.is_available() else 0
+    if gpus and nproc > gpus:
+        raise RnnclfError(
+            f"--nproc {nproc} needs {nproc} GPUs with train.device {device!r}, and {gpus} is visible; "
+            f"use --nproc {gpus}, or --device cpu"
+        )
+
+
+def _launch(
+    nproc: int, config: Path | None = None, overrides: list[str] | None = None, resume: Path | None = None
+) -> int:
+    """torchrun, in this process, starting `nproc` copies of `rnnclf train` with the same arguments."""
+    from rnnclf.engine.distributed import launch
+
+    argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
+    for item in overrides or []:
+        argv += ["--set", item]
+    return launch(nproc, ["--debug", "train", *argv] if app_state.debug else ["train", *argv])

@@ -1,0 +1,92 @@
+"""Logits and metrics of a model on encoded texts: used by train, eval, predict, export and serve.
+
+No training code here, and no change to process-wide settings: torch's thread count is set once per
+process by the command (rnnclf.engine.device.use_cpu_threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnclf.batching import Batch, iterate, sequential_batches
+from rnnclf.metrics import classification_report
+from rnnclf.tokenizer import EncodedTexts
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def worker_pool(workers: int) -> ThreadPoolExecutor:
+    """One pool of `workers` threads per process, made on first use and kept."""
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="rnnclf-predict")
+        return _pools[workers]
+
+
+def predict_logits(
+    model: nn.Module,
+    encoded: EncodedTexts,
+    device: torch.device,
+    batch_size: int = 64,
+    dtype: torch.dtype | None = None,
+    workers: int = 1,
+) -> np.ndarray:
+    """Logits for every text, in the original order (batches are sorted by length for little padding).
+
+    With workers > 1 on the CPU, that many threads each take whole batches. Predicting with one torch thread
+    per worker (`use_cpu_threads(1)`) is the fastest use of several cores: a recurrent step is a small product
+    that several cores share poorly (scripts/bench.py).
+    """
+    model.eval()
+    out = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)
+
+    def run(batch: Batch) -> None:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(batch.ids.to(device, non_blocking=True), batch.lengths)
+        out[batch.index] = logits.float().cpu().numpy()
+
+    batches = iterate(encoded, sequential_batches(encoded.lengths, batch_size))
+    if device.type != "cpu" or workers <= 1 or len(encoded) <= batch_size:
+        for batch in batches:
+            run(batch)
+    else:
+        list(worker_pool(workers).map(run, batches))
+    return out
+
+
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
+) -> float:
+    """Mean cross-entropy of logits against class indices; with class weights and label smoothing it is the
+    training objective."""
+    weight = weight.cpu() if weight is not None else None
+    return nn.functional.cross_entropy(
+        torch.from_numpy(logits), torch.from_numpy(targets).long(), weight=weight, label_smoothing=label_smoothing
+    ).item()
+
+
+def scores(logits: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """The classification report of logits against targets, with the (plain) cross-entropy as `loss`."""
+    report = classification_report(targets, logits.argmax(axis=1), labels)
+    report["loss"] = cross_entropy(logits, targets)
+    return report
+
+
+def evaluate(
+    model: nn.Module,
+    encoded: EncodedTexts,
+    targets: np.ndarray,
+    labels: list[str],
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Metrics of the model on labelled texts."""
+    return scores(predict_logits(model, encoded, device, dtype=dtype, workers=workers), targets, labels)

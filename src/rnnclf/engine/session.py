@@ -1,0 +1,107 @@
+"""What surrounds a training session: the run directory's birth, env.json, and stopping on a signal."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tokenizers
+import torch
+
+from rnnclf import __version__
+from rnnclf.errors import RnnclfError
+from rnnclf.files import FORMAT_VERSION, UMASK
+
+
+class TrainingStopped(Exception):
+    """Training stopped on a signal after saving its state; `code` is the exit code (128 + signal)."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.code = 128 + signum
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Never overwrite a run silently: an existing, non-empty run directory is an error."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RnnclfError(
+            f"{run_dir}: run directory already exists; choose another with --run-dir or output.run_dir, or delete it"
+        )
+
+
+def create_run_dir(run_dir: Path, write: Callable[[Path], None]) -> None:
+    """Make the run directory whole or not at all: `write` fills a temporary folder beside it, which is then
+    renamed into place. A run killed at any instant leaves either nothing or a directory `--resume` can use."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}-"))
+    try:
+        os.chmod(temp, 0o777 & ~UMASK)  # mkdtemp makes it private; a run directory is for sharing
+        write(temp)
+        os.replace(temp, run_dir)  # replaces an empty directory, never a full one (check_run_dir)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def environment(device: torch.device, threads: int, precision: str, seed: int, command: list[str], world: int):
+    """env.json: versions, device, threads, precision, seed, command line."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "rnnclf": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": threads,
+        "precision": precision,
+        "processes": world,
+        "seed": seed,
+        "command": command,
+        "started": now(),
+    }
+
+
+class StopFlag:
+    signum: int | None = None
+
+
+@contextmanager
+def stop_on_signals(escalate: bool = True) -> Iterator[StopFlag]:
+    """Ctrl-C and SIGTERM ask training to stop at the next step, after saving its state.
+
+    A second one stops at once, unless `escalate` is off: under torchrun each process gets the terminal's
+    Ctrl-C and torchrun's copy of it, and must still save (torchrun kills it after 30 s if it hangs)."""
+    flag = StopFlag()
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.signum is not None and escalate:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        flag.signum = signum
+
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

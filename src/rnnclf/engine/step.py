@@ -1,0 +1,135 @@
+"""One training step, and what it is made of: loss, optimizer, schedule, gradient scaler.
+
+`TrainStep` is the step `rnnclf train` runs; scripts/bench.py times this same object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnclf.batching import Batch
+from rnnclf.config import TrainConfig
+from rnnclf.engine.device import Precision
+from rnnclf.errors import RnnclfError
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the step was not taken."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(str(value))
+        self.value = value
+
+
+def class_weight_tensor(setting: str | dict[str, float], labels: list[str], targets: np.ndarray) -> torch.Tensor | None:
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
+        return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    unknown = sorted(set(setting) - set(labels))
+    if unknown:
+        raise RnnclfError(
+            f"train.class_weights: label '{unknown[0]}' is not in the training data (labels: {', '.join(labels)})"
+        )
+    return torch.tensor([setting.get(label, 1.0) for label in labels], dtype=torch.float32)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> Any:
+    if config.scheduler == "plateau":
+        mode = "min" if config.metric == "loss" else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=config.plateau_factor, patience=config.plateau_patience
+        )
+    if config.scheduler == "none":
+        return None
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        if config.scheduler == "linear":
+            return max(0.0, 1 - progress)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class TrainStep:
+    """Forward, loss, backward, clip, optimizer and per-step schedule for one batch."""
+
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # stepped here unless it is ReduceLROnPlateau (stepped per epoch on validation)
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    precision: Precision
+    grad_clip: float | None = None
+
+    def __call__(self, batch: Batch) -> tuple[float, int]:
+        """Train on one batch; returns its mean loss and the number of right answers. Raises NonFiniteLoss
+        (before any update) when the loss is NaN or infinite."""
+        if self.device.type == "cuda":  # page-locked memory lets the copy overlap the previous step
+            batch.ids, batch.labels = batch.ids.pin_memory(), batch.labels.pin_memory()
+        ids = batch.ids.to(self.device, non_blocking=True)
+        targets = batch.labels.to(self.device, non_blocking=True)
+        dtype = self.precision.autocast
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.net(ids, batch.lengths)
+            loss = self.loss_fn(logits.float(), targets)
+        # the loss and the count of right answers in one read: one wait for the device per step, not three
+        loss_value, correct = torch.stack(
+            [loss.detach(), (logits.argmax(dim=1) == targets).sum().to(loss.dtype)]
+        ).tolist()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLoss(loss_value)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step()
+        return loss_value, int(correct)
+
+
+def build_step(
+    model: nn.Module,
+    net: nn.Module,
+    config: TrainConfig,
+    class_weights: torch.Tensor | None,
+    total_steps: int,
+    device: torch.device,
+    precision: Precision,
+) -> TrainStep:
+    """The step `rnnclf train` runs for this config."""
+    optimizer = build_optimizer(model, config)
+    return TrainStep(
+        net=net,
+        loss_fn=nn.CrossEntropyLoss(weight=class_weights, label_smoothing=config.label_smoothing).to(device),
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, config, total_steps),
+        scaler=torch.amp.GradScaler("cuda", enabled=precision.scaler and device.type == "cuda"),
+        device=device,
+        precision=precision,
+        grad_clip=config.grad_clip,
+    )

@@ -1,0 +1,457 @@
+"""Training: data -> tokenizer -> model -> epochs -> run directory. Read `Trainer.run` top to bottom.
+
+setup() prepares this process (threads, precision, seeds), the data and the model; start() writes a new run
+directory or restores a saved state; each epoch is run_epoch() then end_epoch() (validation, best weights,
+metrics line, early stopping, state); finish() evaluates the best weights and writes metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rnnclf.batching import bucket_by_length, iterate
+from rnnclf.config import Config, classifier_arguments, config_to_dict
+from rnnclf.embeddings import load_pretrained
+from rnnclf.engine import distributed
+from rnnclf.engine.checkpoint import (
+    STATE_FILE,
+    Progress,
+    load_state,
+    rank_state,
+    restore_state,
+    save_state,
+    training_state,
+)
+from rnnclf.engine.device import available_cores, choose_device, choose_precision, seed_everything, use_cpu_threads
+from rnnclf.engine.distributed import Group, LostPeers
+from rnnclf.engine.inference import cross_entropy, predict_logits, scores
+from rnnclf.engine.session import TrainingStopped, check_run_dir, create_run_dir, environment, now, stop_on_signals
+from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
+from rnnclf.errors import RnnclfError
+from rnnclf.files import (
+    CONFIG,
+    ENV,
+    LABELS,
+    METRICS,
+    METRICS_LOG,
+    STATE,
+    TOKENIZER,
+    WEIGHTS,
+    append_line,
+    write_atomic,
+    write_json,
+    write_yaml,
+)
+from rnnclf.model import RNNClassifier, count_parameters
+from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
+from rnnclf.rundir import Run, load_run
+from rnnclf.tensor_files import load_tensors, save_tensors
+from rnnclf.token_cache import prepare
+from rnnclf.tokenizer import vocabulary
+
+Log = Callable[[str], None]
+
+
+def train(config: Config, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
+    """Train a model as the config says and write a new run directory. Returns the metrics summary."""
+    run_dir = Path(config.output.run_dir)
+    if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
+        check_run_dir(run_dir)
+    return _fit(config, run_dir, None, command or sys.argv, log)
+
+
+def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
+    """Continue a run from its last saved state, or from its start when it stopped before its first save
+    (the run's own config and tokenizer; same data)."""
+    if not run_dir.is_dir():
+        raise RnnclfError(f"{run_dir}: run directory not found")
+    if not (run_dir / CONFIG).exists():
+        raise RnnclfError(f"{run_dir}: no saved training state to resume from (no {CONFIG}, no {STATE}/{STATE_FILE})")
+    run = load_run(run_dir, weights=False)
+    if (run_dir / METRICS).exists():  # written last, when training and the final evaluation are done
+        raise RnnclfError(
+            f"{run_dir}: this run has finished; nothing to resume (to train longer, start a new run with more "
+            "train.epochs)"
+        )
+    return _fit(run.config, run_dir, run, command or sys.argv, log)
+
+
+def _fit(config: Config, run_dir: Path, previous: Run | None, command: list[str], log: Log) -> dict[str, Any]:
+    """Set up this process (and the process group when torchrun started several), then train."""
+    if config.output.tensorboard:
+        require_tensorboard()  # before any work: a missing package is a mistake in the config
+    group = distributed.from_env()
+    device = distributed.start(group, choose_device(config.train.device))
+    try:
+        trainer = Trainer(config, run_dir, previous, command, log if group.main else lambda message: None)
+        return trainer.run(group, device)
+    except Exception as exc:
+        if group.active and distributed.is_lost_peer(exc):
+            if not group.main:  # rank 0 reports what went wrong: let torchrun see the process that failed first
+                time.sleep(distributed.LOST_PEER_GRACE)
+            saved = (
+                f"continue from the last saved state with: rnnclf train --resume {run_dir} --nproc {group.world}"
+                if (run_dir / STATE / STATE_FILE).exists()
+                else "no state was saved yet"
+            )
+            raise LostPeers(
+                f"rank {group.rank}: lost the other training processes ({distributed.first_line(exc)}); {saved}"
+            ) from None
+        raise
+    finally:
+        distributed.stop(group)
+
+
+class Trainer:
+    """One training session of one process: a new run, or a resumed one (`previous`)."""
+
+    def __init__(self, config: Config, run_dir: Path, previous: Run | None, command: list[str], log: Log) -> None:
+        self.config, self.tc, self.run_dir, self.previous = config, config.train, run_dir, previous
+        self.command, self.log = command, log
+        self.plotting = True
+        # a run stopped before its first save starts again from the beginning, with its own tokenizer
+        self.fresh = previous is None or not (run_dir / STATE / STATE_FILE).exists()
+
+    def run(self, group: Group, device: torch.device) -> dict[str, Any]:
+        self.setup(group, device)
+        self.start()
+        with (
+            stop_on_signals(escalate=not group.active) as stop,
+            tensorboard(self.config.output.tensorboard and group.main, self.run_dir, self.resumed_at) as board,
+        ):
+            while self.progress.epoch <= self.tc.epochs:
+                epoch_seconds, session_tokens = self.run_epoch(stop, board)
+                self.end_epoch(epoch_seconds, session_tokens, board)
+        return self.finish()
+
+    # setting up
+
+    def setup(self, group: Group, device: torch.device) -> None:
+        """This process's threads, precision and seed; the data; the model and its training step."""
+        tc = self.tc
+        self.group, self.device = group, device
+        self.threads = use_cpu_threads(tc.num_threads or max(1, available_cores() // group.local_world))
+        self.precision = choose_precision(device, tc.amp)
+        seed_everything(tc.seed)
+        self.prepare_data()
+        self.build_model()
+        sizes = self.progress.summary["sizes"]
+        steps_per_epoch = distributed.steps_per_epoch(math.ceil(sizes["train"] / tc.batch_size), group)
+        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.data.targets["train"])
+        self.step = build_step(
+            self.model, self.net, tc, self.class_weights, steps_per_epoch * tc.epochs, device, self.precision
+        )
+
+    def prepare_data(self) -> None:
+        """Token ids of every split (rank 0 fills the token cache; the other processes then read it)."""
+        started = time.perf_counter()
+        if not self.group.main:
+            distributed.barrier(self.group)
+        self.data = prepare(self.config, self.previous.tokenizer if self.previous else None)
+        if self.group.main:
+            distributed.barrier(self.group)
+        self.log(
+            f"tokens: {'from the cache' if self.data.cached else 'tokenized and cached'} in "
+            f"{time.perf_counter() - started:.1f}s"
+        )
+        device, group = self.device, self.group
+        self.log(
+            f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+            f"{self.threads} CPU thread{'s' if self.threads > 1 else ''}, mixed precision: {self.precision.describe()}"
+            + (f", {group.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if group.active else "")
+        )
+        self.labels = self.data.labels
+        if self.previous and self.previous.labels != self.labels:
+            raise RnnclfError(f"{self.run_dir}: the data's labels changed since this run started; cannot resume")
+        sizes = {name: len(enc) for name, enc in self.data.encoded.items()}
+        self.log(
+            "data: "
+            + ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+            + f" texts, {len(self.labels)} classes"
+        )
+        self.vocab = vocabulary(self.data.tokenizer)
+        self.log(f"vocabulary: {len(self.vocab):,} tokens ({self.config.tokenizer.kind}), fitted on the training split")
+        self.progress = Progress(summary={"vocab_size": len(self.vocab), "sizes": sizes})
+
+    def build_model(self) -> None:
+        self.model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(self.config))
+        if self.config.embedding.pretrained and self.fresh:
+            self.load_vectors()
+        self.model.to(self.device)
+        # DDP copies rank 0's weights to all; each rank then draws its own dropout masks
+        self.net = self.model
+        if self.group.active:
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(self.tc.seed + self.group.rank)
+        self.progress.summary["parameters"] = count_parameters(self.model)
+        trainable = self.progress.summary["parameters"]["trainable"]
+        self.log(f"model: {self.config.model.encoder}, {trainable:,} trainable parameters")
+
+    def load_vectors(self) -> None:
+        embedding = self.config.embedding
+        counts = np.bincount(self.data.encoded["train"].ids, minlength=len(self.vocab))
+        vectors = load_pretrained(embedding.pretrained, self.vocab, embedding.dim, counts, self.tc.seed)
+        with torch.no_grad():
+            self.model.embedding.weight.copy_(torch.from_numpy(vectors.matrix))
+        self.progress.summary["embedding"] = {
+            "pretrained": embedding.pretrained,
+            "vocab_coverage": vectors.vocab_coverage,
+            "token_coverage": vectors.token_coverage,
+            "found": vectors.found,
+        }
+        self.log(
+            f"pretrained vectors: {vectors.found:,} words found, coverage {vectors.vocab_coverage:.1%} of the "
+            f"vocabulary, {vectors.token_coverage:.1%} of training tokens"
+        )
+
+    def start(self) -> None:
+        """A new run directory, or the saved state of a resumed run put back."""
+        self.resumed_at = None
+        if not self.fresh:
+            self.restore()
+        elif self.previous is None:
+            self.env = self.new_environment()
+            if self.group.main:  # everything is validated: only now does the run directory come into being
+                create_run_dir(self.run_dir, self.write_run_files)
+            self.log(f"run directory: {self.run_dir}")
+        else:
+            self.env = json.loads((self.run_dir / ENV).read_text(encoding="utf-8"))
+            self.keep_metric_lines(before_epoch=1)
+            self.note_resumed()
+            self.resumed_at = 0
+            self.log(f"resuming {self.run_dir} from the start: it stopped before its first save")
+        if self.group.main:
+            write_json(self.run_dir / ENV, self.env)
+
+    def new_environment(self) -> dict[str, Any]:
+        return environment(
+            self.device, self.threads, self.precision.describe(), self.tc.seed, self.command, self.group.world
+        )
+
+    def write_run_files(self, folder: Path) -> None:
+        write_yaml(folder / CONFIG, config_to_dict(self.config))
+        write_json(folder / LABELS, self.labels)
+        write_atomic(folder / TOKENIZER, self.data.tokenizer.to_str(pretty=True).encode("utf-8"))
+        write_json(folder / ENV, self.env)
+
+    def restore(self) -> None:
+        step = self.step
+        state = load_state(self.run_dir / STATE)
+        self.progress = restore_state(
+            state, self.model, step.optimizer, step.scheduler, step.scaler, self.device, self.group
+        )
+        self.env = json.loads((self.run_dir / ENV).read_text(encoding="utf-8"))
+        # an epoch's line may have been written just before the kill that its state missed
+        self.keep_metric_lines(before_epoch=self.progress.epoch)
+        self.note_resumed()
+        self.resumed_at = self.progress.step
+        p = self.progress
+        self.log(f"resuming {self.run_dir} at epoch {p.epoch}, batch {p.batch} (step {p.step})")
+
+    def keep_metric_lines(self, before_epoch: int) -> None:
+        path = self.run_dir / METRICS_LOG
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        kept = [line for line in lines if json.loads(line)["epoch"] < before_epoch]
+        if self.group.main:
+            write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
+
+    def note_resumed(self) -> None:
+        p = self.progress
+        self.env.setdefault("resumed", []).append(
+            {"at": now(), "epoch": p.epoch, "batch": p.batch, "command": self.command, "processes": self.group.world}
+        )
+
+    def save(self) -> None:
+        # every rank's random state and running sums, so that a resumed distributed run goes on as each rank was
+        ranks = distributed.gather(rank_state(self.progress), self.group) if self.group.active else None
+        if self.group.main:
+            step = self.step
+            state = training_state(self.model, step.optimizer, step.scheduler, step.scaler, self.progress)
+            save_state(self.run_dir / STATE, state | {"ranks": ranks})
+
+    # one epoch
+
+    def run_epoch(self, stop: Any, board: Any) -> tuple[float, int]:
+        """Train on this epoch's remaining batches; returns the epoch's seconds (this session's part) and tokens."""
+        p, tc, group = self.progress, self.tc, self.group
+        self.model.train()
+        train = self.data.encoded["train"]
+        batches = distributed.shard(bucket_by_length(train.lengths, tc.batch_size, tc.seed, p.epoch), group)
+        # session: since the last save (adds up to train_seconds); epoch_start: this session's part of the epoch
+        session_start = epoch_start = time.perf_counter()
+        session_tokens = 0
+        bar = tqdm(
+            iterate(train, batches[p.batch :], self.data.targets["train"]),
+            total=len(batches),
+            initial=p.batch,
+            desc=f"epoch {p.epoch}/{tc.epochs}",
+            leave=False,
+            disable=None if group.main else True,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            loss_value, correct = self.take_step(batch)
+            p.step, p.batch = p.step + 1, p.batch + 1
+            p.total_loss += loss_value * len(batch.index)
+            p.correct += correct
+            p.seen += len(batch.index)
+            p.tokens += batch.num_tokens
+            session_tokens += batch.num_tokens
+            if board is not None:
+                log_step(board, p.step, loss_value, self.step.optimizer.param_groups[0]["lr"])
+            speed = session_tokens / (time.perf_counter() - epoch_start)
+            bar.set_postfix(
+                loss=f"{p.total_loss / p.seen:.4f}",
+                acc=f"{p.correct / p.seen:.3f}",
+                tok_s=f"{speed:,.0f}",
+                refresh=False,
+            )
+            halt = distributed.any_rank(stop.signum is not None, group, self.device)  # all ranks stop together
+            if halt or (tc.save_every and p.step % tc.save_every == 0):
+                p.seconds += time.perf_counter() - session_start
+                session_start = time.perf_counter()
+                self.save()
+                if halt:
+                    bar.close()
+                    self.stopped(stop.signum)
+        bar.close()
+        p.seconds += time.perf_counter() - session_start
+        return time.perf_counter() - epoch_start, session_tokens
+
+    def take_step(self, batch: Any) -> tuple[float, int]:
+        try:
+            return self.step(batch)
+        except NonFiniteLoss as exc:
+            kept = (
+                "the last saved state and best weights are kept"
+                if (self.run_dir / STATE).exists()
+                else "nothing was saved yet"
+            )
+            raise RnnclfError(
+                f"training loss became {exc.value} at epoch {self.progress.epoch}, step {self.progress.step + 1}; "
+                f"lower train.lr or set train.grad_clip ({kept} in {self.run_dir})"
+            ) from None
+
+    def stopped(self, signum: int | None) -> None:
+        resume_option = f" --nproc {self.group.world}" if self.group.active else ""
+        raise TrainingStopped(
+            signum or signal.SIGTERM,
+            f"stopped at epoch {self.progress.epoch}, step {self.progress.step}; state saved. "
+            f"Continue with: rnnclf train --resume {self.run_dir}{resume_option}",
+        )
+
+    def validate(self, split: str = "valid") -> dict[str, Any]:
+        """Metrics on a split, with `objective`: the training loss function (label smoothing and class weights
+        included) on it, comparable with train_loss. With several processes each predicts a share."""
+        encoded, targets = self.data.encoded[split], self.data.targets[split]
+        dtype = self.precision.autocast
+        if not self.group.active:
+            logits = predict_logits(self.model, encoded, self.device, dtype=dtype)
+        else:
+            share = np.arange(len(encoded))[self.group.rank :: self.group.world]
+            parts = distributed.gather(
+                (share, predict_logits(self.model, encoded.take(share), self.device, dtype=dtype)), self.group
+            )
+            logits = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+            for index, part in parts:
+                logits[index] = part
+        report = scores(logits, targets, self.labels)
+        report["objective"] = cross_entropy(logits, targets, self.class_weights, self.tc.label_smoothing)
+        return report
+
+    def end_epoch(self, epoch_seconds: float, session_tokens: int, board: Any) -> dict[str, Any]:
+        """Validate, keep the best weights, write the epoch's line, decide on early stopping, save the state."""
+        p, tc = self.progress, self.tc
+        valid = self.validate()
+        score = valid[tc.metric]
+        if isinstance(self.step.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.step.scheduler.step(score)
+        improved = p.best is None or (score < p.best if tc.metric == "loss" else score > p.best)
+        if improved:
+            p.best, p.best_epoch, p.stale = score, p.epoch, 0
+            if self.group.main:
+                save_tensors(self.run_dir / WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
+        else:
+            p.stale += 1
+        record = self.epoch_record(valid, epoch_seconds, session_tokens)
+        if self.group.main:
+            append_line(self.run_dir / METRICS_LOG, record)
+        if board is not None:
+            log_epoch(board, record)
+        if self.plotting and self.group.main:  # until matplotlib turns out to be missing (said once)
+            self.plotting = save_curves(self.run_dir, tc.metric, self.log)
+        self.log(
+            f"epoch {p.epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
+            f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} macro F1 {valid['macro_f1']:.4f}  "
+            f"{record['tokens_per_s']:,.0f} tok/s  {epoch_seconds:.1f}s{'  *best' if improved else ''}"
+        )
+        stopping = tc.early_stopping is not None and p.stale >= tc.early_stopping
+        p.next_epoch(stopping, tc.epochs)
+        self.save()
+        if stopping:
+            self.log(f"early stopping: no better valid {tc.metric} for {p.stale} epochs")
+        return record
+
+    def epoch_record(self, valid: dict[str, Any], epoch_seconds: float, session_tokens: int) -> dict[str, Any]:
+        p = self.progress
+        total_loss, correct, seen, tokens = distributed.sum_all(
+            [p.total_loss, p.correct, p.seen, session_tokens], self.group, self.device
+        )
+        return {
+            "epoch": p.epoch,
+            "step": p.step,
+            "train_loss": total_loss / seen,
+            "train_accuracy": correct / seen,
+            "valid_loss": valid["loss"],
+            "valid_objective": valid["objective"],
+            "valid_accuracy": valid["accuracy"],
+            "valid_macro_f1": valid["macro_f1"],
+            "lr": self.step.optimizer.param_groups[0]["lr"],
+            "tokens_per_s": tokens / max(epoch_seconds, 1e-9),  # all processes together
+            "epoch_seconds": epoch_seconds,
+        }
+
+    # the end
+
+    def finish(self) -> dict[str, Any]:
+        """The best weights on valid (and test): metrics.json, env.json's end time. Returns the summary."""
+        p = self.progress
+        self.model.load_state_dict(load_tensors(self.run_dir / WEIGHTS))  # the best weights, exactly as saved
+        best_valid = self.validate()
+        test = None
+        if "test" in self.data.encoded:
+            test = self.validate("test")
+            self.log(
+                f"test (best epoch {p.best_epoch}): accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
+                f"weighted F1 {test['weighted_f1']:.4f}"
+            )
+        distributed.barrier(self.group)  # rank 0 has written the last epoch's line
+        history = [json.loads(line) for line in (self.run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()]
+        summary = {
+            **p.summary,
+            "best_epoch": p.best_epoch,
+            "epochs_run": len(history),
+            "metric": self.tc.metric,
+            "train_seconds": p.seconds,
+            "tokens_per_s": sum(r["tokens_per_s"] for r in history) / len(history),
+            "valid": best_valid,
+            "test": test,
+        }
+        if self.group.main:
+            write_json(self.run_dir / METRICS, summary)
+            self.env["finished"] = now()
+            write_json(self.run_dir / ENV, self.env)
+        return summary

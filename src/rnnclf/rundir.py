@@ -1,0 +1,70 @@
+"""Loading a run directory back for eval, predict, export and serve, without ever unpickling.
+
+runs/<name>/config.yaml, labels.json, tokenizer.json, model.safetensors, state/, metrics.jsonl,
+metrics.json, env.json (names in rnnclf.files). Tensors are safetensors; everything else JSON or YAML.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tokenizers import Tokenizer
+
+from rnnclf import __version__
+from rnnclf.config import Config, parse_config
+from rnnclf.errors import RnnclfError
+from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, TOKENIZER, WEIGHTS
+from rnnclf.tensor_files import load_tensors
+from rnnclf.tokenizer import load_tokenizer
+
+
+@dataclass
+class Run:
+    """Everything predict and eval need from a run directory."""
+
+    path: Path
+    config: Config
+    labels: list[str]
+    tokenizer: Tokenizer
+    weights: dict[str, torch.Tensor]
+
+
+def load_run(path: Path | str, weights: bool = True) -> Run:
+    """Read a run directory; `weights=False` for a run stopped before its first epoch ended (resume)."""
+    path = Path(path)
+    if not path.exists():
+        raise RnnclfError(f"{path}: run directory not found")
+    if not path.is_dir():
+        raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS) if weights else (CONFIG, LABELS, TOKENIZER):
+        if not (path / name).exists():
+            raise RnnclfError(f"{path}: no {name}; not a complete run directory (did training finish an epoch?)")
+    env = _read_json(path / ENV) if (path / ENV).exists() else {}
+    version = env.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise RnnclfError(
+            f"{path}: run directory format {version}, this rnnclf {__version__} reads format {FORMAT_VERSION}"
+        )
+    try:
+        raw = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory") from None
+    if not isinstance(raw, dict):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory")
+    labels = _read_json(path / LABELS)
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
+    tensors = load_tensors(path / WEIGHTS) if weights else {}
+    return Run(path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), tensors)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RnnclfError(f"{path}: not valid JSON; the run directory is damaged") from None
