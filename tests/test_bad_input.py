@@ -122,6 +122,33 @@ CASES = {
     "config is a directory": (lambda ws: ["train", "--config", str(ws)], 2, "is a directory"),
     "config not utf-8": (lambda ws: ["train", "--config", str(ws / "latin1.yaml")], 2, "latin1.yaml: not UTF-8"),
     "dataset and train": (lambda ws: train_args(ws, "data: {dataset: r8, train: train.csv}\n"), 2, "not both"),
+    "dropout with one layer": (
+        lambda ws: train_args(ws, GOOD, "--set", "model.dropout=0.3"),
+        2,
+        "model.dropout acts between recurrent layers",
+    ),
+    "dropout with bag": (
+        lambda ws: train_args(
+            ws, GOOD, "--set", "model.encoder=bag", "--set", "model.num_layers=2", "--set", "model.dropout=0.3"
+        ),
+        2,
+        "model.dropout acts between recurrent layers",
+    ),
+    "warmup without warm-up schedule": (
+        lambda ws: train_args(ws, GOOD, "--set", "train.warmup_ratio=0.1", "--set", "train.scheduler=plateau"),
+        2,
+        "train.warmup_ratio needs a schedule with warm-up",
+    ),
+    "text field with a dataset": (
+        lambda ws: train_args(ws, "data: {dataset: r8, text_field: body}\n"),
+        2,
+        "data.text_field does nothing with data.dataset",
+    ),
+    "test file with a dataset": (
+        lambda ws: train_args(ws, "data: {dataset: r8, test: train.csv}\n"),
+        2,
+        "data.test does nothing with data.dataset",
+    ),
     "no data source": (lambda ws: train_args(ws, "data: {text_field: t}\n"), 2, "set either data.dataset"),
     "unknown corpus": (lambda ws: train_args(ws, "data: {dataset: r88}\n"), 2, "r88"),
     "vectors missing": (

@@ -229,3 +229,15 @@ def run_light(argvs: list[list[str]], heavy: set[str]) -> subprocess.CompletedPr
 def test_help_and_config_show_do_not_import_torch(workspace):
     result = run_light([["config", "show", str(workspace / "config.yaml")]], {"torch", "tokenizers"})
     assert "encoder: gru" in result.stdout
+
+
+def test_a_key_that_does_nothing_is_one_warning_line(workspace):
+    result = rnnclf(
+        "train", "--config", "config.yaml", "--run-dir", "runs/warned", "--set", "train.epochs=1",
+        "--set", "train.momentum=0.5", cwd=workspace,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "rnnclf: warning: config.yaml: train.momentum: 0.5 does nothing here (train.optimizer is not sgd)"
+    ]

@@ -95,3 +95,23 @@ def test_readme_documents_every_key():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     missing = [key for key, _, _ in reference_rows() if f"`{key}`" not in readme]
     assert not missing, f"README config reference lacks {missing}; run scripts/config_reference.py"
+
+
+def test_keys_switched_off_elsewhere_are_warned_about(tmp_path):
+    from rnnclf.config import inert_settings
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {train: t.csv}\n")
+    assert inert_settings(load_config(path)) == []
+    config = load_config(
+        path,
+        ["train.momentum=0.5", "train.plateau_patience=3", "model.encoder=bag", "model.hidden_size=64"],
+    )
+    warnings = inert_settings(config)
+    assert warnings == [
+        "train.momentum: 0.5 does nothing here (train.optimizer is not sgd)",
+        "train.plateau_patience: 3 does nothing here (train.scheduler is not plateau)",
+        "model.hidden_size: 64 does nothing here (model.encoder is bag)",
+    ]
+    used = load_config(path, ["train.optimizer=sgd", "train.momentum=0.5", "train.scheduler=plateau"])
+    assert inert_settings(used) == []

@@ -34,3 +34,37 @@ def test_table_shows_classes_and_matrix():
     text = format_report(report)
     assert "sport" in text and "business" in text and "confusion matrix" in text
     assert "accuracy 0.6667" in text
+
+
+def test_predicted_but_absent_class_counts_in_macro_average():
+    # "c" is predicted once and never true: F1 0, and it counts in the macro average (scikit-learn's definition)
+    report = classification_report(np.array([0, 1, 1]), np.array([0, 1, 2]), ["a", "b", "c"])
+    assert report["macro_f1"] == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_metrics_match_scikit_learn(seed):
+    from sklearn import metrics
+
+    rng = np.random.default_rng(seed)
+    classes = int(rng.integers(2, 7))
+    labels = [f"class{i}" for i in range(classes)]
+    size = int(rng.integers(1, 60))
+    # skewed draws, so that some classes are missing from the targets, the predictions, or both
+    targets = rng.choice(classes, size, p=rng.dirichlet(np.full(classes, 0.5)))
+    predictions = np.where(rng.random(size) < 0.6, targets, rng.choice(classes, size))
+    report = classification_report(targets, predictions, labels)
+    assert report["accuracy"] == pytest.approx(metrics.accuracy_score(targets, predictions))
+    for average in ("macro", "weighted"):
+        kwargs = {"average": average, "zero_division": 0}
+        assert report[f"{average}_f1"] == pytest.approx(metrics.f1_score(targets, predictions, **kwargs))
+    kwargs = {"average": "macro", "zero_division": 0}
+    assert report["macro_precision"] == pytest.approx(metrics.precision_score(targets, predictions, **kwargs))
+    assert report["macro_recall"] == pytest.approx(metrics.recall_score(targets, predictions, **kwargs))
+    every = list(range(classes))
+    p, r, f, s = metrics.precision_recall_fscore_support(targets, predictions, labels=every, zero_division=0)
+    for i, label in enumerate(labels):
+        row = report["per_class"][label]
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((p[i], r[i], f[i]))
+        assert row["support"] == s[i]
+    assert report["confusion_matrix"] == metrics.confusion_matrix(targets, predictions, labels=every).tolist()

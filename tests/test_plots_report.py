@@ -18,9 +18,9 @@ from rnnclf.config import load_config
 from rnnclf.engine.session import TrainingStopped
 from rnnclf.engine.trainer import resume, train
 from rnnclf.errors import RnnclfError
+from rnnclf.evaluate import evaluate_run
 from rnnclf.metrics import classification_report
 from rnnclf.plots import confusion_figure
-from rnnclf.evaluate import evaluate_run
 from rnnclf.report import compare_runs
 
 SCALARS = {
@@ -28,6 +28,7 @@ SCALARS = {
     "train/lr",
     "train/epoch_loss",
     "valid/loss",
+    "valid/objective",
     "valid/accuracy",
     "valid/macro_f1",
     "speed/tokens_per_s",

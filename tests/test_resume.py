@@ -32,8 +32,8 @@ def setup(tmp_path_factory) -> Path:
     return folder
 
 
-def start(folder: Path, name: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rnnclf", "train", "--config", "config.yaml", "--run-dir", name]
+def start(folder: Path, name: str, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rnnclf", "train", "--config", "config.yaml", "--run-dir", name, *extra]
     return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -86,6 +86,26 @@ def test_sigkill_then_resume_is_exact(setup):
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stderr
     assert_same_as_reference(setup, "killed")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4])
+def test_sigkill_before_the_first_save_then_resume_is_exact(setup, delay):
+    """With save_every null the first state is saved after epoch 1: a kill before it leaves a run directory
+    without state/, and --resume starts that run again from the beginning with its own config."""
+    name = f"early-{delay}"
+    process = start(setup, name, "--set", "train.save_every=null")
+    deadline = time.time() + 300
+    while not (setup / name / "config.yaml").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (setup / name / "state").exists(), "the kill came after the first save"
+    result = resume(setup, name)
+    assert result.returncode == 0, result.stderr
+    assert "from the start" in result.stderr
+    assert_same_as_reference(setup, name)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -99,3 +99,29 @@ def test_epoch_time_and_speed_count_the_whole_epoch_with_save_every(tmp_path, or
     assert abs(total - summary["train_seconds"]) < 0.05 * summary["train_seconds"] + 0.05
     tokens = epochs[0]["tokens_per_s"] * epochs[0]["epoch_seconds"]
     assert all(abs(e["tokens_per_s"] * e["epoch_seconds"] - tokens) < 1e-6 * tokens for e in epochs)
+
+
+def test_valid_objective_is_the_training_loss_on_valid(tmp_path, order_files):
+    """train_loss and valid_objective mean the same thing (label smoothing and class weights included);
+    valid_loss stays the plain cross-entropy that eval reports."""
+    from rnnclf.config import load_config as load
+    from rnnclf.engine.inference import predict_logits
+    from rnnclf.predict import Predictor
+    from rnnclf.token_cache import prepare
+
+    overrides = ("train.label_smoothing=0.3", "train.class_weights=balanced", "train.lr=0.02", "train.epochs=5")
+    summary, epochs = tiny_run(tmp_path, order_files, "run", *overrides)
+    data = prepare(load(tmp_path / "run" / "config.yaml"))
+    predictor = Predictor.load(tmp_path / "run", "cpu")
+    logits = torch.from_numpy(predict_logits(predictor.model, data.encoded["valid"], predictor.device))
+    targets = torch.from_numpy(data.targets["valid"])
+    weights = class_weight_tensor("balanced", data.labels, data.targets["train"])
+    smoothed = torch.nn.functional.cross_entropy(logits, targets, weight=weights, label_smoothing=0.3).item()
+    plain = torch.nn.functional.cross_entropy(logits, targets).item()
+    assert summary["valid"]["objective"] == pytest.approx(smoothed, rel=1e-5)
+    assert summary["valid"]["loss"] == pytest.approx(plain, rel=1e-5)
+    assert smoothed > plain + 0.05  # the two differ here, so the test tells them apart
+    best = epochs[summary["best_epoch"] - 1]
+    assert best["valid_objective"] == pytest.approx(smoothed, rel=1e-5) and best["valid_loss"] == pytest.approx(
+        plain, rel=1e-5
+    )

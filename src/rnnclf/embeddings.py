@@ -21,6 +21,15 @@ class AlignedVectors:
     token_coverage: float  # share of training tokens whose word had a vector
     found: int
 
+    def coverage(self) -> dict[str, float | int]:
+        return {"vocab_coverage": self.vocab_coverage, "token_coverage": self.token_coverage, "found": self.found}
+
+    def describe(self) -> str:
+        return (
+            f"pretrained vectors: {self.found:,} words found, coverage {self.vocab_coverage:.1%} of the vocabulary, "
+            f"{self.token_coverage:.1%} of training tokens"
+        )
+
 
 def _open_text(path: Path):
     if path.suffix == ".gz":

@@ -1,4 +1,5 @@
-"""Accuracy, precision / recall / F1 (per class, macro, weighted) and the confusion matrix."""
+"""Accuracy, precision / recall / F1 (per class, macro, weighted) and the confusion matrix: scikit-learn's
+definitions (zero_division=0), checked against it in tests/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: 
         recall = np.where(support > 0, true_positive / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     total = int(support.sum())
-    present = support > 0  # macro averages over the classes that occur in the data
+    # macro averages over the classes that occur in the targets or the predictions: scikit-learn's
+    # f1_score(average="macro") without `labels` (a class predicted but never true counts, with F1 0)
+    present = (support > 0) | (predicted > 0)
     return {
         "accuracy": float(true_positive.sum() / total) if total else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,

@@ -36,7 +36,8 @@ def plotting_available(name: str, log: Log) -> bool:
 
 
 def curves_figure(records: list[dict[str, Any]], metric: str, title: str) -> Any:
-    """Loss (train and valid) and the validation scores per epoch; the best epoch by `metric` is marked."""
+    """Loss (train and valid, the same objective) and the validation scores per epoch; the best epoch by `metric`
+    is marked."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -47,9 +48,14 @@ def curves_figure(records: list[dict[str, Any]], metric: str, title: str) -> Any
 
     figure = Figure(figsize=(10, 4), dpi=110, layout="constrained")
     loss_axes, score_axes = figure.subplots(1, 2)
-    loss_axes.plot(epochs, [r["train_loss"] for r in records], style, label="train")
-    loss_axes.plot(epochs, [r["valid_loss"] for r in records], style, label="valid")
-    loss_axes.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+    # like with like: the training objective (label smoothing, class weights) on both splits; the plain
+    # cross-entropy of validation beside it when they differ (older runs have only the latter)
+    objective = [r.get("valid_objective", r["valid_loss"]) for r in records]
+    loss_axes.plot(epochs, [r["train_loss"] for r in records], style, label="train (objective)")
+    loss_axes.plot(epochs, objective, style, label="valid (objective)")
+    if objective != [r["valid_loss"] for r in records]:
+        loss_axes.plot(epochs, [r["valid_loss"] for r in records], "--", label="valid cross-entropy")
+    loss_axes.set(title="loss", xlabel="epoch", ylabel="loss")
     score_axes.plot(epochs, [r["valid_accuracy"] for r in records], style, label="valid accuracy")
     score_axes.plot(epochs, [r["valid_macro_f1"] for r in records], style, label="valid macro F1")
     score_axes.set(title="validation", xlabel="epoch", ylabel="score")
@@ -168,6 +174,7 @@ def log_epoch(writer: Any, record: dict[str, Any]) -> None:
     writer.add_scalar("train/epoch_loss", record["train_loss"], step)
     writer.add_scalar("train/epoch_accuracy", record["train_accuracy"], step)
     writer.add_scalar("valid/loss", record["valid_loss"], step)
+    writer.add_scalar("valid/objective", record["valid_objective"], step)
     writer.add_scalar("valid/accuracy", record["valid_accuracy"], step)
     writer.add_scalar("valid/macro_f1", record["valid_macro_f1"], step)
     writer.add_scalar("speed/tokens_per_s", record["tokens_per_s"], step)

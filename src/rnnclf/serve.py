@@ -135,14 +135,10 @@ class LimitBodySize:
         await self.app(scope, receive_within_limit, send)
 
 
-def create_app(
-    predictor: Predictor | Path | str, max_texts: int = MAX_TEXTS, max_body_bytes: int = MAX_BODY_BYTES
-) -> FastAPI:
-    """The FastAPI app serving `predictor`, or the run directory at that path (loaded with device auto)."""
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor.load(predictor)
+def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
+    """What GET /info answers."""
     config = predictor.run.config
-    info = Info(
+    return Info(
         run=str(predictor.run.path.resolve()),
         labels=predictor.labels,
         num_labels=len(predictor.labels),
@@ -160,6 +156,15 @@ def create_app(
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
     )
+
+
+def create_app(
+    predictor: Predictor | Path | str, max_texts: int = MAX_TEXTS, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    """The FastAPI app serving `predictor`, or the run directory at that path (loaded with device auto)."""
+    if not isinstance(predictor, Predictor):
+        predictor = Predictor.load(predictor)
+    info = describe(predictor, max_texts, max_body_bytes)
     app = FastAPI(
         title="rnnclf",
         version=__version__,

@@ -97,14 +97,14 @@ def _resume(run: Path, nproc: int) -> dict[str, Any]:
 
 def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
     from rnnclf.config import inert_settings, load_config
+    from rnnclf.engine.distributed import LAUNCHED
     from rnnclf.engine.session import check_run_dir
     from rnnclf.engine.trainer import train
 
     resolved = load_config(config, overrides)
-    if rank_zero() and not os.environ.get("RNNCLF_WARNED"):
+    if rank_zero() and not os.environ.get(LAUNCHED):  # --nproc's processes: their launcher said it already
         for warning in inert_settings(resolved):
             log(f"rnnclf: warning: {config}: {warning}")
-        os.environ["RNNCLF_WARNED"] = "1"  # the processes that --nproc starts do not say it again
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
         _check_gpus(nproc, resolved.train.device)

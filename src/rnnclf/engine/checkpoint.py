@@ -35,6 +35,14 @@ class Progress:
     seconds: float = 0.0  # training time so far, over all sessions
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def count(self, texts: int, tokens: int, loss: float, correct: int) -> None:
+        """One training step done on `texts` texts."""
+        self.step, self.batch = self.step + 1, self.batch + 1
+        self.total_loss += loss * texts
+        self.correct += correct
+        self.seen += texts
+        self.tokens += tokens
+
     def next_epoch(self, stop: bool, epochs: int) -> None:
         self.epoch = epochs + 1 if stop else self.epoch + 1
         self.batch, self.total_loss, self.correct, self.seen, self.tokens = 0, 0.0, 0, 0, 0

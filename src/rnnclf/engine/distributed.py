@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from rnnclf.engine.device import available_cores
 from rnnclf.errors import RnnclfError
 
 # a collective that waits longer than this for a process fails instead of hanging (RNNCLF_DIST_TIMEOUT, seconds)
@@ -31,6 +33,7 @@ DEFAULT_TIMEOUT = 300
 # failed first (a mistake that rank 0 found and reported: exit code 2) rather than this consequence (exit 1).
 # torchrun stops the waiting process as soon as it sees the first failure.
 LOST_PEER_GRACE = 5.0
+LAUNCHED = "RNNCLF_LAUNCHED"  # set in the processes that `rnnclf train --nproc` starts
 
 
 class LostPeers(RnnclfError):
@@ -160,6 +163,15 @@ def is_lost_peer(exc: BaseException) -> bool:
     )
 
 
+def lost_peers(exc: BaseException, group: Group, resume_command: str, saved: bool) -> LostPeers:
+    """The error this process stops with when another one is gone (after a grace period on ranks other than 0,
+    so that torchrun records the process that failed first: a mistake rank 0 reported, exit code 2)."""
+    if not group.main:
+        time.sleep(LOST_PEER_GRACE)
+    after = f"continue from the last saved state with: {resume_command}" if saved else "no state was saved yet"
+    return LostPeers(f"rank {group.rank}: lost the other training processes ({first_line(exc)}); {after}")
+
+
 def launch(nproc: int, argv: list[str]) -> int:
     """`rnnclf train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m rnnclf ARGV...` in this
     process and say in one line which process failed, if one did. Returns the exit code."""
@@ -171,9 +183,9 @@ def launch(nproc: int, argv: list[str]) -> int:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("torch.distributed.elastic") or name == "torch.distributed.run":
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))  # torchrun would say it sets 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))  # torchrun would say it sets 1
     args = parse_args(["--standalone", "--nproc-per-node", str(nproc), "-m", "rnnclf", *argv])
+    os.environ[LAUNCHED] = "1"
     try:
         run(args)
     except SignalException as exc:  # Ctrl-C / SIGTERM: torchrun passed it on; the processes saved their state
@@ -191,4 +203,6 @@ def launch(nproc: int, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        del os.environ[LAUNCHED]
     return 0

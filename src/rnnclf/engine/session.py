@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -20,7 +21,7 @@ import torch
 
 from rnnclf import __version__
 from rnnclf.errors import RnnclfError
-from rnnclf.files import FORMAT_VERSION, UMASK
+from rnnclf.files import FORMAT_VERSION, UMASK, write_atomic
 
 
 class TrainingStopped(Exception):
@@ -77,6 +78,14 @@ def environment(device: torch.device, threads: int, precision: str, seed: int, c
         "command": command,
         "started": now(),
     }
+
+
+def keep_epochs_before(metrics_log: Path, epoch: int) -> None:
+    """Drop metrics.jsonl's lines from `epoch` on: an epoch's line may have been written just before the kill
+    that its saved state missed, and that epoch is trained again."""
+    lines = metrics_log.read_text(encoding="utf-8").splitlines() if metrics_log.exists() else []
+    kept = [line for line in lines if json.loads(line)["epoch"] < epoch]
+    write_atomic(metrics_log, "".join(line + "\n" for line in kept).encode("utf-8"))
 
 
 class StopFlag:

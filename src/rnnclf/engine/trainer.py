@@ -21,39 +21,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from rnnclf import files
 from rnnclf.batching import bucket_by_length, iterate
 from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
-from rnnclf.engine import distributed
-from rnnclf.engine.checkpoint import (
-    STATE_FILE,
-    Progress,
-    load_state,
-    rank_state,
-    restore_state,
-    save_state,
-    training_state,
-)
+from rnnclf.engine import checkpoint, distributed, session
+from rnnclf.engine.checkpoint import Progress
 from rnnclf.engine.device import available_cores, choose_device, choose_precision, seed_everything, use_cpu_threads
-from rnnclf.engine.distributed import Group, LostPeers
+from rnnclf.engine.distributed import Group
 from rnnclf.engine.inference import cross_entropy, predict_logits, scores
-from rnnclf.engine.session import TrainingStopped, check_run_dir, create_run_dir, environment, now, stop_on_signals
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
-from rnnclf.files import (
-    CONFIG,
-    ENV,
-    LABELS,
-    METRICS,
-    METRICS_LOG,
-    STATE,
-    TOKENIZER,
-    WEIGHTS,
-    append_line,
-    write_atomic,
-    write_json,
-    write_yaml,
-)
 from rnnclf.model import RNNClassifier, count_parameters
 from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
 from rnnclf.rundir import Run, load_run
@@ -68,7 +46,7 @@ def train(config: Config, command: list[str] | None = None, log: Log = print) ->
     """Train a model as the config says and write a new run directory. Returns the metrics summary."""
     run_dir = Path(config.output.run_dir)
     if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
-        check_run_dir(run_dir)
+        session.check_run_dir(run_dir)
     return _fit(config, run_dir, None, command or sys.argv, log)
 
 
@@ -77,10 +55,12 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
     (the run's own config and tokenizer; same data)."""
     if not run_dir.is_dir():
         raise RnnclfError(f"{run_dir}: run directory not found")
-    if not (run_dir / CONFIG).exists():
-        raise RnnclfError(f"{run_dir}: no saved training state to resume from (no {CONFIG}, no {STATE}/{STATE_FILE})")
+    if not (run_dir / files.CONFIG).exists():
+        raise RnnclfError(
+            f"{run_dir}: no saved training state to resume from (no {files.CONFIG}, no {files.STATE}/{checkpoint.STATE_FILE})"
+        )
     run = load_run(run_dir, weights=False)
-    if (run_dir / METRICS).exists():  # written last, when training and the final evaluation are done
+    if (run_dir / files.METRICS).exists():  # written last, when training and the final evaluation are done
         raise RnnclfError(
             f"{run_dir}: this run has finished; nothing to resume (to train longer, start a new run with more "
             "train.epochs)"
@@ -99,16 +79,9 @@ def _fit(config: Config, run_dir: Path, previous: Run | None, command: list[str]
         return trainer.run(group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
-            if not group.main:  # rank 0 reports what went wrong: let torchrun see the process that failed first
-                time.sleep(distributed.LOST_PEER_GRACE)
-            saved = (
-                f"continue from the last saved state with: rnnclf train --resume {run_dir} --nproc {group.world}"
-                if (run_dir / STATE / STATE_FILE).exists()
-                else "no state was saved yet"
-            )
-            raise LostPeers(
-                f"rank {group.rank}: lost the other training processes ({distributed.first_line(exc)}); {saved}"
-            ) from None
+            saved = (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
+            command = f"rnnclf train --resume {run_dir} --nproc {group.world}"
+            raise distributed.lost_peers(exc, group, command, saved) from None
         raise
     finally:
         distributed.stop(group)
@@ -122,13 +95,13 @@ class Trainer:
         self.command, self.log = command, log
         self.plotting = True
         # a run stopped before its first save starts again from the beginning, with its own tokenizer
-        self.fresh = previous is None or not (run_dir / STATE / STATE_FILE).exists()
+        self.fresh = previous is None or not (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
 
     def run(self, group: Group, device: torch.device) -> dict[str, Any]:
         self.setup(group, device)
         self.start()
         with (
-            stop_on_signals(escalate=not group.active) as stop,
+            session.stop_on_signals(escalate=not group.active) as stop,
             tensorboard(self.config.output.tensorboard and group.main, self.run_dir, self.resumed_at) as board,
         ):
             while self.progress.epoch <= self.tc.epochs:
@@ -206,81 +179,60 @@ class Trainer:
         vectors = load_pretrained(embedding.pretrained, self.vocab, embedding.dim, counts, self.tc.seed)
         with torch.no_grad():
             self.model.embedding.weight.copy_(torch.from_numpy(vectors.matrix))
-        self.progress.summary["embedding"] = {
-            "pretrained": embedding.pretrained,
-            "vocab_coverage": vectors.vocab_coverage,
-            "token_coverage": vectors.token_coverage,
-            "found": vectors.found,
-        }
-        self.log(
-            f"pretrained vectors: {vectors.found:,} words found, coverage {vectors.vocab_coverage:.1%} of the "
-            f"vocabulary, {vectors.token_coverage:.1%} of training tokens"
-        )
+        self.progress.summary["embedding"] = {"pretrained": embedding.pretrained, **vectors.coverage()}
+        self.log(vectors.describe())
 
     def start(self) -> None:
-        """A new run directory, or the saved state of a resumed run put back."""
+        """A new run directory; or a resumed run's saved state put back (its start, when it stopped before its
+        first save)."""
         self.resumed_at = None
-        if not self.fresh:
-            self.restore()
-        elif self.previous is None:
-            self.env = self.new_environment()
+        if self.previous is None:
+            precision = self.precision.describe()
+            self.env = session.environment(
+                self.device, self.threads, precision, self.tc.seed, self.command, self.group.world
+            )
             if self.group.main:  # everything is validated: only now does the run directory come into being
-                create_run_dir(self.run_dir, self.write_run_files)
+                session.create_run_dir(self.run_dir, self.write_run_files)
             self.log(f"run directory: {self.run_dir}")
-        else:
-            self.env = json.loads((self.run_dir / ENV).read_text(encoding="utf-8"))
-            self.keep_metric_lines(before_epoch=1)
-            self.note_resumed()
-            self.resumed_at = 0
-            self.log(f"resuming {self.run_dir} from the start: it stopped before its first save")
+            return
+        if not self.fresh:
+            state, step = checkpoint.load_state(self.run_dir / files.STATE), self.step
+            args = (step.optimizer, step.scheduler, step.scaler, self.device, self.group)
+            self.progress = checkpoint.restore_state(state, self.model, *args)
+        p = self.progress
+        self.env = json.loads((self.run_dir / files.ENV).read_text(encoding="utf-8"))
+        resumed = {
+            "at": session.now(),
+            "epoch": p.epoch,
+            "batch": p.batch,
+            "command": self.command,
+            "processes": self.group.world,
+        }
+        self.env.setdefault("resumed", []).append(resumed)
         if self.group.main:
-            write_json(self.run_dir / ENV, self.env)
-
-    def new_environment(self) -> dict[str, Any]:
-        return environment(
-            self.device, self.threads, self.precision.describe(), self.tc.seed, self.command, self.group.world
+            session.keep_epochs_before(self.run_dir / files.METRICS_LOG, p.epoch)
+            files.write_json(self.run_dir / files.ENV, self.env)
+        self.resumed_at = p.step
+        where = (
+            "from the start: it stopped before its first save"
+            if self.fresh
+            else f"at epoch {p.epoch}, batch {p.batch} (step {p.step})"
         )
+        self.log(f"resuming {self.run_dir} {where}")
 
     def write_run_files(self, folder: Path) -> None:
-        write_yaml(folder / CONFIG, config_to_dict(self.config))
-        write_json(folder / LABELS, self.labels)
-        write_atomic(folder / TOKENIZER, self.data.tokenizer.to_str(pretty=True).encode("utf-8"))
-        write_json(folder / ENV, self.env)
-
-    def restore(self) -> None:
-        step = self.step
-        state = load_state(self.run_dir / STATE)
-        self.progress = restore_state(
-            state, self.model, step.optimizer, step.scheduler, step.scaler, self.device, self.group
-        )
-        self.env = json.loads((self.run_dir / ENV).read_text(encoding="utf-8"))
-        # an epoch's line may have been written just before the kill that its state missed
-        self.keep_metric_lines(before_epoch=self.progress.epoch)
-        self.note_resumed()
-        self.resumed_at = self.progress.step
-        p = self.progress
-        self.log(f"resuming {self.run_dir} at epoch {p.epoch}, batch {p.batch} (step {p.step})")
-
-    def keep_metric_lines(self, before_epoch: int) -> None:
-        path = self.run_dir / METRICS_LOG
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        kept = [line for line in lines if json.loads(line)["epoch"] < before_epoch]
-        if self.group.main:
-            write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
-
-    def note_resumed(self) -> None:
-        p = self.progress
-        self.env.setdefault("resumed", []).append(
-            {"at": now(), "epoch": p.epoch, "batch": p.batch, "command": self.command, "processes": self.group.world}
-        )
+        files.write_yaml(folder / files.CONFIG, config_to_dict(self.config))
+        files.write_json(folder / files.LABELS, self.labels)
+        files.write_atomic(folder / files.TOKENIZER, self.data.tokenizer.to_str(pretty=True).encode("utf-8"))
+        files.write_json(folder / files.ENV, self.env)
 
     def save(self) -> None:
         # every rank's random state and running sums, so that a resumed distributed run goes on as each rank was
-        ranks = distributed.gather(rank_state(self.progress), self.group) if self.group.active else None
+        ranks = distributed.gather(checkpoint.rank_state(self.progress), self.group) if self.group.active else None
         if self.group.main:
             step = self.step
-            state = training_state(self.model, step.optimizer, step.scheduler, step.scaler, self.progress)
-            save_state(self.run_dir / STATE, state | {"ranks": ranks})
+            state = checkpoint.training_state(self.model, step.optimizer, step.scheduler, step.scaler, self.progress)
+            checkpoint.save_state(self.run_dir / files.STATE, state | {"ranks": ranks})
 
     # one epoch
 
@@ -304,11 +256,7 @@ class Trainer:
         )
         for batch in bar:
             loss_value, correct = self.take_step(batch)
-            p.step, p.batch = p.step + 1, p.batch + 1
-            p.total_loss += loss_value * len(batch.index)
-            p.correct += correct
-            p.seen += len(batch.index)
-            p.tokens += batch.num_tokens
+            p.count(len(batch.index), batch.num_tokens, loss_value, correct)
             session_tokens += batch.num_tokens
             if board is not None:
                 log_step(board, p.step, loss_value, self.step.optimizer.param_groups[0]["lr"])
@@ -335,11 +283,8 @@ class Trainer:
         try:
             return self.step(batch)
         except NonFiniteLoss as exc:
-            kept = (
-                "the last saved state and best weights are kept"
-                if (self.run_dir / STATE).exists()
-                else "nothing was saved yet"
-            )
+            saved = (self.run_dir / files.STATE).exists()
+            kept = "the last saved state and best weights are kept" if saved else "nothing was saved yet"
             raise RnnclfError(
                 f"training loss became {exc.value} at epoch {self.progress.epoch}, step {self.progress.step + 1}; "
                 f"lower train.lr or set train.grad_clip ({kept} in {self.run_dir})"
@@ -347,7 +292,7 @@ class Trainer:
 
     def stopped(self, signum: int | None) -> None:
         resume_option = f" --nproc {self.group.world}" if self.group.active else ""
-        raise TrainingStopped(
+        raise session.TrainingStopped(
             signum or signal.SIGTERM,
             f"stopped at epoch {self.progress.epoch}, step {self.progress.step}; state saved. "
             f"Continue with: rnnclf train --resume {self.run_dir}{resume_option}",
@@ -383,12 +328,12 @@ class Trainer:
         if improved:
             p.best, p.best_epoch, p.stale = score, p.epoch, 0
             if self.group.main:
-                save_tensors(self.run_dir / WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
+                save_tensors(self.run_dir / files.WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
         else:
             p.stale += 1
         record = self.epoch_record(valid, epoch_seconds, session_tokens)
         if self.group.main:
-            append_line(self.run_dir / METRICS_LOG, record)
+            files.append_line(self.run_dir / files.METRICS_LOG, record)
         if board is not None:
             log_epoch(board, record)
         if self.plotting and self.group.main:  # until matplotlib turns out to be missing (said once)
@@ -429,7 +374,7 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """The best weights on valid (and test): metrics.json, env.json's end time. Returns the summary."""
         p = self.progress
-        self.model.load_state_dict(load_tensors(self.run_dir / WEIGHTS))  # the best weights, exactly as saved
+        self.model.load_state_dict(load_tensors(self.run_dir / files.WEIGHTS))  # the best weights, exactly as saved
         best_valid = self.validate()
         test = None
         if "test" in self.data.encoded:
@@ -439,7 +384,9 @@ class Trainer:
                 f"weighted F1 {test['weighted_f1']:.4f}"
             )
         distributed.barrier(self.group)  # rank 0 has written the last epoch's line
-        history = [json.loads(line) for line in (self.run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()]
+        history = [
+            json.loads(line) for line in (self.run_dir / files.METRICS_LOG).read_text(encoding="utf-8").splitlines()
+        ]
         summary = {
             **p.summary,
             "best_epoch": p.best_epoch,
@@ -451,7 +398,7 @@ class Trainer:
             "test": test,
         }
         if self.group.main:
-            write_json(self.run_dir / METRICS, summary)
-            self.env["finished"] = now()
-            write_json(self.run_dir / ENV, self.env)
+            files.write_json(self.run_dir / files.METRICS, summary)
+            self.env["finished"] = session.now()
+            files.write_json(self.run_dir / files.ENV, self.env)
         return summary
