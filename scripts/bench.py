@@ -17,6 +17,8 @@ Sections (each can be skipped with --skip NAME):
              each size in its own subprocesses: wall times and peak resident memory
   distributed  `rnnclf train --nproc 1` vs `--nproc 2` (torchrun, gloo) on the quickstart workload, 1 epoch,
              the same cores shared out: tokens/s of all processes together
+  matrix, busy, int8  scripts/bench_states.py: every encoder x pooling x direction and the lesson's configs; two
+             trainings at once against one alone; whole-process `rnnclf predict --input` fp32 vs --int8
 
 Everything runs on the CPU unless --device cuda: then training (with AMP, as `rnnclf train` does: bf16 where
 supported, else fp16 with a gradient scaler), the naive pipeline (fp32, as the notebook), the matmul rates (fp32 and
@@ -70,7 +72,10 @@ from rnnclf.token_cache import Prepared, prepare
 from rnnclf.tokenizer import encode, fit_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale", "distributed")
+SECTIONS = (
+    "reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale", "distributed", "matrix", "busy",
+    "int8",
+)  # fmt: skip
 CPU = torch.device("cpu")
 TARGETS = {"ratio": 3.0, "predict_texts_per_s": 5_000, "encode_docs_per_s": 50_000, "scale_peak_mib": 2_048}
 
@@ -543,6 +548,8 @@ def quickstart_run(path: Path, folder: Path, quick: bool) -> Path:
     """The run to predict with: `path` if it exists, else a tiny R8 model trained for one epoch."""
     if (path / "model.safetensors").is_file():
         return path
+    if (folder / "quickstart" / "model.safetensors").is_file():  # trained by an earlier section
+        return folder / "quickstart"
     say(f"{path} has no model; training a tiny R8 model for one epoch")
     config = Config.model_validate(
         {
@@ -1074,10 +1081,19 @@ def main(argv: list[str] | None = None) -> int:
         ]:
             if name not in skip:
                 section(name, function, plan, *extra)
+        import bench_states  # the states users are in: every model, a busy machine, int8 (issue 12)
+
+        for name, function, extra in [
+            ("matrix", bench_states.bench_matrix, ()),
+            ("busy", bench_states.bench_busy, (folder,)),
+            ("int8", bench_states.bench_int8, (args.run, folder)),
+        ]:
+            if name not in skip:
+                section(name, function, plan, *extra)
 
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["machine"]["total_seconds"] = time.perf_counter() - started
-    rows = summary_rows(results)
+    rows = summary_rows(results) + bench_states.summary_rows(results)
     results["summary"] = [dict(zip(("figure", "value", "target", "value_vs_target"), row, strict=True)) for row in rows]
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_summary(rows)

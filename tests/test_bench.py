@@ -27,6 +27,9 @@ def test_bench_quick(tmp_path):
         "memory",
         "scale",
         "distributed",
+        "matrix",
+        "busy",
+        "int8",
     ):
         assert section in results and "error" not in results[section], section
     assert results["training"]["ratio"] > 0 and results["flops"]["rnnclf"]["fraction_of_matmul"] > 0
@@ -35,3 +38,9 @@ def test_bench_quick(tmp_path):
         assert row["second_prepare_from_cache"] and row["prepare_peak_mib"] > 0 and row["train_peak_mib"] > 0
     assert results["memory"]["peak_mib"] > results["memory"]["import_baseline_mib"] > 0
     assert results["summary"] and "summary" in done.stdout
+    assert len(results["matrix"]["cells"]) == 20 and all(
+        cell["tokens_per_s"] > 0 for cell in results["matrix"]["cells"]
+    )
+    assert results["matrix"]["lesson"][-1]["ratio"] > 0
+    assert len(results["busy"]["together_seconds"]) == 2 and results["busy"]["alone_seconds"] > 0
+    assert results["int8"]["int8_texts_per_s"] > 0 and results["int8"]["latency_p99_ms"] > 0

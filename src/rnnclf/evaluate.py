@@ -10,11 +10,13 @@ import numpy as np
 
 from rnnclf.data.corpus import check_labels, load_corpus
 from rnnclf.data.readers import Split, read_split
-from rnnclf.engine.inference import evaluate
+from rnnclf.engine.inference import predict_logits, scores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import write_json
 from rnnclf.plots import save_confusion
 from rnnclf.predict import Predictor
+from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, QUANTIZED, judge, quantize_int8
+from rnnclf.rundir import Run, weights_digest
 from rnnclf.tokenizer import encode
 
 
@@ -25,32 +27,22 @@ def evaluate_run(
     device: str = "auto",
     log: Callable[[str], None] = print,
     workers: int = 1,
+    int8: bool = False,
 ) -> dict[str, Any]:
-    """Metrics of a run on a labelled file, or on its own valid / test split.
+    """Metrics of a run on a labelled file, or on its own valid / test split; with `int8`, of its int8 model,
+    with the fp32 model's accuracy and macro F1 beside them (`fp32`) and the share of labels they agree on.
 
-    Written to RUN/eval/<name>.json, and the confusion matrix to RUN/eval/<name>_confusion_matrix.png.
+    Written to RUN/eval/<name>.json (<name>-int8.json), and the confusion matrix beside it as a PNG.
     """
-    predictor = Predictor.load(path, device, workers)
-    config = predictor.run.config
-    fields = config.data.text_field, config.data.label_field
-    if data is not None:
-        fmt = config.data.format if config.data.dataset is None else "auto"
-        labelled = read_split(Path(data), *fields, fmt)
-        name = f"file-{Path(data).stem}"  # never the name of a split's results
-    elif split != "valid" and config.data.dataset is None and config.data.test is not None:
-        labelled = read_split(config.data.test, *fields, config.data.format)  # the test file alone will do
-        name = "test"
+    predictor = Predictor.load(path, device, workers, int8=int8)
+    labelled, name = labelled_split(predictor.run, data, split)
+    if int8:
+        evaluation, reference, agreement = compare(predictor, Predictor.load(path, "cpu", workers), labelled)
+        evaluation["fp32"] = {key: reference[key] for key in ("accuracy", "macro_f1", "weighted_f1", "loss")}
+        evaluation["agreement"] = agreement
+        name += "-int8"
     else:
-        try:
-            corpus = load_corpus(config.data, config.train.seed)
-        except RnnclfError as exc:
-            raise RnnclfError(f"{exc} (the run's data is needed for its own splits; or give --data FILE)") from None
-        choice = split or ("test" if corpus.test is not None else "valid")
-        labelled = corpus.test if choice == "test" else corpus.valid
-        if labelled is None:
-            raise RnnclfError(f"{path}: the run's config has no test data; use --split valid or --data FILE")
-        name = choice
-    evaluation = evaluate_split(predictor, labelled)
+        evaluation = evaluate_split(predictor, labelled)
     evaluation["data"] = labelled.source
     written = Path(path) / "eval" / f"{name}.json"
     write_json(written, evaluation)
@@ -61,10 +53,76 @@ def evaluate_run(
     return evaluation
 
 
-def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
+def labelled_split(run: Run, data: Path | None, split: str | None) -> tuple[Split, str]:
+    """The labelled texts to evaluate on, and the name of their results: --data FILE, or the run's own split
+    (default: test if it has one, else valid)."""
+    config = run.config
+    fields = config.data.text_field, config.data.label_field
+    if data is not None:
+        fmt = config.data.format if config.data.dataset is None else "auto"
+        return read_split(Path(data), *fields, fmt), f"file-{Path(data).stem}"  # never the name of a split's
+    if split != "valid" and config.data.dataset is None and config.data.test is not None:
+        return read_split(config.data.test, *fields, config.data.format), "test"  # the test file alone will do
+    try:
+        corpus = load_corpus(config.data, config.train.seed)
+    except RnnclfError as exc:
+        raise RnnclfError(f"{exc} (the run's data is needed for its own splits; or give --data FILE)") from None
+    choice = split or ("test" if corpus.test is not None else "valid")
+    labelled = corpus.test if choice == "test" else corpus.valid
+    if labelled is None:
+        raise RnnclfError(f"{run.path}: the run's config has no test data; use --split valid or --data FILE")
+    return labelled, choice
+
+
+def split_logits(predictor: Predictor, labelled: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The predictor's logits for the labelled texts, and their targets (label indices)."""
     check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
     index = {label: i for i, label in enumerate(predictor.labels)}
     targets = np.array([index[label] for label in labelled.labels], dtype=np.int64)
     encoded = encode(predictor.tokenizer, labelled.texts)
-    model, device, dtype = predictor.model, predictor.device, predictor.dtype
-    return evaluate(model, encoded, targets, predictor.labels, device, dtype, predictor.workers)
+    logits = predict_logits(
+        predictor.model, encoded, predictor.device, dtype=predictor.dtype, workers=predictor.workers
+    )
+    return logits, targets
+
+
+def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
+    return scores(*split_logits(predictor, labelled), predictor.labels)
+
+
+def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:
+    """Both predictors' reports on the same texts, and the share of texts they give the same label."""
+    logits, targets = split_logits(predictor, labelled)
+    reference_logits, _ = split_logits(reference, labelled)
+    agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
+    return scores(logits, targets, predictor.labels), scores(reference_logits, targets, predictor.labels), agreement
+
+
+def check_int8(path: Path | str, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """int8 against fp32 on the run's validation texts: labels agreeing, accuracy of each. Writes RUN/int8.json
+    (what `--int8` then requires) only when int8 is exact enough; otherwise one line, nothing written."""
+    path = Path(path)
+    fp32 = Predictor.load(path, "cpu", workers)
+    labelled, _ = labelled_split(fp32.run, None, "valid")
+    log(f"checking int8 against fp32 on {len(labelled):,} validation texts of {fp32.run.path}")
+    int8 = Predictor(fp32.run, "cpu", workers=workers)
+    int8.model = quantize_int8(int8.model)  # not Predictor(int8=True), which needs the record made here
+    quantized, reference, agreement = compare(int8, fp32, labelled)
+    record = {
+        "texts": len(labelled),
+        "data": labelled.source,
+        "agreement": agreement,
+        "accuracy_fp32": reference["accuracy"],
+        "accuracy_int8": quantized["accuracy"],
+        "macro_f1_fp32": reference["macro_f1"],
+        "macro_f1_int8": quantized["macro_f1"],
+        "min_agreement": MIN_AGREEMENT,
+        "max_accuracy_drop": MAX_ACCURACY_DROP,
+        "quantized": sorted(kind.__name__ for kind in QUANTIZED),
+        "weights_sha256": weights_digest(path),
+    }
+    problem = judge(record["agreement"], record["accuracy_fp32"], record["accuracy_int8"])
+    if problem:
+        raise RnnclfError(f"{path}: int8 is not exact enough for this run: {problem}; {INT8_FILE} not written")
+    write_json(path / INT8_FILE, record)
+    return record

@@ -7,7 +7,6 @@ labels.json. RUN/model.onnx.json tells a program without rnnclf which files, nam
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import warnings
@@ -28,7 +27,7 @@ from rnnclf.engine.device import available_cores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
 from rnnclf.predict import Predictor, check_texts, top_labels
-from rnnclf.rundir import Run, load_run
+from rnnclf.rundir import Run, load_run, weights_digest
 from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
 
 ONNX_FILE = "model.onnx"
@@ -201,10 +200,6 @@ def run_batch(onnx_session, encoded: EncodedTexts, index: np.ndarray) -> np.ndar
 
 def sidecar_path(model: Path) -> Path:
     return model.with_name(model.name + ".json")
-
-
-def weights_digest(run_path: Path) -> str:
-    return hashlib.sha256((run_path / WEIGHTS).read_bytes()).hexdigest()
 
 
 def tokenizer_path(run_path: Path, model: Path) -> str:

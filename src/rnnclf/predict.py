@@ -16,6 +16,7 @@ from rnnclf.engine.device import choose_device, choose_precision
 from rnnclf.engine.inference import predict_logits
 from rnnclf.errors import RnnclfError
 from rnnclf.model import RNNClassifier
+from rnnclf.quantize import quantize_int8, require_int8
 from rnnclf.rundir import Run, load_run
 from rnnclf.tokenizer import encode
 
@@ -27,11 +28,13 @@ class Predictor:
     (rnnclf.engine.device.use_cpu_threads(1)) and one worker per core, the fastest use of the cores.
     """
 
-    def __init__(self, run: Run, device: str = "auto", batch_size: int = 64, workers: int = 1) -> None:
+    def __init__(
+        self, run: Run, device: str = "auto", batch_size: int = 64, workers: int = 1, int8: bool = False
+    ) -> None:
         self.run = run
         self.labels = run.labels
         self.tokenizer = run.tokenizer
-        self.device = choose_device(device)
+        self.device = choose_device("cpu" if int8 and device == "auto" else device)
         self.dtype = choose_precision(self.device, run.config.train.amp, probe=False).autocast
         self.batch_size = batch_size
         self.workers = workers
@@ -42,10 +45,16 @@ class Predictor:
             first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
             raise RnnclfError(f"{run.path}: the weights do not fit the run's config ({first})") from None
         self.model.to(self.device).eval()
+        self.int8 = int8
+        if int8:  # checked on the run's validation texts when it was allowed (rnnclf export --quantize int8)
+            if self.device.type != "cpu":
+                raise RnnclfError("--int8 runs on the CPU; use --device cpu (a GPU predicts fast in bf16 already)")
+            require_int8(run.path)
+            self.model = quantize_int8(self.model)
 
     @classmethod
-    def load(cls, path: Path | str, device: str = "auto", workers: int = 1) -> Predictor:
-        return cls(load_run(path), device, workers=workers)
+    def load(cls, path: Path | str, device: str = "auto", workers: int = 1, int8: bool = False) -> Predictor:
+        return cls(load_run(path), device, workers=workers, int8=int8)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         check_texts(texts)

@@ -6,6 +6,7 @@ metrics.json, env.json (names in rnnclf.files). Tensors are safetensors; everyth
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,11 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
         raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
     tensors = load_tensors(path / WEIGHTS) if weights else {}
     return Run(path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), tensors)
+
+
+def weights_digest(run_path: Path) -> str:
+    """sha256 of the run's best weights: what an export or an int8 check was made from."""
+    return hashlib.sha256((run_path / WEIGHTS).read_bytes()).hexdigest()
 
 
 def _read_json(path: Path) -> Any:

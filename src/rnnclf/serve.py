@@ -237,6 +237,7 @@ def serve(
     threads: int = 1,
     access_log: bool = False,
     log: Callable[[str], None] = print,
+    int8: bool = False,
 ) -> None:
     """Load the run once and serve it until Ctrl-C (or SIGTERM).
 
@@ -244,13 +245,13 @@ def serve(
     nothing from more), and concurrent requests still use every core, each in its own thread.
     """
     use_cpu_threads(threads)  # once, for every request: requests run in parallel threads
-    predictor = Predictor.load(run, device)
+    predictor = Predictor.load(run, device, int8=int8)
     app = create_app(predictor, max_texts, max_body_bytes)
     sock = listen(host, port)
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"
     log(
-        f"serving {run} ({len(predictor.labels)} labels, {predictor.device}, {threads} CPU thread{'s' if threads > 1 else ''} per request) at {url}; "
+        f"serving {run} ({len(predictor.labels)} labels, {predictor.device}{', int8' if int8 else ''}, {threads} CPU thread{'s' if threads > 1 else ''} per request) at {url}; "
         f"API docs at {url}/docs; Ctrl-C stops"
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log))

@@ -57,6 +57,10 @@ class ExportFormat(StrEnum):
     onnx = "onnx"
 
 
+class Quantize(StrEnum):
+    int8 = "int8"
+
+
 class ReportFormat(StrEnum):
     table = "table"
     json = "json"

@@ -13,6 +13,7 @@ from rnnclf.cli.app import (
     Device,
     ExportFormat,
     Format,
+    Quantize,
     ReportFormat,
     SplitName,
     app,
@@ -37,8 +38,14 @@ def evaluate(
     device: Annotated[
         Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
     ] = Device.auto,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
+    ] = False,
 ) -> None:
     """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run.
+
+    With --int8: of the int8 model, with the fp32 model's accuracy beside it.
 
     Example: rnnclf eval runs/quickstart --split test
     """
@@ -49,11 +56,17 @@ def evaluate(
     if data is not None and split is not None:
         raise RnnclfError("give --data or --split, not both")
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
-    report = evaluate_run(run, data, split.value if split else None, device.value, log, available_cores())
+    report = evaluate_run(run, data, split.value if split else None, device.value, log, available_cores(), int8)
     if output_format(fmt) is Format.json:
         typer.echo(json.dumps(report, indent=2))
-    else:
-        typer.echo(format_report(report, title=f"{run} on {report['data']}"))
+        return
+    typer.echo(format_report(report, title=f"{run}{' (int8)' if int8 else ''} on {report['data']}"))
+    if int8:
+        fp32 = report["fp32"]
+        typer.echo(
+            f"fp32 beside it: accuracy {fp32['accuracy']:.4f}, macro F1 {fp32['macro_f1']:.4f}; "
+            f"int8 and fp32 labels agree on {report['agreement']:.2%} of the texts"
+        )
 
 
 @app.command()
@@ -84,6 +97,10 @@ def predict(
             "--backend", help="torch, or onnx: RUN/model.onnx in ONNX Runtime on the CPU (see `rnnclf export`)."
         ),
     ] = Backend.torch,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
+    ] = False,
 ) -> None:
     """Predict labels with probabilities.
 
@@ -95,12 +112,12 @@ def predict(
     if backend is Backend.onnx:
         from rnnclf.export import OnnxPredictor
 
-        if device is not Device.auto:
-            raise RnnclfError("--device is for the torch backend; the onnx backend runs on the CPU")
+        if device is not Device.auto or int8:
+            raise RnnclfError("--device and --int8 are for the torch backend; the onnx backend runs fp32 on the CPU")
         predictor = OnnxPredictor.load(run)
     else:
         use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
-        predictor = Predictor.load(run, device.value, workers=available_cores())
+        predictor = Predictor.load(run, device.value, workers=available_cores(), int8=int8)
     items = list(texts or [])
     if input_path is not None:
         items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
@@ -154,6 +171,10 @@ def serve(
         int, typer.Option("--threads", min=1, help="torch CPU threads per request; requests run in parallel.")
     ] = 1,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn's log).")] = False,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
+    ] = False,
 ) -> None:
     """Serve a run's predictions over HTTP: POST /predict, GET /info, GET /health; API docs at /docs.
 
@@ -163,27 +184,48 @@ def serve(
     """
     from rnnclf.serve import serve as serve_run
 
-    serve_run(run, host, port, device.value, max_texts, max_body_bytes, threads, access_log, log=log)
+    serve_run(run, host, port, device.value, max_texts, max_body_bytes, threads, access_log, log=log, int8=int8)
 
 
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx (the only format so far).")] = ExportFormat.onnx,
+    fmt: Annotated[ExportFormat | None, typer.Option("--format", help="onnx (the default).")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the model here (default RUN/model.onnx).")
     ] = None,
+    quantize: Annotated[
+        Quantize | None,
+        typer.Option(
+            "--quantize",
+            help="int8: check torch's int8 model against fp32 on the run's validation texts and, if it passes, "
+            "allow --int8 in predict, eval and serve (RUN/int8.json).",
+        ),
+    ] = None,
 ) -> None:
-    """Export a run to ONNX, checked against PyTorch on the run's own texts before it is written.
+    """Export a run to ONNX, checked against PyTorch on the run's own texts before it is written; or, with
+    --quantize int8, check and allow its int8 model.
 
     model.onnx takes ids (int64, batch x time, each text's token ids padded with 0) and lengths (int64, batch); it gives probabilities (float32, batch x classes).
 
     model.onnx.json beside it names the inputs, the labels in output order, the tokenizer (RUN/tokenizer.json), max_length and the pad / unk ids: all a program without rnnclf needs.
 
-    Needs onnxruntime: pip install 'rnnclf\\[onnx]'.
+    int8 passes when labels agree with fp32 on at least 99% of the validation texts and accuracy drops at most 0.3 points; otherwise nothing is written.
+
+    Needs onnxruntime for ONNX: pip install 'rnnclf\\[onnx]'.
 
     Example: rnnclf export runs/quickstart --format onnx
+
+    Example: rnnclf export runs/quickstart --quantize int8
     """
+    if quantize is not None:
+        if fmt is not None or out is not None:
+            raise RnnclfError(
+                "--quantize int8 checks torch's int8 model and writes RUN/int8.json; it takes no --format or --out "
+                "(ONNX Runtime's quantizer leaves the recurrent layers in fp32: no faster here)"
+            )
+        _check_int8(run)
+        return
     from rnnclf.export import export_onnx
 
     target = out or run / "model.onnx"
@@ -192,4 +234,18 @@ def export(
     typer.echo(
         f"wrote {target} and {target}.json: largest probability difference from PyTorch "
         f"{check['max_difference']:.1e} on {check['count']} texts (allowed {check['tolerance']:g})"
+    )
+
+
+def _check_int8(run: Path) -> None:
+    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.evaluate import check_int8
+
+    use_cpu_threads(1)
+    record = check_int8(run, available_cores(), log)
+    change = 100 * (record["accuracy_int8"] - record["accuracy_fp32"])
+    typer.echo(
+        f"wrote {run / 'int8.json'}: int8 and fp32 labels agree on {record['agreement']:.2%} of {record['texts']:,} "
+        f"validation texts; accuracy {record['accuracy_fp32']:.4f} -> {record['accuracy_int8']:.4f} ({change:+.2f} "
+        f"points). Use it: rnnclf predict {run} --int8"
     )

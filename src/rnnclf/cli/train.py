@@ -58,6 +58,7 @@ def train(
 
     Several processes: rnnclf train --config FILE --nproc 2 (or torchrun --nproc-per-node 2 -m rnnclf train --config FILE)
     """
+    _wait_policy()
     from rnnclf.engine.session import TrainingStopped
 
     try:
@@ -82,6 +83,16 @@ def train(
         raise typer.Exit(stop.code) from None
     if rank_zero():  # rank 0 of a distributed run reports
         _print_summary(summary, fmt)
+
+
+def _wait_policy() -> None:
+    """Before torch loads OpenMP (which reads its wait policy once): passive waiting on a busy machine."""
+    if "torch" not in sys.modules:
+        from rnnclf.machine import prefer_passive_waiting
+
+        why = prefer_passive_waiting()
+        if why and rank_zero():
+            log(f"threads: {why}")
 
 
 def _resume(run: Path, nproc: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnclf.batching import Batch, iterate, sequential_batches
+from rnnclf.engine.device import flush_denormals
 from rnnclf.metrics import classification_report
 from rnnclf.tokenizer import EncodedTexts
 
@@ -26,7 +27,8 @@ def worker_pool(workers: int) -> ThreadPoolExecutor:
     """One pool of `workers` threads per process, made on first use and kept."""
     with _pools_lock:
         if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="rnnclf-predict")
+            # each worker flushes subnormal floats to zero in its own thread, as use_cpu_threads does
+            _pools[workers] = ThreadPoolExecutor(workers, "rnnclf-predict", initializer=flush_denormals)
         return _pools[workers]
 
 

@@ -20,6 +20,7 @@ import tokenizers
 import torch
 
 from rnnclf import __version__
+from rnnclf.engine.device import flush_denormals
 from rnnclf.errors import RnnclfError
 from rnnclf.files import FORMAT_VERSION, UMASK, write_atomic
 
@@ -72,6 +73,7 @@ def environment(device: torch.device, threads: int, precision: str, seed: int, c
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": threads,
+        "flush_denormal": device.type == "cpu" and flush_denormals(),  # as use_cpu_threads set it
         "precision": precision,
         "processes": world,
         "seed": seed,

@@ -27,7 +27,7 @@ from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
 from rnnclf.engine import checkpoint, distributed, session
 from rnnclf.engine.checkpoint import Progress
-from rnnclf.engine.device import available_cores, choose_device, choose_precision, seed_everything, use_cpu_threads
+from rnnclf.engine.device import ThreadGovernor, available_cores, choose_device, choose_precision, seed_everything
 from rnnclf.engine.distributed import Group
 from rnnclf.engine.inference import cross_entropy, predict_logits, scores
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
@@ -115,7 +115,9 @@ class Trainer:
         """This process's threads, precision and seed; the data; the model and its training step."""
         tc = self.tc
         self.group, self.device = group, device
-        self.threads = use_cpu_threads(tc.num_threads or max(1, available_cores() // group.local_world))
+        cores = max(1, available_cores() // group.local_world)
+        # distributed: each process keeps its share of the cores (the others are its own peers, not load)
+        self.governor = ThreadGovernor(cores, tc.num_threads or (cores if group.active else None), self.log)
         self.precision = choose_precision(device, tc.amp)
         seed_everything(tc.seed)
         self.prepare_data()
@@ -139,10 +141,12 @@ class Trainer:
             f"tokens: {'from the cache' if self.data.cached else 'tokenized and cached'} in "
             f"{time.perf_counter() - started:.1f}s"
         )
+        self.threads, why = self.governor.start()  # the sample of the machine's load spans the data's preparation
         device, group = self.device, self.group
         self.log(
             f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-            f"{self.threads} CPU thread{'s' if self.threads > 1 else ''}, mixed precision: {self.precision.describe()}"
+            f"{self.threads} CPU thread{'s' if self.threads > 1 else ''} ({why}), mixed precision: "
+            f"{self.precision.describe()}"
             + (f", {group.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if group.active else "")
         )
         self.labels = self.data.labels
@@ -255,6 +259,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         for batch in bar:
+            self.governor.check()
             loss_value, correct = self.take_step(batch)
             p.count(len(batch.index), batch.num_tokens, loss_value, correct)
             session_tokens += batch.num_tokens
@@ -400,5 +405,7 @@ class Trainer:
         if self.group.main:
             files.write_json(self.run_dir / files.METRICS, summary)
             self.env["finished"] = session.now()
+            if self.governor.changes:  # the thread count changes the float results in their last bits
+                self.env.setdefault("thread_changes", []).extend(self.governor.changes)
             files.write_json(self.run_dir / files.ENV, self.env)
         return summary
