@@ -63,9 +63,10 @@ from rnnclf.config import Config, classifier_arguments, load_config
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import available_cores, choose_device, choose_precision, use_cpu_threads
+from rnnclf.engine.device import choose_device, choose_precision, use_cpu_threads
 from rnnclf.engine.step import build_step, class_weight_tensor
 from rnnclf.engine.trainer import train
+from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier
 from rnnclf.predict import Predictor
 from rnnclf.token_cache import Prepared, prepare

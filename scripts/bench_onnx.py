@@ -19,8 +19,9 @@ import torch
 
 from rnnclf.data.builtin import fetch
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import available_cores, use_cpu_threads
+from rnnclf.engine.device import use_cpu_threads
 from rnnclf.export import OnnxPredictor
+from rnnclf.machine import available_cores
 from rnnclf.predict import Predictor
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,22 +140,17 @@ def bench_busy(plan: core.Plan, folder: Path) -> dict[str, Any]:
     config = busy_workload(plan, folder)
     prepare(load_config(config))  # the token cache: every run below starts from it
 
-    def start(name: str) -> tuple[subprocess.Popen, float]:
+    def run(name: str) -> tuple[float, str]:
         command = rnnclf_command("train", "--config", str(config), "--run-dir", str(folder / name))
-        return subprocess.Popen(
-            command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        ), time.perf_counter()
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode:
+            raise RuntimeError(done.stderr[-2000:])
+        return time.perf_counter() - start, done.stderr
 
-    def finish(job: tuple[subprocess.Popen, float]) -> tuple[float, str]:
-        process, started = job
-        _, err = process.communicate()
-        if process.returncode:
-            raise RuntimeError(err[-2000:])
-        return time.perf_counter() - started, err
-
-    alone, _ = finish(start("busy-alone"))
-    jobs = [start("busy-a"), start("busy-b")]
-    together = [finish(job) for job in jobs]
+    alone, _ = run("busy-alone")
+    with ThreadPoolExecutor(2) as pool:  # each job timed by its own thread, from its own start to its own end
+        together = list(pool.map(run, ["busy-a", "busy-b"]))
     changes = [line for _, err in together for line in err.splitlines() if line.startswith(("threads:", "device:"))]
     out = {"alone_seconds": alone, "together_seconds": [t for t, _ in together], "log": changes}
     out["worst_ratio"] = max(out["together_seconds"]) / alone

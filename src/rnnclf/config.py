@@ -131,7 +131,11 @@ class TrainConfig(Section):
     seed: int = Field(0, description="seed for the split, initialisation and batch order")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when torch sees one")
     amp: bool = Field(True, description="mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU")
-    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null = the cores available")
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for torch, fixed; null = the cores that other processes leave free, re-checked every second",
+    )
 
     @field_validator("class_weights")
     @classmethod
@@ -215,7 +219,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"missing key '{name}'"
     message = error["msg"].removeprefix("Value error, ")
-    if isinstance(error.get("input"), dict):  # a check across a section's keys: its message names them
+    if error["type"] == "value_error" and len(error["loc"]) == 1:  # a check across a section: it names the keys
         return message
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 60 else shown[:57] + "..."

@@ -15,7 +15,7 @@ from rnnclf.errors import RnnclfError
 from rnnclf.files import write_json
 from rnnclf.plots import save_confusion
 from rnnclf.predict import Predictor
-from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, QUANTIZED, judge, quantize_int8
+from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, judge, quantize_int8, quantized_layers
 from rnnclf.rundir import Run, weights_digest
 from rnnclf.tokenizer import encode
 
@@ -37,7 +37,9 @@ def evaluate_run(
     predictor = Predictor.load(path, device, workers, int8=int8)
     labelled, name = labelled_split(predictor.run, data, split)
     if int8:
-        evaluation, reference, agreement = compare(predictor, Predictor.load(path, "cpu", workers), labelled)
+        evaluation, reference, agreement = compare(
+            predictor, Predictor(predictor.run, "cpu", workers=workers), labelled
+        )
         evaluation["fp32"] = {key: reference[key] for key in ("accuracy", "macro_f1", "weighted_f1", "loss")}
         evaluation["agreement"] = agreement
         name += "-int8"
@@ -53,21 +55,25 @@ def evaluate_run(
     return evaluation
 
 
-def labelled_split(run: Run, data: Path | None, split: str | None) -> tuple[Split, str]:
+def labelled_split(
+    run: Run, data: Path | None, split: str | None, needed: str = "or give --data FILE"
+) -> tuple[Split, str]:
     """The labelled texts to evaluate on, and the name of their results: --data FILE, or the run's own split
-    (default: test if it has one, else valid)."""
+    (default: test if it has one, else valid). A split with a file of its own is read from that file alone."""
     config = run.config
     fields = config.data.text_field, config.data.label_field
     if data is not None:
         fmt = config.data.format if config.data.dataset is None else "auto"
         return read_split(Path(data), *fields, fmt), f"file-{Path(data).stem}"  # never the name of a split's
-    if split != "valid" and config.data.dataset is None and config.data.test is not None:
-        return read_split(config.data.test, *fields, config.data.format), "test"  # the test file alone will do
+    own = {"test": config.data.test, "valid": config.data.valid} if config.data.dataset is None else {}
+    choice = split or ("test" if own.get("test") else None)
+    if choice is not None and own.get(choice) is not None:
+        return read_split(own[choice], *fields, config.data.format), choice
     try:
         corpus = load_corpus(config.data, config.train.seed)
     except RnnclfError as exc:
-        raise RnnclfError(f"{exc} (the run's data is needed for its own splits; or give --data FILE)") from None
-    choice = split or ("test" if corpus.test is not None else "valid")
+        raise RnnclfError(f"{exc} (the run's data is needed for its own splits; {needed})") from None
+    choice = choice or ("test" if corpus.test is not None else "valid")
     labelled = corpus.test if choice == "test" else corpus.valid
     if labelled is None:
         raise RnnclfError(f"{run.path}: the run's config has no test data; use --split valid or --data FILE")
@@ -103,7 +109,7 @@ def check_int8(path: Path | str, workers: int = 1, log: Callable[[str], None] = 
     (what `--int8` then requires) only when int8 is exact enough; otherwise one line, nothing written."""
     path = Path(path)
     fp32 = Predictor.load(path, "cpu", workers)
-    labelled, _ = labelled_split(fp32.run, None, "valid")
+    labelled, _ = labelled_split(fp32.run, None, "valid", "the int8 check needs the run's validation texts")
     log(f"checking int8 against fp32 on {len(labelled):,} validation texts of {fp32.run.path}")
     int8 = Predictor(fp32.run, "cpu", workers=workers)
     int8.model = quantize_int8(int8.model)  # not Predictor(int8=True), which needs the record made here
@@ -118,7 +124,7 @@ def check_int8(path: Path | str, workers: int = 1, log: Callable[[str], None] = 
         "macro_f1_int8": quantized["macro_f1"],
         "min_agreement": MIN_AGREEMENT,
         "max_accuracy_drop": MAX_ACCURACY_DROP,
-        "quantized": sorted(kind.__name__ for kind in QUANTIZED),
+        "quantized": quantized_layers(fp32.model),
         "weights_sha256": weights_digest(path),
     }
     problem = judge(record["agreement"], record["accuracy_fp32"], record["accuracy_int8"])

@@ -23,9 +23,9 @@ from rnnclf import __version__
 from rnnclf.batching import collate, sequential_batches
 from rnnclf.config import ModelConfig
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import available_cores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
+from rnnclf.machine import available_cores
 from rnnclf.predict import Predictor, check_texts, top_labels
 from rnnclf.rundir import Run, load_run, weights_digest
 from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary

@@ -1,7 +1,7 @@
 """What the machine has free: cores available to this process, and how many of them other processes use.
 
 Imports no torch: the CLI asks before torch (and its OpenMP runtime, which reads OMP_WAIT_POLICY once, when it
-loads) is imported. Linux's /proc/stat gives the whole machine's busy time; this process's own CPU time is
+loads) is imported. Linux's /proc/stat gives the busy time of the CPUs this process may use; its own CPU time is
 subtracted, so a check during training sees only the others.
 """
 
@@ -23,15 +23,25 @@ def available_cores() -> int:
 
 
 def _machine_seconds() -> tuple[float, float] | None:
-    """(busy, all) CPU seconds of the whole machine since boot, summed over its cores; None without /proc."""
+    """(busy, all) CPU seconds since boot of the CPUs this process may run on, summed; None without /proc.
+    Steal time (another virtual machine on the host) is not counted as busy: no process here can yield it."""
+    try:
+        allowed = {f"cpu{core}" for core in os.sched_getaffinity(0)}
+    except AttributeError:
+        allowed = None
+    busy = total = 0
     try:
         with open("/proc/stat", encoding="ascii") as handle:
-            fields = [int(value) for value in handle.readline().split()[1:]]
-    except (OSError, ValueError):
+            for line in handle:
+                name, *values = line.split()
+                if not name.startswith("cpu") or name == "cpu" or (allowed is not None and name not in allowed):
+                    continue
+                fields = [int(value) for value in values[:7]]  # user nice system idle iowait irq softirq
+                total += sum(fields)
+                busy += sum(fields) - fields[3] - fields[4]
+    except (OSError, ValueError, IndexError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is already counted in user
-    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+    return (busy / CLOCK_TICKS, total / CLOCK_TICKS) if total else None
 
 
 def _own_seconds() -> float:
@@ -51,8 +61,7 @@ class OtherLoad:
         if machine is None or last_machine is None or now - last_now <= 0:
             return None
         busy = (machine[0] - last_machine[0]) - (own - last_own)
-        cores = os.cpu_count() or 1  # /proc/stat counts every core of the machine
-        return max(0.0, min(float(cores), busy / (now - last_now)))
+        return max(0.0, min(float(available_cores()), busy / (now - last_now)))
 
 
 def sample_other_load(seconds: float = 0.2) -> float | None:

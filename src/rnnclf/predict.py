@@ -34,7 +34,9 @@ class Predictor:
         self.run = run
         self.labels = run.labels
         self.tokenizer = run.tokenizer
-        self.device = choose_device("cpu" if int8 and device == "auto" else device)
+        if int8 and device == "cuda":
+            raise RnnclfError("--int8 runs on the CPU; use --device cpu (a GPU predicts fast in bf16 already)")
+        self.device = choose_device("cpu" if int8 else device)
         self.dtype = choose_precision(self.device, run.config.train.amp, probe=False).autocast
         self.batch_size = batch_size
         self.workers = workers
@@ -44,13 +46,11 @@ class Predictor:
         except RuntimeError as exc:
             first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
             raise RnnclfError(f"{run.path}: the weights do not fit the run's config ({first})") from None
-        self.model.to(self.device).eval()
         self.int8 = int8
         if int8:  # checked on the run's validation texts when it was allowed (rnnclf export --quantize int8)
-            if self.device.type != "cpu":
-                raise RnnclfError("--int8 runs on the CPU; use --device cpu (a GPU predicts fast in bf16 already)")
             require_int8(run.path)
             self.model = quantize_int8(self.model)
+        self.model.to(self.device).eval()
 
     @classmethod
     def load(cls, path: Path | str, device: str = "auto", workers: int = 1, int8: bool = False) -> Predictor:

@@ -28,6 +28,11 @@ MAX_ACCURACY_DROP = 0.003  # 0.3 points of validation accuracy
 QUANTIZED = {nn.LSTM, nn.GRU, nn.Linear}  # torch has no dynamic int8 nn.RNN: an rnn encoder stays fp32
 
 
+def quantized_layers(model: nn.Module) -> list[str]:
+    """The kinds of layer quantize_int8 turns into int8 in this model (an rnn encoder keeps fp32)."""
+    return sorted({type(module).__name__ for module in model.modules() if type(module) in QUANTIZED})
+
+
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of `model` whose LSTM / GRU / Linear layers compute in int8 (CPU only)."""
     with warnings.catch_warnings():

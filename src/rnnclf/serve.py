@@ -96,6 +96,7 @@ class Info(BaseModel):
     num_labels: int
     model: ModelSummary
     device: str
+    int8: bool = Field(description="The model computes in int8 (rnnclf serve --int8).")
     version: str = Field(description="rnnclf version.")
     limits: Limits
 
@@ -153,6 +154,7 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
             embedding_dim=config.embedding.dim,
         ),
         device=str(predictor.device),
+        int8=predictor.int8,
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
     )

@@ -49,8 +49,9 @@ def evaluate(
 
     Example: rnnclf eval runs/quickstart --split test
     """
-    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.engine.device import use_cpu_threads
     from rnnclf.evaluate import evaluate_run
+    from rnnclf.machine import available_cores
     from rnnclf.metrics import format_report
 
     if data is not None and split is not None:
@@ -106,7 +107,8 @@ def predict(
 
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
     """
-    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.engine.device import use_cpu_threads
+    from rnnclf.machine import available_cores
     from rnnclf.predict import Predictor, format_predictions, read_inputs
 
     if backend is Backend.onnx:
@@ -238,8 +240,9 @@ def export(
 
 
 def _check_int8(run: Path) -> None:
-    from rnnclf.engine.device import available_cores, use_cpu_threads
+    from rnnclf.engine.device import use_cpu_threads
     from rnnclf.evaluate import check_int8
+    from rnnclf.machine import available_cores
 
     use_cpu_threads(1)
     record = check_int8(run, available_cores(), log)

@@ -87,7 +87,7 @@ def train(
 
 def _wait_policy() -> None:
     """Before torch loads OpenMP (which reads its wait policy once): passive waiting on a busy machine."""
-    if "torch" not in sys.modules:
+    if "torch" not in sys.modules and "WORLD_SIZE" not in os.environ:  # --nproc's processes: their launcher chose
         from rnnclf.machine import prefer_passive_waiting
 
         why = prefer_passive_waiting()

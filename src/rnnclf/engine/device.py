@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from rnnclf.errors import RnnclfError
-from rnnclf.machine import OtherLoad, available_cores, threads_for
-
-__all__ = ["available_cores"]  # re-exported: the engine's callers ask here
+from rnnclf.machine import OtherLoad, threads_for
 
 
 def choose_device(name: str) -> torch.device:
@@ -28,6 +26,9 @@ def choose_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RnnclfError("train.device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
     return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+FLUSHING = {"denormals": False}  # what use_cpu_threads managed, for env.json
 
 
 def use_cpu_threads(count: int) -> int:
@@ -39,7 +40,7 @@ def use_cpu_threads(count: int) -> int:
     becomes subnormal, and x86 CPUs compute on subnormal numbers many times slower (scripts/bench.py).
     """
     torch.set_num_threads(count)
-    flush_denormals()
+    FLUSHING["denormals"] = flush_denormals()
     return count
 
 
@@ -56,18 +57,19 @@ class ThreadGovernor:
 
     CHECK_SECONDS = 1.0
 
-    def __init__(self, cores: int, fixed: int | None, log: Callable[[str], None]) -> None:
+    def __init__(self, cores: int, fixed: int | None, log: Callable[[str], None], why_fixed: str = "") -> None:
         self.cores, self.fixed, self.log = cores, fixed, log
+        self.why_fixed = why_fixed or "train.num_threads"
         self.load = OtherLoad()
         self.threads = fixed or cores
         self.last_check = time.monotonic()
         self.rising = 0  # checks in a row that would add threads: more only after two, fewer at once
-        self.changes: list[dict[str, float]] = []  # for env.json: results depend on the thread count
+        self.changes: list[dict[str, float]] = []  # env.json's thread_changes: float results depend on the count
 
     def start(self) -> tuple[int, str]:
         """The first choice (waits for a short sample of the machine when too little time has passed)."""
         if self.fixed:
-            return use_cpu_threads(self.fixed), "train.num_threads"
+            return use_cpu_threads(self.fixed), self.why_fixed
         time.sleep(max(0.0, 0.2 - (time.monotonic() - self.last_check)))
         others = self.load.measure()
         self.last_check = time.monotonic()
@@ -79,7 +81,7 @@ class ThreadGovernor:
             return f"{self.cores} cores available"
         return f"{self.cores} cores available, other processes use {others:.1f}"
 
-    def check(self) -> None:
+    def check(self, step: int = 0) -> None:
         """Call once per step; acts every CHECK_SECONDS."""
         now = time.monotonic()
         if self.fixed or now - self.last_check < self.CHECK_SECONDS:
@@ -91,7 +93,7 @@ class ThreadGovernor:
         if wanted < self.threads or self.rising >= 2:
             self.log(f"threads: {self.threads} -> {wanted} ({self.why(others)})")
             self.threads = use_cpu_threads(wanted)
-            self.changes.append({"threads": wanted, "other_processes_cores": round(others or 0.0, 2)})
+            self.changes.append({"step": step, "threads": wanted, "other_processes_cores": round(others or 0.0, 2)})
             self.rising = 0
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rnnclf.engine.device import available_cores
 from rnnclf.errors import RnnclfError
+from rnnclf.machine import available_cores
 
 # a collective that waits longer than this for a process fails instead of hanging (RNNCLF_DIST_TIMEOUT, seconds)
 DEFAULT_TIMEOUT = 300

@@ -1,4 +1,4 @@
-"""Logits and metrics of a model on encoded texts: used by train, eval, predict, export and serve.
+"""Logits of a model on encoded texts, and their metrics: used by train, eval, predict, export and serve.
 
 No training code here, and no change to process-wide settings: torch's thread count is set once per
 process by the command (rnnclf.engine.device.use_cpu_threads).
@@ -79,16 +79,3 @@ def scores(logits: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[s
     report = classification_report(targets, logits.argmax(axis=1), labels)
     report["loss"] = cross_entropy(logits, targets)
     return report
-
-
-def evaluate(
-    model: nn.Module,
-    encoded: EncodedTexts,
-    targets: np.ndarray,
-    labels: list[str],
-    device: torch.device,
-    dtype: torch.dtype | None = None,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Metrics of the model on labelled texts."""
-    return scores(predict_logits(model, encoded, device, dtype=dtype, workers=workers), targets, labels)

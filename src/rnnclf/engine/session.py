@@ -20,9 +20,9 @@ import tokenizers
 import torch
 
 from rnnclf import __version__
-from rnnclf.engine.device import flush_denormals
+from rnnclf.engine.device import FLUSHING
 from rnnclf.errors import RnnclfError
-from rnnclf.files import FORMAT_VERSION, UMASK, write_atomic
+from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, TOKENIZER, UMASK, write_atomic, write_json, write_yaml
 
 
 class TrainingStopped(Exception):
@@ -58,6 +58,23 @@ def create_run_dir(run_dir: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def write_run_files(folder: Path, config: dict[str, Any], labels: list[str], tokenizer: Any, env: dict) -> None:
+    """What a run directory holds from its start: config.yaml, labels.json, tokenizer.json, env.json."""
+    write_yaml(folder / CONFIG, config)
+    write_json(folder / LABELS, labels)
+    write_atomic(folder / TOKENIZER, tokenizer.to_str(pretty=True).encode("utf-8"))
+    write_json(folder / ENV, env)
+
+
+def read_environment(run_dir: Path) -> dict[str, Any] | None:
+    """env.json of a run directory (None when missing: an older rnnclf may not have written it)."""
+    path = run_dir / ENV
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (ValueError, UnicodeDecodeError):
+        raise RnnclfError(f"{path}: not valid JSON; the run directory is damaged") from None
+
+
 def environment(device: torch.device, threads: int, precision: str, seed: int, command: list[str], world: int):
     """env.json: versions, device, threads, precision, seed, command line."""
     return {
@@ -73,7 +90,7 @@ def environment(device: torch.device, threads: int, precision: str, seed: int, c
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": threads,
-        "flush_denormal": device.type == "cpu" and flush_denormals(),  # as use_cpu_threads set it
+        "flush_denormal": FLUSHING["denormals"],  # on the CPU, as use_cpu_threads set it
         "precision": precision,
         "processes": world,
         "seed": seed,

@@ -27,11 +27,12 @@ from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
 from rnnclf.engine import checkpoint, distributed, session
 from rnnclf.engine.checkpoint import Progress
-from rnnclf.engine.device import ThreadGovernor, available_cores, choose_device, choose_precision, seed_everything
+from rnnclf.engine.device import ThreadGovernor, choose_device, choose_precision, seed_everything
 from rnnclf.engine.distributed import Group
 from rnnclf.engine.inference import cross_entropy, predict_logits, scores
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
+from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
 from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
 from rnnclf.rundir import Run, load_run
@@ -94,6 +95,7 @@ class Trainer:
         self.config, self.tc, self.run_dir, self.previous = config, config.train, run_dir, previous
         self.command, self.log = command, log
         self.plotting = True
+        self.env_noted: dict | None = None  # the last thread change written to env.json
         # a run stopped before its first save starts again from the beginning, with its own tokenizer
         self.fresh = previous is None or not (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
 
@@ -117,7 +119,8 @@ class Trainer:
         self.group, self.device = group, device
         cores = max(1, available_cores() // group.local_world)
         # distributed: each process keeps its share of the cores (the others are its own peers, not load)
-        self.governor = ThreadGovernor(cores, tc.num_threads or (cores if group.active else None), self.log)
+        share = f"its share of the cores among {group.world} processes" if group.active else ""
+        self.governor = ThreadGovernor(cores, tc.num_threads or (cores if group.active else None), self.log, share)
         self.precision = choose_precision(device, tc.amp)
         seed_everything(tc.seed)
         self.prepare_data()
@@ -191,12 +194,11 @@ class Trainer:
         first save)."""
         self.resumed_at = None
         if self.previous is None:
-            precision = self.precision.describe()
-            self.env = session.environment(
-                self.device, self.threads, precision, self.tc.seed, self.command, self.group.world
-            )
+            self.env = self.new_environment()
+            self.governor.changes = self.env["thread_changes"]  # env.json is rewritten at each save when it grows
             if self.group.main:  # everything is validated: only now does the run directory come into being
-                session.create_run_dir(self.run_dir, self.write_run_files)
+                contents = (config_to_dict(self.config), self.labels, self.data.tokenizer, self.env)
+                session.create_run_dir(self.run_dir, lambda folder: session.write_run_files(folder, *contents))
             self.log(f"run directory: {self.run_dir}")
             return
         if not self.fresh:
@@ -204,15 +206,11 @@ class Trainer:
             args = (step.optimizer, step.scheduler, step.scaler, self.device, self.group)
             self.progress = checkpoint.restore_state(state, self.model, *args)
         p = self.progress
-        self.env = json.loads((self.run_dir / files.ENV).read_text(encoding="utf-8"))
-        resumed = {
-            "at": session.now(),
-            "epoch": p.epoch,
-            "batch": p.batch,
-            "command": self.command,
-            "processes": self.group.world,
-        }
+        self.env = session.read_environment(self.run_dir) or self.new_environment()
+        resumed = {"at": session.now(), "epoch": p.epoch, "batch": p.batch, "threads": self.threads}
+        resumed |= {"command": self.command, "processes": self.group.world}
         self.env.setdefault("resumed", []).append(resumed)
+        self.governor.changes = self.env.setdefault("thread_changes", [])
         if self.group.main:
             session.keep_epochs_before(self.run_dir / files.METRICS_LOG, p.epoch)
             files.write_json(self.run_dir / files.ENV, self.env)
@@ -224,11 +222,10 @@ class Trainer:
         )
         self.log(f"resuming {self.run_dir} {where}")
 
-    def write_run_files(self, folder: Path) -> None:
-        files.write_yaml(folder / files.CONFIG, config_to_dict(self.config))
-        files.write_json(folder / files.LABELS, self.labels)
-        files.write_atomic(folder / files.TOKENIZER, self.data.tokenizer.to_str(pretty=True).encode("utf-8"))
-        files.write_json(folder / files.ENV, self.env)
+    def new_environment(self) -> dict[str, Any]:
+        precision, world = self.precision.describe(), self.group.world
+        env = session.environment(self.device, self.threads, precision, self.tc.seed, self.command, world)
+        return env | {"thread_changes": []}
 
     def save(self) -> None:
         # every rank's random state and running sums, so that a resumed distributed run goes on as each rank was
@@ -237,6 +234,9 @@ class Trainer:
             step = self.step
             state = checkpoint.training_state(self.model, step.optimizer, step.scheduler, step.scaler, self.progress)
             checkpoint.save_state(self.run_dir / files.STATE, state | {"ranks": ranks})
+            if self.governor.changes and self.governor.changes[-1] is not self.env_noted:  # threads changed
+                files.write_json(self.run_dir / files.ENV, self.env)
+                self.env_noted = self.governor.changes[-1]
 
     # one epoch
 
@@ -259,7 +259,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         for batch in bar:
-            self.governor.check()
+            self.governor.check(p.step)
             loss_value, correct = self.take_step(batch)
             p.count(len(batch.index), batch.num_tokens, loss_value, correct)
             session_tokens += batch.num_tokens
@@ -405,7 +405,5 @@ class Trainer:
         if self.group.main:
             files.write_json(self.run_dir / files.METRICS, summary)
             self.env["finished"] = session.now()
-            if self.governor.changes:  # the thread count changes the float results in their last bits
-                self.env.setdefault("thread_changes", []).extend(self.governor.changes)
             files.write_json(self.run_dir / files.ENV, self.env)
         return summary
