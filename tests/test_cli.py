@@ -241,3 +241,8 @@ def test_a_key_that_does_nothing_is_one_warning_line(workspace):
     assert warnings == [
         "rnnclf: warning: config.yaml: train.momentum: 0.5 does nothing here (train.optimizer is not sgd)"
     ]
+
+
+def test_predict_names_the_option_for_a_missing_column(trained, workspace):
+    result = rnnclf("predict", str(trained), "--input", "test.csv", "--text-field", "body", cwd=workspace)
+    assert_user_error(result, "no column 'body'", "choose the column with --text-field")

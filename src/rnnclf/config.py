@@ -81,7 +81,12 @@ class ModelConfig(Section):
     hidden_size: int = Field(128, ge=1, description="hidden units per direction")
     num_layers: int = Field(1, ge=1, description="stacked recurrent layers")
     bidirectional: bool = Field(True, description="read the text in both directions")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between recurrent layers (needs num_layers > 1)")
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="dropout between recurrent layers; above 0 needs num_layers > 1 (an error otherwise)",
+    )
     pooling: Literal["last", "mean", "max"] = Field(
         "max", description="masked pooling over time; last = each sequence's true last step in each direction"
     )

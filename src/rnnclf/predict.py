@@ -84,12 +84,17 @@ def top_labels(probabilities: np.ndarray, labels: list[str], top_k: int) -> list
 
 
 def read_inputs(path: str, text_field: str = "text") -> list[str]:
-    """Texts to predict from a file or '-' (stdin): CSV / TSV / JSONL by extension, otherwise one text per line."""
+    """Texts to predict from a file or '-' (stdin): CSV / TSV / JSONL by extension, otherwise one text per line
+    (blank lines skipped)."""
     if path == "-":
         return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
     file = Path(path)
     if file.suffix.lower() in FORMATS:
-        return read_split(file, text_field, text_field, need_labels=False).texts
+        try:
+            return read_split(file, text_field, text_field, need_labels=False).texts
+        except RnnclfError as exc:  # the readers' hint is for configs; here the option chooses the column
+            hint = "choose the column with --text-field"
+            raise RnnclfError(str(exc).replace("set data.text_field / data.label_field", hint)) from None
     if not file.exists():
         raise RnnclfError(f"{file}: file not found")
     if file.is_dir():

@@ -114,8 +114,10 @@ def predict(
     if backend is Backend.onnx:
         from rnnclf.export import OnnxPredictor
 
-        if device is not Device.auto or int8:
-            raise RnnclfError("--device and --int8 are for the torch backend; the onnx backend runs fp32 on the CPU")
+        if device is not Device.auto:
+            raise RnnclfError("--device is for the torch backend; the onnx backend runs on the CPU")
+        if int8:
+            raise RnnclfError("--int8 is for the torch backend; the onnx backend runs the fp32 model.onnx")
         predictor = OnnxPredictor.load(run)
     else:
         use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
