@@ -96,19 +96,19 @@ def bench_matrix(plan: core.Plan) -> dict[str, Any]:
 def bench_lesson(plan: core.Plan, matmul: float) -> list[dict[str, Any]]:
     """The lesson's three configs through rnnclf; the packed LSTM also through the lesson notebook's pipeline.
 
-    Each is timed over one epoch's worth of steps (R8, batch 16: 309): these models are small, an epoch takes
+    Each in a fresh process, as a user's `rnnclf train` runs: these models are so small that a step is mostly
+    fixed costs, which grew by a third in this long-lived benchmark process (measured: 208k against 317k tokens/s
+    for the packed LSTM). Each is timed over one epoch's worth of steps (R8, batch 16: 309): an epoch takes
     seconds, and a few dozen batches of R8's very uneven lengths would be a noisy sample."""
     rows = []
     for name in LESSON_CONFIGS:
-        config = load_config(core.ROOT / "configs" / f"{name}.yaml")
-        if plan.quick:
-            config = config.model_copy(update={"data": config.data.model_copy(update={"max_length": 64})})
+        config = lesson_config(name, plan.quick)
         steps = 3 if plan.quick else -(-len(prepare(config).encoded["train"]) // config.train.batch_size)
-        speed = timed_steps(config, plan, steps)
+        speed = lesson_child(name, plan, steps)
         row = {"config": name, "steps": steps, "tokens_per_s": speed}
         row["share_of_matmul"] = share_of_matmul(config, speed, matmul)
         if name == "seed_packed_lstm":
-            row["notebook_tokens_per_s"] = timed_steps(config, plan, steps, naive=True)
+            row["notebook_tokens_per_s"] = lesson_child(name, plan, steps, naive=True)
             row["ratio"] = speed / row["notebook_tokens_per_s"]
         rows.append(row)
         extra = (
@@ -116,8 +116,24 @@ def bench_lesson(plan: core.Plan, matmul: float) -> list[dict[str, Any]]:
             if "ratio" in row
             else ""
         )
-        core.say(f"{name}: {core.num(speed)} tokens/s{extra}")
+        core.say(f"{name}: {core.num(speed)} tokens/s over {steps} steps{extra}")
     return rows
+
+
+def lesson_config(name: str, quick: bool) -> Config:
+    config = load_config(core.ROOT / "configs" / f"{name}.yaml")
+    if quick:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"max_length": 64})})
+    return config
+
+
+def lesson_child(name: str, plan: core.Plan, steps: int, naive: bool = False) -> float:
+    """Tokens/s of one lesson config, measured by `python scripts/bench_states.py` in a fresh process."""
+    command = [sys.executable, __file__, name, str(steps), str(plan.threads), *(["--quick"] if plan.quick else [])]
+    done = subprocess.run([*command, *(["--notebook"] if naive else [])], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return float(done.stdout.split()[-1])
 
 
 def rnnclf_command(*args: str) -> list[str]:
@@ -281,3 +297,14 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     return rows
+
+
+if (
+    __name__ == "__main__"
+):  # a lesson config's tokens/s in this fresh process: NAME STEPS THREADS [--quick] [--notebook]
+    use_cpu_threads(int(sys.argv[3]))
+    child_plan = core.make_plan(
+        core.parse_args(["--threads", sys.argv[3], *(["--quick"] if "--quick" in sys.argv else [])])
+    )
+    child_config = lesson_config(sys.argv[1], child_plan.quick)
+    print(timed_steps(child_config, child_plan, int(sys.argv[2]), naive="--notebook" in sys.argv))
