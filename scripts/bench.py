@@ -579,12 +579,7 @@ def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
     positions = sum(
         len(batch) * int(lengths[batch].max()) for batch in sequential_batches(lengths, predictor.batch_size)
     )
-    predictor.predict(texts[:64])  # warm-up
-    best = float("inf")
-    for _ in range(2 if plan.quick else 3):
-        start = time.perf_counter()
-        predictor.predict(texts)
-        best = min(best, time.perf_counter() - start)
+    best, latencies = time_predictor(plan, predictor, texts)
     out: dict[str, Any] = {
         "run": str(run_path),
         "device": str(plan.device),
@@ -602,16 +597,27 @@ def bench_predict(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
         f"({len(texts):,} R8 test texts, {tokens / len(texts):.0f} tokens each, batches of {predictor.batch_size} "
         f"with {out['padding_share']:.0%} padding; best of runs; target >= {TARGETS['predict_texts_per_s']:,})"
     )
-    latencies = []
-    for i in range(plan.latency_calls):
-        start = time.perf_counter()
-        predictor.predict([texts[i % len(texts)]])
-        latencies.append(time.perf_counter() - start)
     median, p99 = np.percentile(latencies, [50, 99])
     out |= {"latency_calls": plan.latency_calls, "latency_median_ms": median * 1e3, "latency_p99_ms": p99 * 1e3}
     say(f"predict([text]): median {median * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms over {plan.latency_calls} calls")
     use_cpu_threads(plan.threads)
     return out
+
+
+def time_predictor(plan: Plan, predictor: Predictor, texts: list[str]) -> tuple[float, list[float]]:
+    """Best seconds for predict(texts) after a warm-up, and the seconds of plan.latency_calls single texts."""
+    predictor.predict(texts[:64])
+    best = float("inf")
+    for _ in range(2 if plan.quick else 3):
+        start = time.perf_counter()
+        predictor.predict(texts)
+        best = min(best, time.perf_counter() - start)
+    latencies = []
+    for i in range(plan.latency_calls):
+        start = time.perf_counter()
+        predictor.predict([texts[i % len(texts)]])
+        latencies.append(time.perf_counter() - start)
+    return best, latencies
 
 
 def short_documents(texts: list[str], count: int, seed: int = 0) -> list[str]:

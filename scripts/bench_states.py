@@ -229,17 +229,7 @@ def in_process_int8(plan: core.Plan, run_path: Path) -> dict[str, Any]:
     use_cpu_threads(1)  # as `rnnclf predict`
     predictor = Predictor.load(run_path, "cpu", workers=plan.threads, int8=True)
     texts = list(read_split(fetch("r8")["test"]).texts)[: plan.predict_texts]
-    predictor.predict(texts[:64])
-    best = float("inf")
-    for _ in range(2 if plan.quick else 3):
-        start = time.perf_counter()
-        predictor.predict(texts)
-        best = min(best, time.perf_counter() - start)
-    latencies = []
-    for i in range(plan.latency_calls):
-        start = time.perf_counter()
-        predictor.predict([texts[i % len(texts)]])
-        latencies.append(time.perf_counter() - start)
+    best, latencies = core.time_predictor(plan, predictor, texts)
     use_cpu_threads(plan.threads)
     median, p99 = np.percentile(latencies, [50, 99])
     core.say(

@@ -10,14 +10,14 @@ import numpy as np
 
 from rnnclf.data.corpus import check_labels, load_corpus
 from rnnclf.data.readers import Split, read_split
-from rnnclf.engine.inference import predict_logits, scores
+from rnnclf.engine.inference import scores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import write_json
 from rnnclf.plots import save_confusion
 from rnnclf.predict import Predictor
 from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, judge, quantize_int8, quantized_layers
 from rnnclf.rundir import Run, weights_digest
-from rnnclf.tokenizer import encode
+from rnnclf.tokenizer import EncodedTexts, encode
 
 
 def evaluate_run(
@@ -80,26 +80,24 @@ def labelled_split(
     return labelled, choice
 
 
-def split_logits(predictor: Predictor, labelled: Split) -> tuple[np.ndarray, np.ndarray]:
-    """The predictor's logits for the labelled texts, and their targets (label indices)."""
+def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, np.ndarray]:
+    """The labelled texts as token ids of the run's tokenizer, and their targets (label indices)."""
     check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
     index = {label: i for i, label in enumerate(predictor.labels)}
     targets = np.array([index[label] for label in labelled.labels], dtype=np.int64)
-    encoded = encode(predictor.tokenizer, labelled.texts)
-    logits = predict_logits(
-        predictor.model, encoded, predictor.device, dtype=predictor.dtype, workers=predictor.workers
-    )
-    return logits, targets
+    return encode(predictor.tokenizer, labelled.texts), targets
 
 
 def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
-    return scores(*split_logits(predictor, labelled), predictor.labels)
+    encoded, targets = encoded_split(predictor, labelled)
+    return scores(predictor.encoded_logits(encoded), targets, predictor.labels)
 
 
 def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:
-    """Both predictors' reports on the same texts, and the share of texts they give the same label."""
-    logits, targets = split_logits(predictor, labelled)
-    reference_logits, _ = split_logits(reference, labelled)
+    """Both predictors' reports on the same texts (read and tokenized once: they share the run's tokenizer),
+    and the share of texts they give the same label."""
+    encoded, targets = encoded_split(predictor, labelled)
+    logits, reference_logits = predictor.encoded_logits(encoded), reference.encoded_logits(encoded)
     agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
     return scores(logits, targets, predictor.labels), scores(reference_logits, targets, predictor.labels), agreement
 

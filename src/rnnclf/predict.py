@@ -18,7 +18,7 @@ from rnnclf.errors import RnnclfError
 from rnnclf.model import RNNClassifier
 from rnnclf.quantize import quantize_int8, require_int8
 from rnnclf.rundir import Run, load_run
-from rnnclf.tokenizer import encode
+from rnnclf.tokenizer import EncodedTexts, encode
 
 
 class Predictor:
@@ -59,7 +59,10 @@ class Predictor:
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         check_texts(texts)
         # the tokenizer truncates to the run's max_length, so a huge text costs no more than a long one
-        encoded = encode(self.tokenizer, texts)
+        return self.encoded_logits(encode(self.tokenizer, texts))
+
+    def encoded_logits(self, encoded: EncodedTexts) -> np.ndarray:
+        """Logits of texts already turned into token ids by this run's tokenizer."""
         return predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -90,11 +93,8 @@ def read_inputs(path: str, text_field: str = "text") -> list[str]:
         return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
     file = Path(path)
     if file.suffix.lower() in FORMATS:
-        try:
-            return read_split(file, text_field, text_field, need_labels=False).texts
-        except RnnclfError as exc:  # the readers' hint is for configs; here the option chooses the column
-            hint = "choose the column with --text-field"
-            raise RnnclfError(str(exc).replace("set data.text_field / data.label_field", hint)) from None
+        hint = "choose the column with --text-field"
+        return read_split(file, text_field, text_field, need_labels=False, hint=hint).texts
     if not file.exists():
         raise RnnclfError(f"{file}: file not found")
     if file.is_dir():

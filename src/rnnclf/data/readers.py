@@ -16,6 +16,8 @@ from rnnclf.errors import RnnclfError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
+FIELDS_HINT = "set data.text_field / data.label_field"  # how a config chooses the columns (predict: --text-field)
+
 csv.field_size_limit(sys.maxsize)  # a long document in one CSV field is not an error
 
 
@@ -63,7 +65,7 @@ def _label_text(value: object) -> str | None:
 
 
 def _rows_delimited(
-    path: Path, delimiter: str, text_field: str, label_field: str
+    path: Path, delimiter: str, text_field: str, label_field: str, hint: str
 ) -> Iterator[tuple[int, object, object]]:
     """(line, text, label) per record; the line is where the record starts (a quoted field may span lines)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -73,10 +75,7 @@ def _rows_delimited(
             raise RnnclfError(f"{path}: file is empty (expected a header row with '{text_field}' and '{label_field}')")
         missing = [field for field in (text_field, label_field) if field not in header]
         if missing:
-            raise RnnclfError(
-                f"{path}: no column '{missing[0]}' in the header (columns: {', '.join(header)}); "
-                "set data.text_field / data.label_field"
-            )
+            raise RnnclfError(f"{path}: no column '{missing[0]}' in the header (columns: {', '.join(header)}); {hint}")
         text_at, label_at = header.index(text_field), header.index(label_field)
         while True:
             line = reader.line_num + 1
@@ -94,7 +93,7 @@ def _rows_delimited(
             )
 
 
-def _rows_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[int, object, object]]:
+def _rows_jsonl(path: Path, text_field: str, label_field: str, hint: str) -> Iterator[tuple[int, object, object]]:
     with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -107,9 +106,7 @@ def _rows_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple
                 raise RnnclfError(f"{path}: line {number}: expected a JSON object, got {type(record).__name__}")
             for field in (text_field, label_field):
                 if field not in record:
-                    raise RnnclfError(
-                        f"{path}: line {number}: no key '{field}' (keys: {', '.join(record)}); set data.text_field / data.label_field"
-                    )
+                    raise RnnclfError(f"{path}: line {number}: no key '{field}' (keys: {', '.join(record)}); {hint}")
             yield number, record[text_field], record[label_field]
 
 
@@ -130,6 +127,7 @@ def read_split(
     fmt: str = "auto",
     need_labels: bool = True,
     keep_texts: bool = True,
+    hint: str = FIELDS_HINT,
 ) -> Split:
     """Read a whole file of (text, label) rows. Empty texts and missing labels are errors naming the row.
 
@@ -144,7 +142,7 @@ def read_split(
     labels: list[str] = []
     numbers = array("q")  # 8 bytes a text, not a Python int each
     names: dict[str, str] = {}  # one string object per label name, not one per row
-    for number, text, label in _checked_rows(path, kind, text_field, label_field, need_labels):
+    for number, text, label in _checked_rows(path, kind, text_field, label_field, need_labels, hint):
         if keep_texts:
             texts.append(text)
         labels.append(names.setdefault(label, label))
@@ -156,13 +154,13 @@ def read_split(
 
 
 def _checked_rows(
-    path: Path, kind: str, text_field: str, label_field: str, need_labels: bool = False
+    path: Path, kind: str, text_field: str, label_field: str, need_labels: bool = False, hint: str = FIELDS_HINT
 ) -> Iterator[tuple[int, str, str]]:
     """(row number, text, label) of every row, each checked; a missing label is "" unless need_labels."""
     rows = (
-        _rows_jsonl(path, text_field, label_field)
+        _rows_jsonl(path, text_field, label_field, hint)
         if kind == "jsonl"
-        else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field)
+        else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field, hint)
     )
     number = 1
     try:
