@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -31,6 +32,40 @@ def order_task(n: int, seed: int) -> list[tuple[str, str]]:
         positive = (adjective in POSITIVE) != negated
         rows.append((" ".join(words), "pos" if positive else "neg"))
     return rows
+
+
+TOPICS = {
+    "sport": ["match", "goal", "team", "coach"],
+    "money": ["bank", "profit", "shares", "loan"],
+    "weather": ["rain", "storm", "sunny", "wind"],
+    "music": ["song", "band", "concert", "album"],
+    "rare": ["comet"],
+}
+
+
+def multi_label_task(n: int, seed: int) -> list[tuple[str, list[str]]]:
+    """Texts about zero to three topics, each topic named by one of its words; the labels are the topics.
+
+    `rare` is in about 2% of the texts; about 5% of the texts have no topic (an empty list of labels).
+    """
+    rng = random.Random(seed)
+    common = [topic for topic in TOPICS if topic != "rare"]
+    rows = []
+    for _ in range(n):
+        chosen = [] if rng.random() < 0.05 else rng.sample(common, rng.choice([1, 1, 2, 3]))
+        if rng.random() < 0.02:
+            chosen.append("rare")
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 9))] + [rng.choice(TOPICS[t]) for t in chosen]
+        rng.shuffle(words)
+        rows.append((" ".join(words), sorted(chosen)))
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[tuple[str, object]], label_field: str = "labels") -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for text, labels in rows:
+            handle.write(json.dumps({"text": text, label_field: labels}) + "\n")
+    return path
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:

@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import digest, order_task, write_csv
+from conftest import digest, multi_label_task, order_task, write_csv, write_jsonl
 
 from rnnclf.cli import main
 from rnnclf.config import load_config
 from rnnclf.engine.trainer import train
 
 GOOD = "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
+ML_DATA = "data: {train: %s, multi_label: true, label_field: labels}\n"
+ML = ML_DATA % "ml_train.jsonl" + "embedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
 
 
 class Payload:
@@ -57,9 +59,17 @@ def ws(tmp_path_factory) -> Path:
     (folder / "numbers.jsonl").write_text(
         "".join(json.dumps({"text": t, "label": int(lab == "pos")}) + "\n" for t, lab in rows)
     )
+    (folder / "ml_string.jsonl").write_text('{"text": "a b", "labels": ["x"]}\n{"text": "c d", "labels": "x"}\n')
+    (folder / "ml_empty_label.jsonl").write_text('{"text": "a b", "labels": ["x", ""]}\n')
+    (folder / "ml_list_single.jsonl").write_text('{"text": "a b", "label": "x"}\n{"text": "c", "label": ["x", "y"]}\n')
+    write_csv(folder / "ml_empty_label.csv", [("a b", "x|y"), ("c d", "x||y")], header=("text", "labels"))
+    write_jsonl(folder / "ml_train.jsonl", multi_label_task(200, seed=3))
+    write_jsonl(folder / "ml_unseen.jsonl", [("a goal", ["sport"]), ("a comet", ["space"])])
     config = folder / "good.yaml"
     config.write_text(GOOD)
     train(load_config(config, [f"output.run_dir={folder / 'run'}"]), log=lambda m: None)
+    (folder / "ml.yaml").write_text(ML)
+    train(load_config(folder / "ml.yaml", [f"output.run_dir={folder / 'ml_run'}"]), log=lambda m: None)
     return folder
 
 
@@ -69,13 +79,19 @@ def config(ws: Path, text: str) -> str:
     return str(path)
 
 
-def broken_run(ws: Path, damage) -> str:
-    """A copy of the trained run, damaged by `damage(run_dir)`."""
+def broken_run(ws: Path, damage, name: str = "run") -> str:
+    """A copy of a trained run, damaged by `damage(run_dir)`."""
     target = ws / "damaged"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(ws / "run", target)
+    shutil.copytree(ws / name, target)
     damage(target)
     return str(target)
+
+
+def _bad_threshold(run: Path) -> None:
+    saved = json.loads((run / "thresholds.json").read_text())
+    saved["thresholds"]["money"] = 7
+    (run / "thresholds.json").write_text(json.dumps(saved))
 
 
 def new_run(ws: Path) -> str:
@@ -285,6 +301,64 @@ CASES = {
         lambda ws: ["predict", str(ws / "run"), "--input", str(ws / "texts_latin1.txt")],
         2,
         "not UTF-8",
+    ),
+    # multi-label
+    "multi-label label not a list": (
+        lambda ws: train_args(ws, ML.replace("ml_train", "ml_string")),
+        2,
+        "ml_string.jsonl: line 2: the label field 'labels' is str, expected a list of labels",
+    ),
+    "a list of labels in single-label data": (
+        lambda ws: train_args(ws, GOOD.replace("train.csv", "ml_list_single.jsonl")),
+        2,
+        "ml_list_single.jsonl: line 2: the label field 'label' is a list and the data is single-label; set "
+        "data.multi_label: true",
+    ),
+    "empty label in a list": (
+        lambda ws: train_args(ws, ML.replace("ml_train", "ml_empty_label")),
+        2,
+        "ml_empty_label.jsonl: line 1: the label field 'labels' holds an empty label",
+    ),
+    "empty label between separators": (
+        lambda ws: train_args(ws, ML.replace("ml_train.jsonl", "ml_empty_label.csv")),
+        2,
+        "ml_empty_label.csv: line 3: the label field 'labels' holds an empty label",
+    ),
+    "empty label separator": (
+        lambda ws: train_args(ws, ML, "--set", 'data.label_separator=""'),
+        2,
+        "data.label_separator: String should have at least 1 character",
+    ),
+    "multi-label metric on single-label data": (
+        lambda ws: train_args(ws, GOOD, "--set", "train.metric=micro_f1"),
+        2,
+        "train.metric micro_f1 is a multi-label metric and data.multi_label is false",
+    ),
+    "multi-label corpus without multi_label": (
+        lambda ws: train_args(ws, "data: {dataset: reuters21578}\n"),
+        2,
+        "data.dataset reuters21578 is a multi-label corpus; set data.multi_label: true",
+    ),
+    "multi-label label unseen in training": (
+        lambda ws: ["eval", str(ws / "ml_run"), "--data", str(ws / "ml_unseen.jsonl")],
+        2,
+        "ml_unseen.jsonl: line 2: label 'space' in 'labels' was never seen in training",
+    ),
+    "threshold above 1": (
+        lambda ws: ["predict", str(ws / "ml_run"), "a goal", "--threshold", "1.5"],
+        2,
+        "--threshold 1.5: a threshold is a probability, between 0 and 1",
+    ),
+    "threshold below 0": (lambda ws: ["eval", str(ws / "ml_run"), "--threshold", "-0.2"], 2, "between 0 and 1"),
+    "threshold for a single-label run": (
+        lambda ws: ["predict", str(ws / "run"), "a b", "--threshold", "0.3"],
+        2,
+        "--threshold is for multi-label runs",
+    ),
+    "damaged thresholds.json": (
+        lambda ws: ["predict", broken_run(ws, _bad_threshold, "ml_run"), "a b"],
+        2,
+        "thresholds.json: threshold for label 'money' must be a number in [0, 1], got 7",
     ),
     "predict top-k zero": (lambda ws: ["predict", str(ws / "run"), "x", "--top-k", "0"], 2, "--top-k"),
     "predict bad format": (lambda ws: ["predict", str(ws / "run"), "x", "--format", "xml"], 2, "--format"),

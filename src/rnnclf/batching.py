@@ -10,7 +10,11 @@ import torch
 
 from rnnclf.tokenizer import PAD_ID, EncodedTexts
 
-POOL_BATCHES = 50  # sort within pools of this many batches: little padding, yet random batches
+POOL_BATCHES = 50
+_TARGET_DTYPE = {
+    1: np.int64,
+    2: np.float32,
+}  # class indices for cross-entropy; 0 / 1 rows for BCE  # sort within pools of this many batches: little padding, yet random batches
 
 
 def bucket_by_length(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -40,7 +44,7 @@ def sequential_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]
 class Batch:
     ids: torch.Tensor  # (batch, max_len) int64, PAD_ID after each text's end
     lengths: torch.Tensor  # (batch,) int64, on the CPU (pack_padded_sequence wants them there)
-    labels: torch.Tensor | None  # (batch,) int64
+    labels: torch.Tensor | None  # (batch,) int64 label indices; multi-label: (batch, labels) float32 of 0 / 1
     index: np.ndarray  # positions of these texts in the split
 
     @property
@@ -61,7 +65,7 @@ def collate(encoded: EncodedTexts, index: np.ndarray, labels: np.ndarray | None 
     return Batch(
         ids=torch.from_numpy(ids.astype(np.int64)),
         lengths=torch.from_numpy(lengths.astype(np.int64)),
-        labels=None if labels is None else torch.from_numpy(labels[index].astype(np.int64)),
+        labels=None if labels is None else torch.from_numpy(labels[index].astype(_TARGET_DTYPE[labels.ndim])),
         index=index,
     )
 

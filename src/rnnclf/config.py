@@ -26,12 +26,23 @@ class DataConfig(Section):
     test: Path | None = Field(None, description="test file, evaluated with the best weights after training")
     format: Literal["auto", "csv", "tsv", "jsonl"] = Field("auto", description="file format; auto = by extension")
     text_field: str = Field("text", description="column (CSV/TSV header) or key (JSONL) holding the text")
-    label_field: str = Field("label", description="column or key holding the label")
+    label_field: str = Field(
+        "label", description="column or key holding the label (multi-label: the labels, see data.multi_label)"
+    )
+    multi_label: bool = Field(
+        False,
+        description="several labels per text (sigmoid outputs, thresholds per label): a JSON list in JSONL, one "
+        "string split on data.label_separator in CSV / TSV; an empty list is a text with no label",
+    )
+    label_separator: str = Field(
+        "|", min_length=1, description="multi-label CSV / TSV: the separator between a text's labels"
+    )
     valid_fraction: float = Field(
         0.1,
         gt=0,
         lt=1,
-        description="share of train carved out (stratified, seeded) as validation when there is no valid file",
+        description="share of train carved out (stratified, seeded; iterative stratification for multi-label) as "
+        "validation when there is no valid file",
     )
     max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
 
@@ -120,13 +131,28 @@ class TrainConfig(Section):
     plateau_factor: float = Field(0.5, gt=0, lt=1, description="plateau: multiply the rate by this when it stalls")
     plateau_patience: int = Field(1, ge=0, description="plateau: epochs without improvement before the rate is lowered")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the gradient norm; null = off")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="label smoothing of the loss (multi-label: targets move ε/2 toward 1/2)"
+    )
     class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
-        "none", description="none, balanced (inverse frequency) or {label: weight}"
+        "none",
+        description="none, balanced (inverse frequency) or {label: weight}; multi-label: the positive weight "
+        "per label (balanced = negatives / positives, at most 100)",
     )
-    metric: Literal["accuracy", "macro_f1", "loss"] = Field(
-        "accuracy", description="validation metric that picks the best weights and drives early stopping"
+    metric: Literal["accuracy", "macro_f1", "loss", "micro_f1", "samples_f1"] = Field(
+        "accuracy",
+        description="validation metric that picks the best weights and drives early stopping; multi-label: "
+        "micro_f1 by default, also macro_f1, samples_f1, accuracy (subset accuracy) or loss, at threshold 0.5",
     )
+    thresholds: Literal["per_label", "global", "fixed"] = Field(
+        "per_label",
+        description="multi-label decision thresholds chosen on validation after training: per_label (each "
+        "label's best F1), global (one value, best micro F1) or fixed (0.5)",
+    )
+    threshold_min_support: int = Field(
+        3, ge=1, description="per_label: labels with fewer validation positives get the global threshold"
+    )
+    threshold_floor: float = Field(0.05, ge=0, lt=1, description="multi-label: a tuned threshold is never below this")
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without improvement; null = off"
     )
@@ -176,6 +202,26 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_default(cls, raw: Any) -> Any:
+        """Multi-label runs pick their best weights by micro F1 unless the config names a metric."""
+        data, train = (raw.get(key) if isinstance(raw, dict) else None for key in ("data", "train"))
+        if isinstance(data, dict) and data.get("multi_label") is True and (train is None or isinstance(train, dict)):
+            train = dict(train or {})
+            train.setdefault("metric", "micro_f1")
+            raw = {**raw, "train": train}
+        return raw
+
+    @model_validator(mode="after")
+    def _metric_fits(self) -> Config:
+        if self.train.metric in ("micro_f1", "samples_f1") and not self.data.multi_label:
+            raise ValueError(
+                f"train.metric {self.train.metric} is a multi-label metric and data.multi_label is false (for "
+                "single-label data micro F1 is accuracy); use accuracy, macro_f1 or loss"
+            )
+        return self
 
 
 SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Config.model_fields.items()}  # type: ignore[misc]
@@ -292,6 +338,10 @@ _SWITCHED = (
     ("train", "momentum", lambda c: c.train.optimizer == "sgd", "train.optimizer is not sgd"),
     ("train", "plateau_factor", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
     ("train", "plateau_patience", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
+    ("data", "label_separator", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train", "thresholds", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train", "threshold_min_support", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train", "threshold_floor", lambda c: c.data.multi_label, "data.multi_label is false"),
     ("model", "hidden_size", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
     ("model", "num_layers", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
     ("model", "bidirectional", lambda c: c.model.encoder != "bag", "model.encoder is bag"),

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnclf.data.corpus import check_labels, load_corpus
+from rnnclf.data.corpus import check_labels, data_fields, label_format, label_targets, load_corpus
 from rnnclf.data.readers import Split, read_split
-from rnnclf.engine.inference import scores
+from rnnclf.engine.inference import probabilities, scores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import write_json
-from rnnclf.plots import save_confusion
+from rnnclf.plots import save_confusion, save_label_f1
 from rnnclf.predict import Predictor
 from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, judge, quantize_int8, quantized_layers
 from rnnclf.rundir import Run, weights_digest
@@ -28,30 +28,38 @@ def evaluate_run(
     log: Callable[[str], None] = print,
     workers: int = 1,
     int8: bool = False,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Metrics of a run on a labelled file, or on its own valid / test split; with `int8`, of its int8 model,
     with the fp32 model's accuracy and macro F1 beside them (`fp32`) and the share of labels they agree on.
 
-    Written to RUN/eval/<name>.json (<name>-int8.json), and the confusion matrix beside it as a PNG.
+    Written to RUN/eval/<name>.json (<name>-int8.json), and the confusion matrix beside it as a PNG (multi-label:
+    the F1 of each label). A multi-label run decides at its thresholds, or at `threshold` for every label.
     """
     predictor = Predictor.load(path, device, workers, int8=int8)
+    predictor.set_threshold(threshold)
     labelled, name = labelled_split(predictor.run, data, split)
     if int8:
-        evaluation, reference, agreement = compare(
-            predictor, Predictor(predictor.run, "cpu", workers=workers), labelled
-        )
-        evaluation["fp32"] = {key: reference[key] for key in ("accuracy", "macro_f1", "weighted_f1", "loss")}
+        fp32 = Predictor(predictor.run, "cpu", workers=workers)
+        fp32.set_threshold(threshold)
+        evaluation, reference, agreement = compare(predictor, fp32, labelled)
+        keys = ("micro_f1",) if predictor.multi_label else ()
+        evaluation["fp32"] = {key: reference[key] for key in (*keys, "accuracy", "macro_f1", "weighted_f1", "loss")}
         evaluation["agreement"] = agreement
         name += "-int8"
     else:
         evaluation = evaluate_split(predictor, labelled)
+    if threshold is not None:  # beside the results at the run's own thresholds, not over them
+        name += f"-threshold{threshold:g}"
     evaluation["data"] = labelled.source
     written = Path(path) / "eval" / f"{name}.json"
     write_json(written, evaluation)
     log(f"wrote {written}")
-    save_confusion(
-        evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", f"{Path(path).resolve().name} on {name}", log
-    )
+    title = f"{Path(path).resolve().name} on {name}"
+    if predictor.multi_label:
+        save_label_f1(evaluation, Path(path) / "eval" / f"{name}_label_f1.png", title, log)
+    else:
+        save_confusion(evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", title, log)
     return evaluation
 
 
@@ -61,14 +69,16 @@ def labelled_split(
     """The labelled texts to evaluate on, and the name of their results: --data FILE, or the run's own split
     (default: test if it has one, else valid). A split with a file of its own is read from that file alone."""
     config = run.config
-    fields = config.data.text_field, config.data.label_field
+    fmt, *fields = data_fields(config.data)
+    labels = label_format(config.data)
     if data is not None:
         fmt = config.data.format if config.data.dataset is None else "auto"
-        return read_split(Path(data), *fields, fmt), f"file-{Path(data).stem}"  # never the name of a split's
+        # never the name of a split's results
+        return read_split(Path(data), *fields, fmt, label_format=labels), f"file-{Path(data).stem}"
     own = {"test": config.data.test, "valid": config.data.valid} if config.data.dataset is None else {}
     choice = split or ("test" if own.get("test") else None)
     if choice is not None and own.get(choice) is not None:
-        return read_split(own[choice], *fields, config.data.format), choice
+        return read_split(own[choice], *fields, config.data.format, label_format=labels), choice
     try:
         corpus = load_corpus(config.data, config.train.seed)
     except RnnclfError as exc:
@@ -81,25 +91,30 @@ def labelled_split(
 
 
 def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, np.ndarray]:
-    """The labelled texts as token ids of the run's tokenizer, and their targets (label indices)."""
+    """The labelled texts as token ids of the run's tokenizer, and their targets (label indices, or 0 / 1 rows)."""
     check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
-    index = {label: i for i, label in enumerate(predictor.labels)}
-    targets = np.array([index[label] for label in labelled.labels], dtype=np.int64)
+    targets = label_targets(labelled.labels, predictor.labels, predictor.multi_label)
     return encode(predictor.tokenizer, labelled.texts), targets
 
 
 def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
     encoded, targets = encoded_split(predictor, labelled)
-    return scores(predictor.encoded_logits(encoded), targets, predictor.labels)
+    return scores(predictor.encoded_logits(encoded), targets, predictor.labels, predictor.thresholds)
 
 
 def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:
     """Both predictors' reports on the same texts (read and tokenized once: they share the run's tokenizer),
-    and the share of texts they give the same label."""
+    and the share of texts they give the same label (multi-label: the same set of labels)."""
     encoded, targets = encoded_split(predictor, labelled)
     logits, reference_logits = predictor.encoded_logits(encoded), reference.encoded_logits(encoded)
-    agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
-    return scores(logits, targets, predictor.labels), scores(reference_logits, targets, predictor.labels), agreement
+    if predictor.multi_label:
+        cut = predictor.thresholds if predictor.thresholds is not None else 0.5
+        decided = probabilities(logits, True) >= cut, probabilities(reference_logits, True) >= cut
+        agreement = float(np.mean((decided[0] == decided[1]).all(axis=1)))
+    else:
+        agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
+    report = scores(logits, targets, predictor.labels, predictor.thresholds)
+    return report, scores(reference_logits, targets, predictor.labels, reference.thresholds), agreement
 
 
 def check_int8(path: Path | str, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:

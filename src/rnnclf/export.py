@@ -26,7 +26,8 @@ from rnnclf.data.readers import read_split
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
 from rnnclf.machine import available_cores
-from rnnclf.predict import Predictor, check_texts, top_labels
+from rnnclf.multilabel import read_thresholds
+from rnnclf.predict import Decisions, Predictor, check_texts
 from rnnclf.rundir import Run, load_run, weights_digest
 from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
 
@@ -38,14 +39,16 @@ IDS, LENGTHS, OUTPUT = "ids", "lengths", "probabilities"
 
 
 class Probabilities(nn.Module):
-    """The classifier with its softmax: what a program that only runs the ONNX file wants."""
+    """The classifier with its softmax (multi-label: a sigmoid per label): what a program that only runs the ONNX
+    file wants."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, multi_label: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.multi_label = model, multi_label
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(ids, lengths), dim=-1)
+        logits = self.model(ids, lengths)
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
 
 def import_onnxruntime():
@@ -66,7 +69,7 @@ def export_onnx(path: Path | str, out: Path | None = None, log: Callable[[str], 
     if out.is_dir():
         raise RnnclfError(f"{out}: is a directory; give --out a file name such as {out / ONNX_FILE}")
     what = describe(run.config.model)
-    model = to_onnx(predictor.model, what)
+    model = to_onnx(predictor.model, what, predictor.multi_label)
     texts, source = texts_to_check(run)
     log(f"checking the ONNX model against PyTorch on {len(texts)} {source}")
     try:
@@ -98,7 +101,7 @@ def describe(model: ModelConfig) -> str:
     return f"{direction} {model.num_layers}-layer {model.encoder} with {model.pooling} pooling"
 
 
-def to_onnx(model: nn.Module, what: str) -> bytes:
+def to_onnx(model: nn.Module, what: str, multi_label: bool = False) -> bytes:
     """The model as ONNX bytes, with dynamic batch and time axes."""
     lengths = torch.tensor([7, 4, 2])  # the check below uses other batch sizes and widths
     ids = torch.where(torch.arange(7)[None, :] < lengths[:, None], UNK_ID, PAD_ID)
@@ -109,7 +112,7 @@ def to_onnx(model: nn.Module, what: str) -> bytes:
             # TorchScript exporter: torch 2.13's dynamo exporter fixes a bidirectional model's time axis
             # to the example's width (ONNX Runtime then refuses other widths), and takes seconds per model
             torch.onnx.export(
-                Probabilities(model).eval(),
+                Probabilities(model, multi_label).eval(),
                 (ids, lengths),
                 buffer,
                 dynamo=False,
@@ -223,10 +226,10 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
             },
             LENGTHS: {"type": "int64", "shape": ["batch"], "about": "each text's number of tokens (at least 1)"},
         },
-        "outputs": {
-            OUTPUT: {"type": "float32", "shape": ["batch", "classes"], "about": "softmax over labels, in their order"}
-        },
+        "outputs": {OUTPUT: {"type": "float32", "shape": ["batch", "classes"], "about": _output_about(run)}},
         "labels": run.labels,
+        "multi_label": run.config.data.multi_label,
+        **({"thresholds": _thresholds(run)} if run.config.data.multi_label else {}),
         "tokenizer": tokenizer_path(run.path, out),
         "tokenizer_about": "Hugging Face tokenizers JSON with normalization and truncation to max_length built in; "
         "a text with no tokens is one unk_id",
@@ -239,8 +242,21 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
     }
 
 
-class OnnxPredictor:
-    """A run's model.onnx in ONNX Runtime (CPU): the interface, batching and errors of Predictor."""
+def _output_about(run: Run) -> str:
+    if run.config.data.multi_label:
+        return "a sigmoid per label, in their order: a label applies when its probability >= its threshold"
+    return "softmax over labels, in their order"
+
+
+def _thresholds(run: Run) -> dict[str, float]:
+    """The decision threshold of each label (thresholds.json; 0.5 for a run that has none yet)."""
+    values = run.thresholds if run.thresholds is not None else np.full(len(run.labels), 0.5)
+    return {label: float(value) for label, value in zip(run.labels, values, strict=True)}
+
+
+class OnnxPredictor(Decisions):
+    """A run's model.onnx in ONNX Runtime (CPU): the interface, batching and errors of Predictor; a multi-label
+    model's thresholds are those in model.onnx.json, exported with it."""
 
     def __init__(self, run: Run, batch_size: int = 64) -> None:
         onnxruntime = import_onnxruntime()
@@ -254,6 +270,9 @@ class OnnxPredictor:
             raise RnnclfError(f"{path}: not a readable ONNX model ({first_line(exc)}); export the run again") from None
         self.run = run
         self.labels = run.labels
+        self.multi_label = run.config.data.multi_label
+        if self.multi_label:
+            self.thresholds = exported_thresholds(path, run.labels)
         self.tokenizer = run.tokenizer
         self.batch_size = batch_size
 
@@ -276,9 +295,14 @@ class OnnxPredictor:
             list(pool.map(run, batches))
         return out
 
-    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
-        """For each text, the top_k (label, probability) pairs, most likely first."""
-        return top_labels(self.predict_proba(texts), self.labels, top_k)
+
+def exported_thresholds(path: Path, labels: list[str]) -> np.ndarray:
+    sidecar = sidecar_path(path)
+    try:
+        payload = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RnnclfError(f"{sidecar}: missing or unreadable; export the run again") from None
+    return read_thresholds(payload if isinstance(payload, dict) else {}, labels, str(sidecar))
 
 
 def stale(run: Run, path: Path) -> None:

@@ -18,6 +18,7 @@ from rnnclf.errors import RnnclfError
 
 CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.json", "model.safetensors"
 METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
+THRESHOLDS = "thresholds.json"  # multi-label runs: the decision threshold of each label
 FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
 
 

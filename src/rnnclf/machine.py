@@ -78,6 +78,9 @@ def threads_for(cores: int, others: float | None) -> int:
     return max(1, min(cores, cores - int(others + 1 - BUSY_SHARE)))
 
 
+passive_wait_reason: str | None = None  # set by prefer_passive_waiting; the training log says it
+
+
 def prefer_passive_waiting(sample_seconds: float = 0.2) -> str | None:
     """Before torch is imported: on a machine where others already use CPU, make OpenMP threads sleep instead of
     spin while they wait (OMP_WAIT_POLICY=PASSIVE; a spinning thread steals the core another process needs).
@@ -87,5 +90,7 @@ def prefer_passive_waiting(sample_seconds: float = 0.2) -> str | None:
     others = sample_other_load(sample_seconds)
     if others is None or others < SPIN_SHARE:
         return None
+    global passive_wait_reason
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    return f"other processes use {others:.1f} cores: OpenMP threads wait passively"
+    passive_wait_reason = f"other processes use {others:.1f} cores: OpenMP threads wait passively"
+    return passive_wait_reason

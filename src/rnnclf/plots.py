@@ -56,7 +56,11 @@ def curves_figure(records: list[dict[str, Any]], metric: str, title: str) -> Any
     if objective != [r["valid_loss"] for r in records]:
         loss_axes.plot(epochs, [r["valid_loss"] for r in records], "--", label="valid cross-entropy")
     loss_axes.set(title="loss", xlabel="epoch", ylabel="loss")
-    score_axes.plot(epochs, [r["valid_accuracy"] for r in records], style, label="valid accuracy")
+    multi_label = "valid_micro_f1" in records[0]
+    if multi_label:
+        score_axes.plot(epochs, [r["valid_micro_f1"] for r in records], style, label="valid micro F1 (at 0.5)")
+    name = "subset accuracy" if multi_label else "accuracy"
+    score_axes.plot(epochs, [r["valid_accuracy"] for r in records], style, label=f"valid {name}")
     score_axes.plot(epochs, [r["valid_macro_f1"] for r in records], style, label="valid macro F1")
     score_axes.set(title="validation", xlabel="epoch", ylabel="score")
     for axes in (loss_axes, score_axes):
@@ -105,6 +109,50 @@ def confusion_figure(report: dict[str, Any], title: str) -> Any:
         fontsize=10,
     )
     return figure
+
+
+def label_f1_figure(report: dict[str, Any], title: str) -> Any:
+    """Multi-label: each label's F1 as a horizontal bar, best first, with its support (texts) and threshold."""
+    from matplotlib.figure import Figure
+
+    rows = sorted(report["per_class"].items(), key=lambda item: (-item[1]["f1"], -item[1]["support"], item[0]))
+    n = len(rows)
+    font = 9 if n <= 30 else 7 if n <= 70 else 6
+    figure = Figure(figsize=(8, min(2 + 0.16 * n, 24)), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    f1 = [row["f1"] for _, row in rows]
+    axes.barh(range(n), f1, color=plt_color(f1))
+    names = [f"{label[:24]} ({row['support']:,}; t={row['threshold']:.2f})" for label, row in rows]
+    axes.set_yticks(range(n), names)
+    axes.tick_params(axis="y", labelsize=font)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.axvline(
+        report["micro_f1"], color="black", linestyle="--", linewidth=1, label=f"micro F1 {report['micro_f1']:.3f}"
+    )
+    axes.axvline(
+        report["macro_f1"], color="grey", linestyle=":", linewidth=1, label=f"macro F1 {report['macro_f1']:.3f}"
+    )
+    axes.set_xlabel("F1 (label: true texts; t = decision threshold)")
+    axes.legend(fontsize="small", loc="lower right")
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title(f"{title}\n{n} labels, {report['support']:,} texts", fontsize=10)
+    return figure
+
+
+def plt_color(values: list[float]) -> list[Any]:
+    """Bars coloured from red (F1 0) to blue (F1 1)."""
+    from matplotlib import colormaps
+
+    return [colormaps["RdYlBu"](value) for value in values]
+
+
+def save_label_f1(report: dict[str, Any], path: Path, title: str, log: Log) -> bool:
+    """Write the per-label F1 chart of a multi-label eval report as a PNG. False when matplotlib is missing."""
+    if not plotting_available(path.name, log):
+        return False
+    save_figure(label_f1_figure(report, title), path)
+    return True
 
 
 def save_figure(figure: Any, path: Path) -> None:

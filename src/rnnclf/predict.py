@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rnnclf.config import classifier_arguments
 from rnnclf.data.readers import FORMATS, read_split
 from rnnclf.engine.device import choose_device, choose_precision
-from rnnclf.engine.inference import predict_logits
+from rnnclf.engine.inference import predict_logits, probabilities
 from rnnclf.errors import RnnclfError
 from rnnclf.model import RNNClassifier
 from rnnclf.quantize import quantize_int8, require_int8
@@ -21,7 +21,57 @@ from rnnclf.rundir import Run, load_run
 from rnnclf.tokenizer import EncodedTexts, encode
 
 
-class Predictor:
+class Decisions:
+    """Labels from probabilities, for the torch and ONNX predictors: the most probable class, or for a multi-label
+    run every label at or over its threshold (the run's thresholds.json; `set_threshold` overrides them all)."""
+
+    labels: list[str]
+    multi_label: bool = False
+    thresholds: np.ndarray | None = None
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def set_threshold(self, value: float | None) -> None:
+        if value is None:
+            return
+        if not self.multi_label:
+            raise RnnclfError("--threshold is for multi-label runs; a single-label run answers its most probable label")
+        if not 0 <= value <= 1:
+            raise RnnclfError(f"--threshold {value:g}: a threshold is a probability, between 0 and 1")
+        self.thresholds = np.full(len(self.labels), value)
+
+    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """For each text, the top_k (label, probability) pairs, most likely first."""
+        return top_labels(self.predict_proba(texts), self.labels, top_k)
+
+    def predict_labels(self, texts: Sequence[str], top_k: int = 0) -> list[LabelSet]:
+        """Multi-label: for each text the labels over their thresholds (maybe none), every label's probability,
+        and the top_k best whatever their thresholds."""
+        probs = self.predict_proba(texts)
+        cut = self.thresholds if self.thresholds is not None else np.full(len(self.labels), 0.5)
+        tops = top_labels(probs, self.labels, top_k) if top_k else [[] for _ in probs]
+        return [
+            LabelSet(
+                labels=[self.labels[j] for j in np.flatnonzero(row >= cut)],
+                scores={self.labels[j]: float(row[j]) for j in np.argsort(-row, kind="stable")},
+                top=top,
+            )
+            for row, top in zip(probs, tops, strict=True)
+        ]
+
+
+@dataclass
+class LabelSet:
+    """A multi-label decision: the labels over their thresholds, the probability of every label (most probable
+    first) and the top-k labels asked for."""
+
+    labels: list[str]
+    scores: dict[str, float]
+    top: list[tuple[str, float]]
+
+
+class Predictor(Decisions):
     """A trained classifier, ready for texts. Needs nothing but the run directory.
 
     `workers` threads each predict whole batches on the CPU: with one torch thread per process
@@ -33,6 +83,7 @@ class Predictor:
     ) -> None:
         self.run = run
         self.labels = run.labels
+        self.multi_label, self.thresholds = run.config.data.multi_label, run.thresholds
         self.tokenizer = run.tokenizer
         if int8 and device == "cuda":
             raise RnnclfError("--int8 runs on the CPU; use --device cpu (a GPU predicts fast in bf16 already)")
@@ -66,11 +117,7 @@ class Predictor:
         return predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(self.logits(texts)), dim=1).numpy()
-
-    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
-        """For each text, the top_k (label, probability) pairs, most likely first."""
-        return top_labels(self.predict_proba(texts), self.labels, top_k)
+        return probabilities(self.logits(texts), self.multi_label)
 
 
 def check_texts(texts: Sequence[str]) -> None:
@@ -129,3 +176,29 @@ def format_predictions(texts: Sequence[str], predictions: Iterable[list[tuple[st
         shown = text if len(text) <= 60 else text[:57] + "..."
         lines.append(f"{shown:<60}  " + "  ".join(f"{label} {p:.3f}" for label, p in pred))
     return "\n".join(lines)
+
+
+def format_label_sets(texts: Sequence[str], sets: Iterable[LabelSet], fmt: str) -> str:
+    """Multi-label predictions: JSON lines {"text", "labels", "scores"[, "top"]}, or a table of each text's labels
+    (with their probabilities) and, when asked for, its top labels."""
+    rows = list(zip(texts, sets, strict=True))
+    if fmt == "json":
+        return "\n".join(json.dumps(_label_set_record(text, found), ensure_ascii=False) for text, found in rows)
+    lines = []
+    for text, found in rows:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        labels = "  ".join(f"{label} {found.scores[label]:.3f}" for label in found.labels) or "(no label)"
+        top = ("  | top: " + "  ".join(f"{label} {p:.3f}" for label, p in found.top)) if found.top else ""
+        lines.append(f"{shown:<60}  {labels}{top}")
+    return "\n".join(lines)
+
+
+def _label_set_record(text: str, found: LabelSet) -> dict:
+    record = {
+        "text": text,
+        "labels": found.labels,
+        "scores": {label: round(p, 6) for label, p in found.scores.items()},
+    }
+    if found.top:
+        record["top"] = [{"label": label, "probability": round(p, 6)} for label, p in found.top]
+    return record

@@ -62,7 +62,8 @@ def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
     """One row per run: its path, the config keys that differ between the runs (the main keys for one run),
-    best epoch, validation score(s), test accuracy / macro F1 when any run has a test split, time, parameters."""
+    best epoch, validation score(s), test accuracy / macro F1 when any run has a test split (micro / macro F1 for
+    multi-label runs), time, parameters."""
     if not paths:
         raise RnnclfError("give at least one run directory")
     runs = [(str(path), *read_run(Path(path))) for path in paths]
@@ -77,6 +78,11 @@ def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
         ]
     metrics_used = list(dict.fromkeys(metrics.get("metric", "accuracy") for _, _, metrics in runs))
     with_test = any(metrics.get("test") for _, _, metrics in runs)
+    # multi-label runs compare by micro and macro F1 (at their thresholds); single-label by accuracy and macro F1
+    multi_label = any(metrics.get("multi_label") for _, _, metrics in runs)
+    if multi_label:
+        metrics_used = list(dict.fromkeys(["micro_f1", "macro_f1", *metrics_used]))
+    test_scores = ("micro_f1", "macro_f1") if multi_label else ("accuracy", "macro_f1")
     rows = []
     for path, config, metrics in runs:
         valid, test = metrics.get("valid") or {}, metrics.get("test") or {}
@@ -85,7 +91,7 @@ def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
         row["epochs_run"] = metrics.get("epochs_run")
         row.update({f"valid_{metric}": valid.get(metric) for metric in metrics_used})
         if with_test:
-            row["test_accuracy"], row["test_macro_f1"] = test.get("accuracy"), test.get("macro_f1")
+            row.update({f"test_{name}": test.get(name) for name in test_scores})
         row["train_seconds"] = metrics.get("train_seconds")
         row["parameters"] = (metrics.get("parameters") or {}).get("trainable")
         rows.append(row)

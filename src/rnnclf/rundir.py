@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from tokenizers import Tokenizer
@@ -19,7 +20,8 @@ from tokenizers import Tokenizer
 from rnnclf import __version__
 from rnnclf.config import Config, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, TOKENIZER, WEIGHTS
+from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, THRESHOLDS, TOKENIZER, WEIGHTS
+from rnnclf.multilabel import read_thresholds
 from rnnclf.tensor_files import load_tensors
 from rnnclf.tokenizer import load_tokenizer
 
@@ -33,6 +35,7 @@ class Run:
     labels: list[str]
     tokenizer: Tokenizer
     weights: dict[str, torch.Tensor]
+    thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json)
 
 
 def load_run(path: Path | str, weights: bool = True) -> Run:
@@ -61,7 +64,11 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
     tensors = load_tensors(path / WEIGHTS) if weights else {}
-    return Run(path, parse_config(raw, path / CONFIG), labels, load_tokenizer(path / TOKENIZER), tensors)
+    config = parse_config(raw, path / CONFIG)
+    thresholds = None
+    if config.data.multi_label and (path / THRESHOLDS).exists():  # written when training ends
+        thresholds = read_thresholds(_read_json(path / THRESHOLDS), labels, str(path / THRESHOLDS))
+    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds)
 
 
 def weights_digest(run_path: Path) -> str:

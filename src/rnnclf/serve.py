@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from rnnclf import __version__
 from rnnclf.engine.device import use_cpu_threads
 from rnnclf.errors import RnnclfError
-from rnnclf.predict import Predictor
+from rnnclf.predict import LabelSet, Predictor
 
 try:
     import uvicorn
@@ -48,7 +48,12 @@ class PredictRequest(BaseModel):
 
     text: str | None = Field(None, description="One text to classify. Give `text` or `texts`, not both.")
     texts: list[str] | None = Field(None, min_length=1, description="Several texts; answered in the same order.")
-    top_k: int = Field(1, ge=1, description="Labels per text, most likely first; capped at the number of labels.")
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Labels per text, most likely first, capped at the number of labels (default 1); multi-label "
+        "runs: the K most probable labels in `top`, beside the labels over their thresholds (default none).",
+    )
 
     @model_validator(mode="after")
     def _text_or_texts(self) -> PredictRequest:
@@ -74,6 +79,18 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction] = Field(description="One per text, in request order; a list even for one text.")
 
 
+class LabelSetPrediction(BaseModel):
+    labels: list[str] = Field(description="Every label whose probability reaches its threshold; may be empty.")
+    scores: dict[str, float] = Field(description="Every label's probability (a sigmoid each), most probable first.")
+    top: list[LabelProbability] = Field(
+        [], description="The top_k most probable labels, whatever their thresholds (only when top_k is given)."
+    )
+
+
+class LabelSetResponse(BaseModel):
+    predictions: list[LabelSetPrediction] = Field(description="One per text, in request order.")
+
+
 class ModelSummary(BaseModel):
     encoder: str
     hidden_size: int
@@ -97,6 +114,8 @@ class Info(BaseModel):
     model: ModelSummary
     device: str
     int8: bool = Field(description="The model computes in int8 (rnnclf serve --int8).")
+    multi_label: bool = Field(False, description="Several labels per text, each decided by its own threshold.")
+    thresholds: dict[str, float] | None = Field(None, description="Multi-label: each label's decision threshold.")
     version: str = Field(description="rnnclf version.")
     limits: Limits
 
@@ -155,9 +174,42 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
         ),
         device=str(predictor.device),
         int8=predictor.int8,
+        multi_label=predictor.multi_label,
+        thresholds=dict(zip(predictor.labels, thresholds(predictor), strict=True)) if predictor.multi_label else None,
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
     )
+
+
+def predict_response(predictions: list[list[tuple[str, float]]]) -> PredictResponse:
+    return PredictResponse(
+        predictions=[
+            Prediction(
+                label=top[0][0],
+                probability=top[0][1],
+                top=[LabelProbability(label=label, probability=p) for label, p in top],
+            )
+            for top in predictions
+        ]
+    )
+
+
+def label_set_response(sets: list[LabelSet]) -> LabelSetResponse:
+    return LabelSetResponse(
+        predictions=[
+            LabelSetPrediction(
+                labels=found.labels,
+                scores=found.scores,
+                top=[LabelProbability(label=label, probability=p) for label, p in found.top],
+            )
+            for found in sets
+        ]
+    )
+
+
+def thresholds(predictor: Predictor) -> list[float]:
+    values = predictor.thresholds if predictor.thresholds is not None else [0.5] * len(predictor.labels)
+    return [float(value) for value in values]
 
 
 def create_app(
@@ -176,29 +228,23 @@ def create_app(
 
     @app.post(
         "/predict",
+        response_model=LabelSetResponse if predictor.multi_label else PredictResponse,
         responses={413: {"model": ErrorMessage, "description": f"More than {max_texts} texts, or a body too large."}},
     )
-    def predict(request: PredictRequest) -> PredictResponse:
-        """The top_k labels of each text with their probabilities. Empty texts answer 422."""
+    def predict(request: PredictRequest) -> Any:
+        """The top_k labels of each text with their probabilities (multi-label runs: the labels over their
+        thresholds and every label's probability). Empty texts answer 422."""
         texts = [request.text] if request.text is not None else request.texts
         if len(texts) > max_texts:
             raise HTTPException(
                 413, f"too many texts: {len(texts)} in one request, the limit is {max_texts} (rnnclf serve --max-texts)"
             )
         try:  # a sync endpoint runs in FastAPI's thread pool; torch releases the GIL, so requests run in parallel
-            predictions = predictor.predict(texts, request.top_k)
+            if predictor.multi_label:
+                return label_set_response(predictor.predict_labels(texts, request.top_k or 0))
+            return predict_response(predictor.predict(texts, request.top_k or 1))
         except RnnclfError as exc:  # "text N: empty text; nothing to classify"
             raise HTTPException(422, str(exc)) from None
-        return PredictResponse(
-            predictions=[
-                Prediction(
-                    label=top[0][0],
-                    probability=top[0][1],
-                    top=[LabelProbability(label=label, probability=p) for label, p in top],
-                )
-                for top in predictions
-            ]
-        )
 
     @app.get("/info")
     def get_info() -> Info:

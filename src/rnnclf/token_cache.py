@@ -20,15 +20,16 @@ import tokenizers
 
 from rnnclf.config import Config, tokenizer_settings
 from rnnclf.data.builtin import cache_dir, fetch
-from rnnclf.data.corpus import load_corpus
+from rnnclf.data.corpus import label_targets, load_corpus
 from rnnclf.tokenizer import EncodedTexts, encode, fit_tokenizer
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass
 class Prepared:
-    """The corpus turned into what the model eats: fitted tokenizer, token ids, label indices."""
+    """The corpus turned into what the model eats: fitted tokenizer, token ids, targets (label indices; for
+    multi-label data, rows of 0 / 1 per label)."""
 
     labels: list[str]
     tokenizer: tokenizers.Tokenizer
@@ -53,6 +54,7 @@ def cache_key(config: Config) -> str:
         "tokenizer": config.tokenizer.model_dump(mode="json"),
         "max_length": data.max_length,
         "fields": [data.format, data.text_field, data.label_field],
+        "labels": [data.multi_label, data.label_separator if data.multi_label else None],
         "carve": None if "valid" in files else [data.valid_fraction, config.train.seed],
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
@@ -83,14 +85,13 @@ def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Pr
     corpus = load_corpus(config.data, config.train.seed)
     if tokenizer is None:
         tokenizer = fit_tokenizer(corpus.train.texts, config.data.max_length, **tokenizer_settings(config))
-    index = {label: i for i, label in enumerate(corpus.labels)}
     splits = {"train": corpus.train, "valid": corpus.valid} | ({"test": corpus.test} if corpus.test is not None else {})
     prepared = Prepared(
         labels=corpus.labels,
         tokenizer=tokenizer,
         encoded={name: encode(tokenizer, split.texts) for name, split in splits.items()},
         targets={
-            name: np.array([index[label] for label in split.labels], dtype=np.int64) for name, split in splits.items()
+            name: label_targets(split.labels, corpus.labels, corpus.multi_label) for name, split in splits.items()
         },
     )
     if key:

@@ -42,8 +42,16 @@ def evaluate(
         bool,
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Multi-label runs: one decision threshold for every label, instead of the run's own (thresholds.json).",
+        ),
+    ] = None,
 ) -> None:
-    """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run.
+    """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run; for a multi-label run,
+    micro / macro / weighted / samples F1, subset accuracy, Hamming loss, and per label scores and thresholds.
 
     With --int8: of the int8 model, with the fp32 model's accuracy beside it.
 
@@ -53,19 +61,22 @@ def evaluate(
     from rnnclf.evaluate import evaluate_run
     from rnnclf.machine import available_cores
     from rnnclf.metrics import format_report
+    from rnnclf.multilabel import format_multilabel_report
 
     if data is not None and split is not None:
         raise RnnclfError("give --data or --split, not both")
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
-    report = evaluate_run(run, data, split.value if split else None, device.value, log, available_cores(), int8)
+    chosen = split.value if split else None
+    report = evaluate_run(run, data, chosen, device.value, log, available_cores(), int8, threshold)
     if output_format(fmt) is Format.json:
         typer.echo(json.dumps(report, indent=2))
         return
-    typer.echo(format_report(report, title=f"{run}{' (int8)' if int8 else ''} on {report['data']}"))
+    formatter = format_multilabel_report if report.get("multi_label") else format_report
+    typer.echo(formatter(report, title=f"{run}{' (int8)' if int8 else ''} on {report['data']}"))
     if int8:
-        fp32 = report["fp32"]
+        fp32, name = report["fp32"], "subset accuracy" if report.get("multi_label") else "accuracy"
         typer.echo(
-            f"fp32 beside it: accuracy {fp32['accuracy']:.4f}, macro F1 {fp32['macro_f1']:.4f}; "
+            f"fp32 beside it: {name} {fp32['accuracy']:.4f}, macro F1 {fp32['macro_f1']:.4f}; "
             f"int8 and fp32 labels agree on {report['agreement']:.2%} of the texts"
         )
 
@@ -84,7 +95,15 @@ def predict(
             "--text-field", help="Column / key of the text in CSV or JSONL input (default: the run's data.text_field)."
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per text.")] = 1,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k",
+            "-k",
+            min=1,
+            help="How many labels to show per text (default 1); multi-label runs: also list the K most probable.",
+        ),
+    ] = None,
     fmt: Annotated[
         Format | None,
         typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
@@ -102,15 +121,37 @@ def predict(
         bool,
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Multi-label runs: one decision threshold for every label, instead of the run's own (thresholds.json).",
+        ),
+    ] = None,
 ) -> None:
-    """Predict labels with probabilities.
+    """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
+    every label's probability.
 
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
     """
-    from rnnclf.engine.device import use_cpu_threads
-    from rnnclf.machine import available_cores
-    from rnnclf.predict import Predictor, format_predictions, read_inputs
+    from rnnclf.predict import format_label_sets, format_predictions, read_inputs
 
+    predictor = _predictor(run, backend, device, int8)
+    items = list(texts or [])
+    if input_path is not None:
+        items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
+    if not items:
+        raise RnnclfError("no texts to classify: give them as arguments, or --input FILE (or - for stdin)")
+    predictor.set_threshold(threshold)
+    shown = output_format(fmt).value
+    if predictor.multi_label:
+        typer.echo(format_label_sets(items, predictor.predict_labels(items, top_k or 0), shown))
+    else:
+        typer.echo(format_predictions(items, predictor.predict(items, top_k or 1), shown))
+
+
+def _predictor(run: Path, backend: Backend, device: Device, int8: bool):
+    """The torch Predictor, or the ONNX one; both answer predict and predict_labels."""
     if backend is Backend.onnx:
         from rnnclf.export import OnnxPredictor
 
@@ -118,16 +159,13 @@ def predict(
             raise RnnclfError("--device is for the torch backend; the onnx backend runs on the CPU")
         if int8:
             raise RnnclfError("--int8 is for the torch backend; the onnx backend runs the fp32 model.onnx")
-        predictor = OnnxPredictor.load(run)
-    else:
-        use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
-        predictor = Predictor.load(run, device.value, workers=available_cores(), int8=int8)
-    items = list(texts or [])
-    if input_path is not None:
-        items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
-    if not items:
-        raise RnnclfError("no texts to classify: give them as arguments, or --input FILE (or - for stdin)")
-    typer.echo(format_predictions(items, predictor.predict(items, top_k), output_format(fmt).value))
+        return OnnxPredictor.load(run)
+    from rnnclf.engine.device import use_cpu_threads
+    from rnnclf.machine import available_cores
+    from rnnclf.predict import Predictor
+
+    use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
+    return Predictor.load(run, device.value, workers=available_cores(), int8=int8)
 
 
 @app.command()

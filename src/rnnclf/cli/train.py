@@ -86,13 +86,12 @@ def train(
 
 
 def _wait_policy() -> None:
-    """Before torch loads OpenMP (which reads its wait policy once): passive waiting on a busy machine."""
+    """Before torch loads OpenMP (which reads its wait policy once): passive waiting on a busy machine. The
+    training log says so once the config and data are known to be good (a mistake stays one line)."""
     if "torch" not in sys.modules and "WORLD_SIZE" not in os.environ:  # --nproc's processes: their launcher chose
         from rnnclf.machine import prefer_passive_waiting
 
-        why = prefer_passive_waiting()
-        if why and rank_zero():
-            log(f"threads: {why}")
+        prefer_passive_waiting()
 
 
 def _resume(run: Path, nproc: int) -> dict[str, Any]:
@@ -123,17 +122,22 @@ def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
     return train(resolved, command=sys.argv, log=log)
 
 
+SCORES = ("accuracy", "macro_f1", "weighted_f1", "loss")
+
+
 def _print_summary(summary: dict[str, Any], fmt: Format | None) -> None:
     best = summary["test"] or summary["valid"]
+    multi_label = summary.get("multi_label", False)
     if output_format(fmt) is Format.json:
-        scores = ("accuracy", "macro_f1", "weighted_f1", "loss")
+        scores = ("micro_f1", "macro_f1", "samples_f1", "accuracy", "loss", "at_0.5") if multi_label else SCORES
         brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "metric", "train_seconds", "tokens_per_s")}
         for split in ("valid", "test"):
             brief[split] = {key: summary[split][key] for key in scores} if summary[split] else None
-        typer.echo(json.dumps(brief))
+        typer.echo(json.dumps(brief | ({"multi_label": True} if multi_label else {})))
         return
+    first = f"micro F1 {best['micro_f1']:.4f}" if multi_label else f"accuracy {best['accuracy']:.4f}"
     typer.echo(
-        f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} accuracy {best['accuracy']:.4f}, "
+        f"done: best epoch {summary['best_epoch']}, {'test' if summary['test'] else 'valid'} {first}, "
         f"macro F1 {best['macro_f1']:.4f}, {summary['train_seconds']:.1f}s"
     )
 

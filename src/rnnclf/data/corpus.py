@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from itertools import compress
 
 import numpy as np
 
 from rnnclf.config import DataConfig
-from rnnclf.data.readers import FileTexts, Split, read_split
+from rnnclf.data.readers import FileTexts, LabelFormat, Split, read_split
 from rnnclf.errors import RnnclfError
 
 
@@ -19,19 +18,20 @@ class Corpus:
     valid: Split
     test: Split | None
     labels: list[str]  # label names in index order (sorted, so the order does not depend on the file)
+    multi_label: bool = False
 
 
-def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Carve `fraction` of each class out of `split` (seeded); classes with one example stay in train."""
-    rng = np.random.default_rng(seed)
-    names = sorted(set(split.labels))
-    code = {name: i for i, name in enumerate(names)}
-    codes = np.fromiter((code[label] for label in split.labels), dtype=np.int32, count=len(split))
-    held = np.zeros(len(split), dtype=bool)
-    for i in range(len(names)):
-        indices = np.flatnonzero(codes == i)
-        rng.shuffle(indices)
-        held[indices[: min(max(int(round(fraction * len(indices))), 1), len(indices) - 1)]] = True
+def label_names(split: Split, multi_label: bool) -> set[str]:
+    """Every label name in a split."""
+    if not multi_label:
+        return set(split.labels)
+    return {label for labels in set(split.labels) for label in labels}
+
+
+def stratified_split(split: Split, fraction: float, seed: int, multi_label: bool = False) -> tuple[Split, Split]:
+    """Carve `fraction` of each class out of `split` (seeded); classes with one example stay in train.
+    Multi-label: iterative stratification, so that rare labels are represented in both parts."""
+    held = _held_multi_label(split, fraction, seed) if multi_label else _held_single_label(split, fraction, seed)
 
     def pick(mask: np.ndarray, name: str) -> Split:
         texts = split.texts
@@ -45,10 +45,45 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     return pick(~held, "train part"), pick(held, f"valid_fraction {fraction}")
 
 
+def _held_single_label(split: Split, fraction: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    names = sorted(set(split.labels))
+    code = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter((code[label] for label in split.labels), dtype=np.int32, count=len(split))
+    held = np.zeros(len(split), dtype=bool)
+    for i in range(len(names)):
+        indices = np.flatnonzero(codes == i)
+        rng.shuffle(indices)
+        held[indices[: min(max(int(round(fraction * len(indices))), 1), len(indices) - 1)]] = True
+    return held
+
+
+def _held_multi_label(split: Split, fraction: float, seed: int) -> np.ndarray:
+    from rnnclf.data.stratify import iterative_stratified_split
+
+    names = sorted(label_names(split, True))
+    code = {name: i for i, name in enumerate(names)}
+    label_sets = [tuple(code[label] for label in labels) for labels in split.labels]
+    return iterative_stratified_split(label_sets, len(names), fraction, seed)
+
+
+def label_targets(labels: list, names: list[str], multi_label: bool) -> np.ndarray:
+    """Label indices (N,), or for multi-label a 0 / 1 matrix (N, labels), of a split's labels."""
+    index = {label: i for i, label in enumerate(names)}
+    if not multi_label:
+        return np.array([index[label] for label in labels], dtype=np.int64)
+    targets = np.zeros((len(labels), len(names)), dtype=np.uint8)
+    for row, text_labels in enumerate(labels):
+        targets[row, [index[label] for label in text_labels]] = 1
+    return targets
+
+
 def check_labels(split: Split, known: set[str], label_field: str) -> None:
     """A label in valid / test / eval data that training never saw is a mistake in the data."""
-    for index, label in enumerate(split.labels):
-        if label not in known:
+    for index, labels in enumerate(split.labels):
+        for label in (labels,) if isinstance(labels, str) else labels:
+            if label in known:
+                continue
             where = f"line {split.rows[index]}" if len(split.rows) else f"text {index + 1}"
             raise RnnclfError(
                 f"{split.source}: {where}: label '{label}' in '{label_field}' was never seen in training "
@@ -58,33 +93,57 @@ def check_labels(split: Split, known: set[str], label_field: str) -> None:
 
 def load_corpus(config: DataConfig, seed: int) -> Corpus:
     """Read every split named by the data config, carve validation if needed, and check the labels."""
+    fmt, text_field, label_field = data_fields(config)
     if config.dataset is not None:
         from rnnclf.data.builtin import fetch
 
         files = fetch(config.dataset)
-        fmt, text_field, label_field = "jsonl", "text", "label"
         train_path, valid_path, test_path = files["train"], files.get("valid"), files.get("test")
     else:
-        fmt, text_field, label_field = config.format, config.text_field, config.label_field
         train_path, valid_path, test_path = config.train, config.valid, config.test
+    labels = label_format(config)
 
     def read(path):
         # the texts stay in their files until tokenizing reads them (FileTexts): memory for the labels only
-        return read_split(path, text_field, label_field, fmt, keep_texts=False) if path is not None else None
+        if path is None:
+            return None
+        return read_split(path, text_field, label_field, fmt, keep_texts=False, label_format=labels)
 
     train, valid, test = read(train_path), read(valid_path), read(test_path)
-    counts = Counter(train.labels)
-    if len(counts) < 2:
+    known = label_names(train, config.multi_label)
+    if len(known) < (1 if config.multi_label else 2):
         raise RnnclfError(
-            f"{train.source}: only one class ('{train.labels[0]}') in '{label_field}'; a classifier needs at least two"
+            f"{train.source}: no labels in '{label_field}'; a multi-label classifier needs at least one"
+            if config.multi_label
+            else f"{train.source}: only one class ('{train.labels[0]}') in '{label_field}'; a classifier needs at "
+            "least two"
         )
     if valid is None:
-        train, valid = stratified_split(train, config.valid_fraction, seed)
-    known = set(counts)
+        train, valid = stratified_split(train, config.valid_fraction, seed, config.multi_label)
     for split in (valid, test):
         if split is not None:
             check_labels(split, known, label_field)
-    return Corpus(train, valid, test, sorted(known, key=_natural))
+    return Corpus(train, valid, test, sorted(known, key=_natural), config.multi_label)
+
+
+def data_fields(config: DataConfig) -> tuple[str, str, str]:
+    """The format, text field and label field of the config's data files (a built-in corpus has its own)."""
+    if config.dataset is None:
+        return config.format, config.text_field, config.label_field
+    from rnnclf.data.builtin import CORPORA
+
+    info = CORPORA.get(config.dataset)
+    corpus_multi_label = bool(info and getattr(info, "multi_label", False))
+    if info is not None and corpus_multi_label != config.multi_label:
+        raise RnnclfError(
+            f"data.dataset {config.dataset} is a {'multi' if corpus_multi_label else 'single'}-label corpus; set "
+            f"data.multi_label: {'true' if corpus_multi_label else 'false'}"
+        )
+    return "jsonl", "text", "labels" if corpus_multi_label else "label"
+
+
+def label_format(config: DataConfig) -> LabelFormat:
+    return LabelFormat(config.multi_label, config.label_separator)
 
 
 def _natural(label: str) -> tuple[int, int, str]:

@@ -26,7 +26,7 @@ class Split:
     """The texts and labels of one split; `source` names where they came from, for messages."""
 
     texts: Sequence[str] | FileTexts
-    labels: list[str]
+    labels: list[str] | list[tuple[str, ...]]  # multi-label: a sorted tuple of labels per text, maybe empty
     source: str
     rows: Sequence[int] = ()  # the line of its file where each text starts, for messages
 
@@ -62,6 +62,36 @@ def _label_text(value: object) -> str | None:
         return str(int(value))
     text = str(value).strip()
     return text or None
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """How a label field reads: one label, or (multi_label) a JSON list / a string split on `separator`."""
+
+    multi_label: bool = False
+    separator: str = "|"
+
+    def parse(self, value: object, kind: str) -> str | tuple[str, ...] | None:
+        """The label(s) of a field of a `kind` file; None when missing. Raises ValueError saying what is wrong."""
+        if not self.multi_label:
+            if isinstance(value, list):
+                raise ValueError(
+                    "is a list and the data is single-label; set data.multi_label: true for several labels per text"
+                )
+            return _label_text(value)
+        if value is None:
+            return None
+        if kind != "jsonl" and isinstance(value, str):
+            value = value.split(self.separator) if value.strip() else []
+        if not isinstance(value, list):
+            raise ValueError(f"is {type(value).__name__}, expected a list of labels (data.multi_label is true)")
+        labels = [_label_text(item) for item in value]
+        if any(label is None for label in labels):
+            raise ValueError("holds an empty label")
+        return tuple(sorted(set(labels)))  # type: ignore[arg-type]
+
+
+SINGLE_LABEL = LabelFormat()
 
 
 def _rows_delimited(
@@ -128,6 +158,7 @@ def read_split(
     need_labels: bool = True,
     keep_texts: bool = True,
     hint: str = FIELDS_HINT,
+    label_format: LabelFormat = SINGLE_LABEL,
 ) -> Split:
     """Read a whole file of (text, label) rows. Empty texts and missing labels are errors naming the row.
 
@@ -139,10 +170,10 @@ def read_split(
     kind = detect_format(path, fmt)
     version = _version(path)  # before reading: a change from here on is caught when the texts are read again
     texts: list[str] = []
-    labels: list[str] = []
+    labels: list = []
     numbers = array("q")  # 8 bytes a text, not a Python int each
-    names: dict[str, str] = {}  # one string object per label name, not one per row
-    for number, text, label in _checked_rows(path, kind, text_field, label_field, need_labels, hint):
+    names: dict = {}  # one object per label name (or set of names), not one per row
+    for number, text, label in _checked_rows(path, kind, text_field, label_field, need_labels, hint, label_format):
         if keep_texts:
             texts.append(text)
         labels.append(names.setdefault(label, label))
@@ -154,9 +185,15 @@ def read_split(
 
 
 def _checked_rows(
-    path: Path, kind: str, text_field: str, label_field: str, need_labels: bool = False, hint: str = FIELDS_HINT
-) -> Iterator[tuple[int, str, str]]:
-    """(row number, text, label) of every row, each checked; a missing label is "" unless need_labels."""
+    path: Path,
+    kind: str,
+    text_field: str,
+    label_field: str,
+    need_labels: bool = False,
+    hint: str = FIELDS_HINT,
+    label_format: LabelFormat = SINGLE_LABEL,
+) -> Iterator[tuple[int, str, str | tuple[str, ...]]]:
+    """(row number, text, label) of every row, each checked; labels are read only when need_labels (else "")."""
     rows = (
         _rows_jsonl(path, text_field, label_field, hint)
         if kind == "jsonl"
@@ -167,10 +204,16 @@ def _checked_rows(
         for number, text, label in rows:
             if not isinstance(text, str) or not text.strip():
                 raise RnnclfError(f"{path}: line {number}: empty text in '{text_field}'")
-            label_text = _label_text(label)
-            if label_text is None and need_labels:
+            if not need_labels:
+                yield number, text, ""
+                continue
+            try:
+                parsed = label_format.parse(label, kind)
+            except ValueError as exc:
+                raise RnnclfError(f"{path}: line {number}: the label field '{label_field}' {exc}") from None
+            if parsed is None:
                 raise RnnclfError(f"{path}: line {number}: missing label in '{label_field}'")
-            yield number, text, label_text or ""
+            yield number, text, parsed
     except UnicodeDecodeError:
         raise RnnclfError(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"

@@ -17,6 +17,7 @@ from torch import nn
 from rnnclf.batching import Batch, iterate, sequential_batches
 from rnnclf.engine.device import flush_denormals
 from rnnclf.metrics import classification_report
+from rnnclf.multilabel import multilabel_report
 from rnnclf.tokenizer import EncodedTexts
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -63,19 +64,54 @@ def predict_logits(
     return out
 
 
-def cross_entropy(
+class MultiLabelLoss(nn.Module):
+    """Binary cross-entropy per label on sigmoid outputs; `pos_weight` weighs each label's positives, and label
+    smoothing moves every 0 / 1 target ε/2 toward 1/2."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        smoothed = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return nn.functional.binary_cross_entropy_with_logits(logits, smoothed, pos_weight=self.pos_weight)
+
+
+def loss_function(multi_label: bool, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
+    """The training loss: cross-entropy over classes, or for multi-label binary cross-entropy per label (with
+    class weights as positive weights)."""
+    if multi_label:
+        return MultiLabelLoss(weight, label_smoothing)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+
+
+def objective(
     logits: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
 ) -> float:
-    """Mean cross-entropy of logits against class indices; with class weights and label smoothing it is the
-    training objective."""
-    weight = weight.cpu() if weight is not None else None
-    return nn.functional.cross_entropy(
-        torch.from_numpy(logits), torch.from_numpy(targets).long(), weight=weight, label_smoothing=label_smoothing
-    ).item()
+    """The mean loss of logits against targets (class indices, or 0 / 1 rows for multi-label); with class weights
+    and label smoothing it is the training objective, without them the plain (binary) cross-entropy."""
+    multi_label = targets.ndim == 2
+    loss = loss_function(multi_label, weight.cpu() if weight is not None else None, label_smoothing)
+    target = torch.from_numpy(targets).float() if multi_label else torch.from_numpy(targets).long()
+    return loss(torch.from_numpy(logits), target).item()
 
 
-def scores(logits: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """The classification report of logits against targets, with the (plain) cross-entropy as `loss`."""
-    report = classification_report(targets, logits.argmax(axis=1), labels)
-    report["loss"] = cross_entropy(logits, targets)
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Softmax over classes, or a sigmoid per label."""
+    scores = torch.from_numpy(logits)
+    return (torch.sigmoid(scores) if multi_label else torch.softmax(scores, dim=1)).numpy()
+
+
+def scores(
+    logits: np.ndarray, targets: np.ndarray, labels: list[str], thresholds: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The classification report of logits against targets, with the plain (binary) cross-entropy as `loss`.
+    Multi-label targets (0 / 1 rows) get the multi-label report at `thresholds` (default 0.5 for every label)."""
+    if targets.ndim == 2:
+        cut = np.full(len(labels), 0.5) if thresholds is None else thresholds
+        report = multilabel_report(probabilities(logits, True), targets, labels, cut)
+    else:
+        report = classification_report(targets, logits.argmax(axis=1), labels)
+    report["loss"] = objective(logits, targets)
     return report

@@ -16,7 +16,9 @@ from torch import nn
 from rnnclf.batching import Batch
 from rnnclf.config import TrainConfig
 from rnnclf.engine.device import Precision
+from rnnclf.engine.inference import loss_function
 from rnnclf.errors import RnnclfError
+from rnnclf.multilabel import pos_weight
 
 
 class NonFiniteLoss(Exception):
@@ -27,9 +29,15 @@ class NonFiniteLoss(Exception):
         self.value = value
 
 
+POS_WEIGHT_CAP = 100.0  # multi-label `balanced`: a label with one positive in 5,000 texts gets 100, not 5,000
+
+
 def class_weight_tensor(setting: str | dict[str, float], labels: list[str], targets: np.ndarray) -> torch.Tensor | None:
+    """train.class_weights as a tensor: class weights, or for multi-label targets (0 / 1 rows) positive weights."""
     if setting == "none":
         return None
+    if setting == "balanced" and targets.ndim == 2:
+        return torch.tensor(pos_weight(targets, POS_WEIGHT_CAP), dtype=torch.float32)
     if setting == "balanced":
         counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
         return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
@@ -82,10 +90,11 @@ class TrainStep:
     device: torch.device
     precision: Precision
     grad_clip: float | None = None
+    multi_label: bool = False
 
     def __call__(self, batch: Batch) -> tuple[float, int]:
-        """Train on one batch; returns its mean loss and the number of right answers. Raises NonFiniteLoss
-        (before any update) when the loss is NaN or infinite."""
+        """Train on one batch; returns its mean loss and the number of right answers (multi-label: texts whose
+        labels at 0.5 are all right). Raises NonFiniteLoss (before any update) when the loss is NaN or infinite."""
         if self.device.type == "cuda":  # page-locked memory lets the copy overlap the previous step
             batch.ids, batch.labels = batch.ids.pin_memory(), batch.labels.pin_memory()
         ids = batch.ids.to(self.device, non_blocking=True)
@@ -95,9 +104,11 @@ class TrainStep:
             logits = self.net(ids, batch.lengths)
             loss = self.loss_fn(logits.float(), targets)
         # the loss and the count of right answers in one read: one wait for the device per step, not three
-        loss_value, correct = torch.stack(
-            [loss.detach(), (logits.argmax(dim=1) == targets).sum().to(loss.dtype)]
-        ).tolist()
+        if self.multi_label:
+            right = ((logits > 0) == (targets > 0.5)).all(dim=1)
+        else:
+            right = logits.argmax(dim=1) == targets
+        loss_value, correct = torch.stack([loss.detach(), right.sum().to(loss.dtype)]).tolist()
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(loss_value)
         self.optimizer.zero_grad(set_to_none=True)
@@ -120,16 +131,18 @@ def build_step(
     total_steps: int,
     device: torch.device,
     precision: Precision,
+    multi_label: bool = False,
 ) -> TrainStep:
     """The step `rnnclf train` runs for this config."""
     optimizer = build_optimizer(model, config)
     return TrainStep(
         net=net,
-        loss_fn=nn.CrossEntropyLoss(weight=class_weights, label_smoothing=config.label_smoothing).to(device),
+        loss_fn=loss_function(multi_label, class_weights, config.label_smoothing).to(device),
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, total_steps),
         scaler=torch.amp.GradScaler("cuda", enabled=precision.scaler and device.type == "cuda"),
         device=device,
         precision=precision,
         grad_clip=config.grad_clip,
+        multi_label=multi_label,
     )

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from rnnclf import files
+from rnnclf import files, machine
 from rnnclf.batching import bucket_by_length, iterate
 from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
@@ -29,11 +29,12 @@ from rnnclf.engine import checkpoint, distributed, session
 from rnnclf.engine.checkpoint import Progress
 from rnnclf.engine.device import ThreadGovernor, choose_device, choose_precision, seed_everything
 from rnnclf.engine.distributed import Group
-from rnnclf.engine.inference import cross_entropy, predict_logits, scores
+from rnnclf.engine.inference import objective, predict_logits, probabilities, scores
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
 from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
+from rnnclf.multilabel import choose_thresholds, describe_label_sets, headline, thresholds_file_payload
 from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
 from rnnclf.rundir import Run, load_run
 from rnnclf.tensor_files import load_tensors, save_tensors
@@ -93,6 +94,7 @@ class Trainer:
 
     def __init__(self, config: Config, run_dir: Path, previous: Run | None, command: list[str], log: Log) -> None:
         self.config, self.tc, self.run_dir, self.previous = config, config.train, run_dir, previous
+        self.multi_label = config.data.multi_label
         self.command, self.log = command, log
         self.plotting = True
         self.env_noted: dict | None = None  # the last thread change written to env.json
@@ -129,7 +131,14 @@ class Trainer:
         steps_per_epoch = distributed.steps_per_epoch(math.ceil(sizes["train"] / tc.batch_size), group)
         self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.data.targets["train"])
         self.step = build_step(
-            self.model, self.net, tc, self.class_weights, steps_per_epoch * tc.epochs, device, self.precision
+            self.model,
+            self.net,
+            tc,
+            self.class_weights,
+            steps_per_epoch * tc.epochs,
+            device,
+            self.precision,
+            self.multi_label,
         )
 
     def prepare_data(self) -> None:
@@ -150,6 +159,7 @@ class Trainer:
             f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
             f"{self.threads} CPU thread{'s' if self.threads > 1 else ''} ({why}), mixed precision: "
             f"{self.precision.describe()}"
+            + (f"; {machine.passive_wait_reason}" if machine.passive_wait_reason else "")
             + (f", {group.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if group.active else "")
         )
         self.labels = self.data.labels
@@ -159,7 +169,8 @@ class Trainer:
         self.log(
             "data: "
             + ", ".join(f"{name} {size:,}" for name, size in sizes.items())
-            + f" texts, {len(self.labels)} classes"
+            + (f" texts, {len(self.labels)} {'labels' if self.multi_label else 'classes'}")
+            + (f" ({describe_label_sets(self.data.targets)})" if self.multi_label else "")
         )
         self.vocab = vocabulary(self.data.tokenizer)
         self.log(f"vocabulary: {len(self.vocab):,} tokens ({self.config.tokenizer.kind}), fitted on the training split")
@@ -304,22 +315,28 @@ class Trainer:
         )
 
     def validate(self, split: str = "valid") -> dict[str, Any]:
-        """Metrics on a split, with `objective`: the training loss function (label smoothing and class weights
-        included) on it, comparable with train_loss. With several processes each predicts a share."""
-        encoded, targets = self.data.encoded[split], self.data.targets[split]
-        dtype = self.precision.autocast
+        """Metrics on a split (multi-label: at 0.5), with `objective`: the training loss function (label smoothing
+        and class weights included) on it, comparable with train_loss."""
+        return self.scores(self.logits(split), split)
+
+    def logits(self, split: str) -> np.ndarray:
+        """The model's logits on a split; with several processes each predicts a share."""
+        encoded, dtype = self.data.encoded[split], self.precision.autocast
         if not self.group.active:
-            logits = predict_logits(self.model, encoded, self.device, dtype=dtype)
-        else:
-            share = np.arange(len(encoded))[self.group.rank :: self.group.world]
-            parts = distributed.gather(
-                (share, predict_logits(self.model, encoded.take(share), self.device, dtype=dtype)), self.group
-            )
-            logits = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
-            for index, part in parts:
-                logits[index] = part
-        report = scores(logits, targets, self.labels)
-        report["objective"] = cross_entropy(logits, targets, self.class_weights, self.tc.label_smoothing)
+            return predict_logits(self.model, encoded, self.device, dtype=dtype)
+        share = np.arange(len(encoded))[self.group.rank :: self.group.world]
+        parts = distributed.gather(
+            (share, predict_logits(self.model, encoded.take(share), self.device, dtype=dtype)), self.group
+        )
+        logits = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        for index, part in parts:
+            logits[index] = part
+        return logits
+
+    def scores(self, logits: np.ndarray, split: str, thresholds: np.ndarray | None = None) -> dict[str, Any]:
+        targets = self.data.targets[split]
+        report = scores(logits, targets, self.labels, thresholds)
+        report["objective"] = objective(logits, targets, self.class_weights, self.tc.label_smoothing)
         return report
 
     def end_epoch(self, epoch_seconds: float, session_tokens: int, board: Any) -> dict[str, Any]:
@@ -343,9 +360,10 @@ class Trainer:
             log_epoch(board, record)
         if self.plotting and self.group.main:  # until matplotlib turns out to be missing (said once)
             self.plotting = save_curves(self.run_dir, tc.metric, self.log)
+        shown = f"micro F1 {valid['micro_f1']:.4f}" if self.multi_label else f"acc {valid['accuracy']:.4f}"
         self.log(
             f"epoch {p.epoch}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
-            f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} macro F1 {valid['macro_f1']:.4f}  "
+            f"valid loss {valid['loss']:.4f} {shown} macro F1 {valid['macro_f1']:.4f}  "
             f"{record['tokens_per_s']:,.0f} tok/s  {epoch_seconds:.1f}s{'  *best' if improved else ''}"
         )
         stopping = tc.early_stopping is not None and p.stale >= tc.early_stopping
@@ -369,6 +387,11 @@ class Trainer:
             "valid_objective": valid["objective"],
             "valid_accuracy": valid["accuracy"],
             "valid_macro_f1": valid["macro_f1"],
+            **(
+                {"valid_micro_f1": valid["micro_f1"], "valid_samples_f1": valid["samples_f1"]}
+                if self.multi_label
+                else {}
+            ),
             "lr": self.step.optimizer.param_groups[0]["lr"],
             "tokens_per_s": tokens / max(epoch_seconds, 1e-9),  # all processes together
             "epoch_seconds": epoch_seconds,
@@ -380,14 +403,17 @@ class Trainer:
         """The best weights on valid (and test): metrics.json, env.json's end time. Returns the summary."""
         p = self.progress
         self.model.load_state_dict(load_tensors(self.run_dir / files.WEIGHTS))  # the best weights, exactly as saved
-        best_valid = self.validate()
-        test = None
-        if "test" in self.data.encoded:
-            test = self.validate("test")
-            self.log(
-                f"test (best epoch {p.best_epoch}): accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
-                f"weighted F1 {test['weighted_f1']:.4f}"
-            )
+        reports = {}
+        for split in ("valid", "test") if "test" in self.data.encoded else ("valid",):
+            logits = self.logits(split)
+            if split == "valid":
+                thresholds = self.choose_thresholds(logits) if self.multi_label else None
+            reports[split] = self.scores(logits, split, thresholds)
+            if thresholds is not None:  # beside the figures at one global 0.5, for comparison
+                reports[split]["at_0.5"] = headline(self.scores(logits, split))
+        test = reports.get("test")
+        if test is not None:
+            self.log(f"test (best epoch {p.best_epoch}): {_describe_test(test)}")
         distributed.barrier(self.group)  # rank 0 has written the last epoch's line
         history = [
             json.loads(line) for line in (self.run_dir / files.METRICS_LOG).read_text(encoding="utf-8").splitlines()
@@ -399,7 +425,8 @@ class Trainer:
             "metric": self.tc.metric,
             "train_seconds": p.seconds,
             "tokens_per_s": sum(r["tokens_per_s"] for r in history) / len(history),
-            "valid": best_valid,
+            **({"multi_label": True, "thresholds": self.threshold_info} if thresholds is not None else {}),
+            "valid": reports["valid"],
             "test": test,
         }
         if self.group.main:
@@ -407,3 +434,25 @@ class Trainer:
             self.env["finished"] = session.now()
             files.write_json(self.run_dir / files.ENV, self.env)
         return summary
+
+    def choose_thresholds(self, valid_logits: np.ndarray) -> np.ndarray:
+        """Multi-label: each label's decision threshold, chosen on the validation split (train.thresholds), written
+        to thresholds.json."""
+        tc = self.tc
+        valid = probabilities(valid_logits, True), self.data.targets["valid"], self.labels
+        thresholds, info = choose_thresholds(*valid, tc.thresholds, tc.threshold_min_support, tc.threshold_floor)
+        self.threshold_info = info
+        if self.group.main:
+            files.write_json(self.run_dir / files.THRESHOLDS, thresholds_file_payload(self.labels, thresholds, info))
+        self.log(f"thresholds: {info['description']}, written to {self.run_dir / files.THRESHOLDS}")
+        return thresholds
+
+
+def _describe_test(test: dict[str, Any]) -> str:
+    if "micro_f1" not in test:
+        return (
+            f"accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, weighted F1 {test['weighted_f1']:.4f}"
+        )
+    plain = test.get("at_0.5")
+    at_half = f" (at 0.5: {plain['micro_f1']:.4f} / {plain['macro_f1']:.4f})" if plain else ""
+    return f"micro F1 {test['micro_f1']:.4f}, macro F1 {test['macro_f1']:.4f}{at_half}, subset accuracy {test['accuracy']:.4f}"
