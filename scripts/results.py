@@ -3,9 +3,16 @@ fastText trained on the same splits in the same run and the published figures.
 
     .venv/bin/pip install fasttext-numpy2==0.10.4     # script-only dependency, not one of rnnclf's
     .venv/bin/python scripts/results.py [--corpora r8 r52 20ng] [--seeds 0 1 2] [--out results]
+    .venv/bin/python scripts/results.py --corpora reuters21578    # multi-label: its own table
 
 Each corpus trains with configs/<corpus>.yaml (chosen on the validation split; the test split is
-only read for the final figures). Runs go to <out>/runs/, the table to <out>/results.md.
+only read for the final figures). Runs go to <out>/runs/, the single-label table to <out>/results.md
+and each multi-label corpus's table to <out>/results_<corpus>.md (with .json beside each).
+
+The multi-label fastText baseline (`-loss ova`) trains on a seeded random 90% of the training split,
+takes the one global threshold with the best micro-F1 on the other 10%, and is scored on test by that
+same 90% model (the 10% tune the threshold only: a model retrained on all of train would score
+differently from the one the threshold was tuned for). It runs once per seed, the seed choosing the 10%.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from rnnclf.data.builtin import CORPORA, fetch
+from rnnclf.multilabel import multilabel_report, tune_thresholds
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # test accuracy (%) as published; see ../shared/corpora.md for sources
@@ -33,6 +45,14 @@ PUBLISHED = {
     "BERT (BertGCN paper)": {"r8": 97.8, "r52": 96.4, "20ng": 85.3},
 }
 TARGETS = {"r8": 97.5, "r52": 94.0, "20ng": 84.0}
+
+# multi-label: published test F1 (%), and the target test micro-F1 (%); see ../shared/corpora.md
+PUBLISHED_MULTI_LABEL = {
+    "reuters21578": {
+        "regularised BiLSTM (Adhikari et al., NAACL 2019), on 90 labels, ours has 95: compare with care": 87.0
+    },
+}
+TARGETS_MULTI_LABEL = {"reuters21578": 89.0}
 
 
 def run_rnnclf(corpus: str, seed: int, out: Path) -> dict:
@@ -57,12 +77,16 @@ def run_rnnclf(corpus: str, seed: int, out: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def fasttext_line(text: str, labels: list[str]) -> str:
+    """One fastText line: its labels (spaces turned into _) and then the text on one line."""
+    prefixes = " ".join("__label__" + "_".join(label.split()) for label in labels)
+    return f"{prefixes} {' '.join(text.split())}\n"
+
+
 def run_fasttext(corpus: str) -> tuple[float, float]:
     """fastText with dim 100, word bigrams, 25 epochs, lr 1.0 (its tutorial's setting for these options),
     2 threads, on the official train split; (accuracy, seconds)."""
     import fasttext
-
-    from rnnclf.data.builtin import fetch
 
     files = fetch(corpus)
 
@@ -75,7 +99,7 @@ def run_fasttext(corpus: str) -> tuple[float, float]:
             row = json.loads(line)
             label = "_".join(row["label"].split())
             labels.append(label)
-            handle.write(f"__label__{label} {' '.join(row['text'].split())}\n")
+            handle.write(fasttext_line(row["text"], [label]))
         handle.flush()
         return labels
 
@@ -93,18 +117,188 @@ def run_fasttext(corpus: str) -> tuple[float, float]:
     return 100 * sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth), seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", nargs="+", default=["r8", "r52", "20ng"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=ROOT / "results")
-    parser.add_argument("--no-fasttext", action="store_true", help="skip the fastText baseline")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+def read_multi_label(path: Path) -> list[tuple[str, list[str]]]:
+    """(text, labels) rows of a multi-label JSONL split."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row["text"], row["labels"]) for row in rows]
 
+
+def indicator_matrix(label_lists: list[list[str]], labels: list[str]) -> np.ndarray:
+    """(texts, labels) 0/1 targets."""
+    column = {label: i for i, label in enumerate(labels)}
+    targets = np.zeros((len(label_lists), len(labels)), dtype=np.int8)
+    for row, row_labels in enumerate(label_lists):
+        targets[row, [column[label] for label in row_labels]] = 1
+    return targets
+
+
+def train_fasttext_ova(rows: list[tuple[str, list[str]]]):
+    """fastText -loss ova, dim 100, word bigrams, 25 epochs, lr 0.5, 2 threads, on the rows in their order;
+    (model, seconds, texts skipped for having no label: fastText cannot train on those)."""
+    import fasttext
+
+    labelled = [(text, labels) for text, labels in rows if labels]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as train:
+        train.writelines(fasttext_line(text, labels) for text, labels in labelled)
+        train.flush()
+        start = time.perf_counter()
+        model = fasttext.train_supervised(
+            train.name, loss="ova", dim=100, wordNgrams=2, epoch=25, lr=0.5, thread=2, verbose=0
+        )
+        seconds = time.perf_counter() - start
+    return model, seconds, len(rows) - len(labelled)
+
+
+def fasttext_probabilities(model, texts: list[str], labels: list[str]) -> np.ndarray:
+    """(texts, labels) probabilities of every label; 0 for a label the model never saw in training."""
+    column = {"__label__" + "_".join(label.split()): i for i, label in enumerate(labels)}
+    names, values = model.predict([" ".join(text.split()) for text in texts], k=-1, threshold=0.0)
+    probabilities = np.zeros((len(texts), len(labels)))
+    for row, (row_names, row_values) in enumerate(zip(names, values, strict=True)):
+        probabilities[row, [column[name] for name in row_names]] = row_values
+    return probabilities
+
+
+def run_fasttext_ova(corpus: str, seed: int, lowercase: bool = False) -> dict:
+    """fastText ova trained on a random 90% of train (chosen by `seed`), its one global threshold tuned for
+    micro-F1 on the other 10%, scored on test by the same code as rnnclf's runs (multilabel_report). With
+    `lowercase`, the texts are lowercased first, as rnnclf's word tokenizer does."""
+    files = fetch(corpus)
+    train, test = read_multi_label(files["train"]), read_multi_label(files["test"])
+    if lowercase:
+        train, test = ([(text.lower(), labels) for text, labels in rows] for rows in (train, test))
+    labels = sorted({label for _, row_labels in train + test for label in row_labels})
+    random.Random(seed).shuffle(train)  # also fastText's input order: it does not shuffle, and train is by date
+    held_out, fit = train[: len(train) // 10], train[len(train) // 10 :]
+    model, seconds, skipped = train_fasttext_ova(fit)
+
+    def scores(rows: list[tuple[str, list[str]]]) -> tuple[np.ndarray, np.ndarray]:
+        texts, label_lists = zip(*rows, strict=True)
+        return fasttext_probabilities(model, list(texts), labels), indicator_matrix(list(label_lists), labels)
+
+    # floor 0: an exact search over every threshold, not only rnnclf's >= 0.05
+    threshold = tune_thresholds(*scores(held_out), labels, floor=0.0)[1]["global"]
+    report = multilabel_report(*scores(test), labels, np.full(len(labels), threshold))
+    return {
+        "micro_f1": 100 * report["micro_f1"],
+        "macro_f1": 100 * report["macro_f1"],
+        "threshold": threshold,
+        "seconds": seconds,
+        "train_texts": len(fit) - skipped,
+        "held_out_texts": len(held_out),
+        "skipped_unlabelled": skipped,
+        "labels_unseen_in_training": len(set(labels) - {label for _, row_labels in fit for label in row_labels}),
+    }
+
+
+def spread(values: list[float]) -> dict:
+    """The values with their mean and sample standard deviation (0 for one value)."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"each": values, "mean": statistics.mean(values), "std": std}
+
+
+def multi_label_row(runs: list[dict], fasttext_runs: dict[str, list[dict]]) -> dict:
+    """F1 figures (%) of rnnclf's runs at their tuned thresholds and at 0.5, on test and valid, and fastText's."""
+
+    def f1(split: str, key: str, at_half: bool = False) -> dict:
+        return spread([100 * (run[split]["at_0.5"] if at_half else run[split])[key] for run in runs])
+
+    row = {
+        "thresholds": sorted({run["thresholds"]["method"] for run in runs}),
+        "test_micro_f1": f1("test", "micro_f1"),
+        "test_macro_f1": f1("test", "macro_f1"),
+        "test_micro_f1_at_0.5": f1("test", "micro_f1", at_half=True),
+        "test_macro_f1_at_0.5": f1("test", "macro_f1", at_half=True),
+        "valid_micro_f1": f1("valid", "micro_f1"),
+        "valid_macro_f1": f1("valid", "macro_f1"),
+        "valid_micro_f1_at_0.5": f1("valid", "micro_f1", at_half=True),
+        "valid_macro_f1_at_0.5": f1("valid", "macro_f1", at_half=True),
+        "seconds": statistics.mean(run["train_seconds"] for run in runs),
+        "tokens_per_s": statistics.mean(run["tokens_per_s"] for run in runs),
+    }
+    for name, baseline in fasttext_runs.items():  # "fasttext" (texts as they are), "fasttext_lowercase"
+        row[name] = {
+            "micro_f1": spread([run["micro_f1"] for run in baseline]),
+            "macro_f1": spread([run["macro_f1"] for run in baseline]),
+            "seconds": statistics.mean(run["seconds"] for run in baseline),
+            "runs": baseline,
+        }
+    return row
+
+
+def machine_line(out: Path, corpus: str, seed: int) -> str:
+    env = json.loads((out / "runs" / f"{corpus}-seed{seed}" / "env.json").read_text())
+    return (
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {env['threads']} torch threads, torch {env['torch']}"
+    )
+
+
+def multi_label_table(corpus: str, row: dict, seeds: list[int], machine: str) -> str:
+    """The Markdown table of one multi-label corpus: test micro-F1 and macro-F1 (%)."""
+
+    def cell(figures: dict) -> str:
+        return f"{figures['mean']:.2f} ± {figures['std']:.2f}"
+
+    def each(figures: dict) -> str:
+        return " / ".join(f"{value:.2f}" for value in figures["each"])
+
+    lines = [
+        f"{corpus} (multi-label): test F1 (%), mean ± std over seeds {', '.join(map(str, seeds))}; {machine}.",
+        "",
+        "| model | test micro-F1 | test macro-F1 |",
+        "|---|---|---|",
+        f"| **rnnclf** (configs/{corpus}.yaml), thresholds chosen on valid ({', '.join(row['thresholds'])}) | "
+        f"**{cell(row['test_micro_f1'])}** | **{cell(row['test_macro_f1'])}** |",
+        f"| rnnclf, each seed | {each(row['test_micro_f1'])} | {each(row['test_macro_f1'])} |",
+        f"| rnnclf, same models at one global threshold 0.5 | {cell(row['test_micro_f1_at_0.5'])} "
+        f"| {cell(row['test_macro_f1_at_0.5'])} |",
+        "| rnnclf on **valid**, thresholds tuned on valid itself (optimistic) "
+        f"| {cell(row['valid_micro_f1'])} | {cell(row['valid_macro_f1'])} |",
+        f"| rnnclf on **valid** at 0.5 | {cell(row['valid_micro_f1_at_0.5'])} | {cell(row['valid_macro_f1_at_0.5'])} |",
+        f"| rnnclf training time per run (2 CPU cores) | {row['seconds'] / 60:.1f} min "
+        f"({row['tokens_per_s'] / 1000:.0f}k tok/s) | |",
+    ]
+    for name, texts in (("fasttext", "texts as they are"), ("fasttext_lowercase", "texts lowercased as rnnclf's")):
+        if name not in row:
+            continue
+        fasttext = row[name]
+        thresholds = " / ".join(f"{run['threshold']:.3f}" for run in fasttext["runs"])
+        skipped = fasttext["runs"][0]["skipped_unlabelled"]
+        note = f", {skipped} training texts without a label skipped" if skipped else ""
+        lines += [
+            f"| fastText -loss ova here, {texts} (dim 100, bigrams, 25 epochs, lr 0.5, 2 threads), trained on 90% "
+            f"of train, one global threshold tuned on the other 10% ({thresholds}), "
+            f"training {fasttext['seconds']:.0f}s per run{note} "
+            f"| {cell(fasttext['micro_f1'])} | {cell(fasttext['macro_f1'])} |",
+            f"| fastText, {texts}, each seed | {each(fasttext['micro_f1'])} | {each(fasttext['macro_f1'])} |",
+        ]
+    for name, figure in PUBLISHED_MULTI_LABEL.get(corpus, {}).items():
+        lines.append(f"| {name}, published | {figure:.1f} | |")
+    if corpus in TARGETS_MULTI_LABEL:
+        lines.append(f"| target of the multi-label issue | {TARGETS_MULTI_LABEL[corpus]:.1f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def multi_label_results(corpus: str, seeds: list[int], out: Path, fasttext: bool) -> None:
+    """Train (or reuse) rnnclf's runs and fastText on one multi-label corpus; write results_<corpus>.md/.json."""
+    runs = [run_rnnclf(corpus, seed, out) for seed in seeds]
+    fasttext_runs = {}
+    if fasttext:
+        fasttext_runs["fasttext"] = [run_fasttext_ova(corpus, seed) for seed in seeds]
+        fasttext_runs["fasttext_lowercase"] = [run_fasttext_ova(corpus, seed, lowercase=True) for seed in seeds]
+    row = multi_label_row(runs, fasttext_runs)
+    print(corpus, json.dumps(row), flush=True)
+    table = multi_label_table(corpus, row, seeds, machine_line(out, corpus, seeds[0]))
+    (out / f"results_{corpus}.md").write_text(table, encoding="utf-8")
+    (out / f"results_{corpus}.json").write_text(json.dumps(row, indent=2), encoding="utf-8")
+    print(table)
+
+
+def single_label_results(corpora: list[str], seeds: list[int], out: Path, fasttext: bool) -> None:
+    """Train (or reuse) rnnclf's runs and fastText on the single-label corpora; write results.md/.json."""
     rows = {}
-    for corpus in args.corpora:
-        runs = [run_rnnclf(corpus, seed, args.out) for seed in args.seeds]
+    for corpus in corpora:
+        runs = [run_rnnclf(corpus, seed, out) for seed in seeds]
         accuracies = [100 * run["test"]["accuracy"] for run in runs]
         rows[corpus] = {
             "accuracies": accuracies,
@@ -114,42 +308,58 @@ def main() -> None:
             "seconds": statistics.mean(run["train_seconds"] for run in runs),
             "tokens_per_s": statistics.mean(run["tokens_per_s"] for run in runs),
         }
-        if not args.no_fasttext:
+        if fasttext:
             rows[corpus]["fasttext"], rows[corpus]["fasttext_seconds"] = run_fasttext(corpus)
         print(corpus, json.dumps(rows[corpus]), flush=True)
 
-    env = json.loads((args.out / "runs" / f"{args.corpora[0]}-seed{args.seeds[0]}" / "env.json").read_text())
     lines = [
-        f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, args.seeds))}; "
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, {env['threads']} torch threads, torch {env['torch']}.",
+        f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}; "
+        f"{machine_line(out, corpora[0], seeds[0])}.",
         "",
-        "| model | " + " | ".join(c.upper() for c in args.corpora) + " |",
-        "|---|" + "---|" * len(args.corpora),
+        "| model | " + " | ".join(c.upper() for c in corpora) + " |",
+        "|---|" + "---|" * len(corpora),
         "| **rnnclf** (configs/<corpus>.yaml) | "
-        + " | ".join(f"**{rows[c]['mean']:.2f} ± {rows[c]['std']:.2f}**" for c in args.corpora)
+        + " | ".join(f"**{rows[c]['mean']:.2f} ± {rows[c]['std']:.2f}**" for c in corpora)
         + " |",
         "| rnnclf, each seed | "
-        + " | ".join(" / ".join(f"{a:.2f}" for a in rows[c]["accuracies"]) for c in args.corpora)
+        + " | ".join(" / ".join(f"{a:.2f}" for a in rows[c]["accuracies"]) for c in corpora)
         + " |",
         "| rnnclf training time per run (2 CPU cores) | "
         + " | ".join(
-            f"{rows[c]['seconds'] / 60:.1f} min ({rows[c]['tokens_per_s'] / 1000:.0f}k tok/s)" for c in args.corpora
+            f"{rows[c]['seconds'] / 60:.1f} min ({rows[c]['tokens_per_s'] / 1000:.0f}k tok/s)" for c in corpora
         )
         + " |",
     ]
-    if not args.no_fasttext:
+    if fasttext:
         lines.append(
             "| fastText here, same splits (dim 100, bigrams, 25 epochs, lr 1.0, 2 threads) | "
-            + " | ".join(f"{rows[c]['fasttext']:.2f} ({rows[c]['fasttext_seconds']:.0f}s)" for c in args.corpora)
+            + " | ".join(f"{rows[c]['fasttext']:.2f} ({rows[c]['fasttext_seconds']:.0f}s)" for c in corpora)
             + " |"
         )
     for name, figures in PUBLISHED.items():
-        lines.append(f"| {name}, published | " + " | ".join(f"{figures[c]:.1f}" for c in args.corpora) + " |")
-    lines.append("| target of issue 3 | " + " | ".join(f"{TARGETS[c]:.1f}" for c in args.corpora) + " |")
+        lines.append(f"| {name}, published | " + " | ".join(f"{figures[c]:.1f}" for c in corpora) + " |")
+    lines.append("| target of issue 3 | " + " | ".join(f"{TARGETS[c]:.1f}" for c in corpora) + " |")
     table = "\n".join(lines) + "\n"
-    (args.out / "results.md").write_text(table, encoding="utf-8")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    (out / "results.md").write_text(table, encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", nargs="+", default=["r8", "r52", "20ng"], choices=list(CORPORA))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--no-fasttext", action="store_true", help="skip the fastText baseline")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    single_label = [corpus for corpus in args.corpora if not CORPORA[corpus].multi_label]
+    if single_label:
+        single_label_results(single_label, args.seeds, args.out, not args.no_fasttext)
+    for corpus in args.corpora:
+        if CORPORA[corpus].multi_label:
+            multi_label_results(corpus, args.seeds, args.out, not args.no_fasttext)
 
 
 if __name__ == "__main__":
