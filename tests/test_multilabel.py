@@ -301,3 +301,21 @@ def test_two_processes_train_a_multi_label_run(ws, tmp_path):
 def test_threshold_mistakes_are_one_line(ws):
     assert_user_error(rnnclf("predict", "run", "x", "--threshold", "1.5", cwd=ws), "--threshold 1.5", "between 0 and 1")
     assert_user_error(rnnclf("eval", "run", "--threshold", "-0.1", cwd=ws), "between 0 and 1")
+
+
+def test_the_output_bias_starts_at_each_label_frequency():
+    from rnnclf.multilabel import label_prior_logits
+
+    targets = np.zeros((1000, 3), dtype=np.uint8)
+    targets[:250, 0], targets[:10, 1] = 1, 1  # shares 0.25, 0.01 and 0 (kept at 1e-4)
+    shares = torch.sigmoid(torch.from_numpy(label_prior_logits(targets))).numpy()
+    assert shares == pytest.approx([0.25, 0.01, 1e-4], rel=1e-4)
+
+
+def test_int8_is_checked_on_label_sets(ws):
+    result = rnnclf("export", "run", "--quantize", "int8", cwd=ws)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((ws / "run" / "int8.json").read_text())
+    assert record["agreement"] >= 0.99  # the share of validation texts given the same set of labels
+    report = json.loads(rnnclf("eval", "run", "--int8", "--format", "json", cwd=ws).stdout)
+    assert report["multi_label"] and abs(report["micro_f1"] - report["fp32"]["micro_f1"]) < 0.02

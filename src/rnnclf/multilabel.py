@@ -229,3 +229,10 @@ def describe_label_sets(targets: dict[str, np.ndarray]) -> str:
     return f"multi-label; {targets['train'].sum(axis=1).mean():.2f} labels per training text" + (
         f"; texts with no label: {counts}" if counts else ""
     )
+
+
+def label_prior_logits(targets: np.ndarray, smallest: float = 1e-4) -> np.ndarray:
+    """The logit of each label's share of texts (kept within [smallest, 1 - smallest]): the output bias at which
+    an untrained model predicts each label's frequency."""
+    share = np.clip(np.asarray(targets, dtype=np.float64).mean(axis=0), smallest, 1 - smallest)
+    return np.log(share / (1 - share)).astype(np.float32)

@@ -22,6 +22,14 @@ from rnnclf.cli.app import (
 )
 from rnnclf.errors import RnnclfError
 
+Threshold = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="Multi-label runs: one decision threshold for every label, instead of the run's own (thresholds.json).",
+    ),
+]
+
 
 @app.command("eval")
 def evaluate(
@@ -42,13 +50,7 @@ def evaluate(
         bool,
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold",
-            help="Multi-label runs: one decision threshold for every label, instead of the run's own (thresholds.json).",
-        ),
-    ] = None,
+    threshold: Threshold = None,
 ) -> None:
     """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run; for a multi-label run,
     micro / macro / weighted / samples F1, subset accuracy, Hamming loss, and per label scores and thresholds.
@@ -121,13 +123,7 @@ def predict(
         bool,
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold",
-            help="Multi-label runs: one decision threshold for every label, instead of the run's own (thresholds.json).",
-        ),
-    ] = None,
+    threshold: Threshold = None,
 ) -> None:
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
     every label's probability.

@@ -34,7 +34,13 @@ from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
 from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
-from rnnclf.multilabel import choose_thresholds, describe_label_sets, headline, thresholds_file_payload
+from rnnclf.multilabel import (
+    choose_thresholds,
+    describe_label_sets,
+    headline,
+    label_prior_logits,
+    thresholds_file_payload,
+)
 from rnnclf.plots import log_epoch, log_step, require_tensorboard, save_curves, tensorboard
 from rnnclf.rundir import Run, load_run
 from rnnclf.tensor_files import load_tensors, save_tensors
@@ -180,6 +186,11 @@ class Trainer:
         self.model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(self.config))
         if self.config.embedding.pretrained and self.fresh:
             self.load_vectors()
+        if self.multi_label and self.fresh:
+            # each label starts at its training frequency rather than 1/2: the first steps learn the texts, not
+            # that almost every label is almost always absent
+            with torch.no_grad():
+                self.model.head.bias.copy_(torch.from_numpy(label_prior_logits(self.data.targets["train"])))
         self.model.to(self.device)
         # DDP copies rank 0's weights to all; each rank then draws its own dropout masks
         self.net = self.model
