@@ -144,10 +144,11 @@ class TrainConfig(Section):
         description="validation metric that picks the best weights and drives early stopping; multi-label: "
         "micro_f1 by default, also macro_f1, samples_f1, accuracy (subset accuracy) or loss, at threshold 0.5",
     )
-    thresholds: Literal["per_label", "global", "fixed"] = Field(
-        "per_label",
+    thresholds: Literal["auto", "per_label", "global", "fixed"] = Field(
+        "auto",
         description="multi-label decision thresholds chosen on validation after training: per_label (each "
-        "label's best F1), global (one value, best micro F1) or fixed (0.5)",
+        "label's best F1), global (one value, best micro F1), fixed (0.5), or auto (whichever of the three "
+        "scores best on held-out halves of the validation split)",
     )
     threshold_min_support: int = Field(
         3, ge=1, description="per_label: labels with fewer validation positives get the global threshold"

@@ -35,6 +35,7 @@ from rnnclf.errors import RnnclfError
 from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
 from rnnclf.multilabel import (
+    AUTO_RULES,
     choose_thresholds,
     describe_label_sets,
     headline,
@@ -420,8 +421,11 @@ class Trainer:
             if split == "valid":
                 thresholds = self.choose_thresholds(logits) if self.multi_label else None
             reports[split] = self.scores(logits, split, thresholds)
-            if thresholds is not None:  # beside the figures at one global 0.5, for comparison
+            if thresholds is not None:  # beside them, each threshold rule's figures (fixed: one global 0.5)
                 reports[split]["at_0.5"] = headline(self.scores(logits, split))
+                reports[split]["by_rule"] = {
+                    rule: headline(self.scores(logits, split, cut)) for rule, cut in self.rule_thresholds.items()
+                }
         test = reports.get("test")
         if test is not None:
             self.log(f"test (best epoch {p.best_epoch}): {_describe_test(test)}")
@@ -453,6 +457,10 @@ class Trainer:
         valid = probabilities(valid_logits, True), self.data.targets["valid"], self.labels
         thresholds, info = choose_thresholds(*valid, tc.thresholds, tc.threshold_min_support, tc.threshold_floor)
         self.threshold_info = info
+        self.rule_thresholds = {
+            rule: choose_thresholds(*valid, rule, tc.threshold_min_support, tc.threshold_floor)[0]
+            for rule in AUTO_RULES
+        }
         if self.group.main:
             files.write_json(self.run_dir / files.THRESHOLDS, thresholds_file_payload(self.labels, thresholds, info))
         self.log(f"thresholds: {info['description']}, written to {self.run_dir / files.THRESHOLDS}")
