@@ -24,7 +24,7 @@ CONFIG = (
     "data: {train: train.jsonl, test: test.jsonl, multi_label: true, label_field: labels, max_length: 40}\n"
     "embedding: {dim: 32}\n"
     "model: {encoder: gru, hidden_size: 32}\n"
-    "train: {epochs: 5, batch_size: 32, lr: 0.005, num_threads: 1}\n"
+    "train: {epochs: 5, batch_size: 32, lr: 0.005, num_threads: 1, thresholds: per_label}\n"
 )
 
 
@@ -136,6 +136,9 @@ def test_training_writes_thresholds_and_multi_label_metrics(ws):
     assert saved["method"] == "per_label_f1" and "rare" in saved["fallback"]  # too few in validation to tune
     assert all(saved["floor"] <= value <= 1 for value in saved["thresholds"].values())
     assert metrics["test"]["per_class"]["sport"]["threshold"] == saved["thresholds"]["sport"]
+    by_rule = metrics["test"]["by_rule"]
+    assert by_rule["per_label"]["micro_f1"] == metrics["test"]["micro_f1"]  # the rule this run used
+    assert by_rule["fixed"] == metrics["test"]["at_0.5"]
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all("valid_micro_f1" in line and "valid_samples_f1" in line for line in lines)
     config = (run / "config.yaml").read_text()
@@ -246,9 +249,9 @@ def test_every_encoder_and_pooling_trains_multi_label(tmp_path, model):
     assert (tmp_path / "run" / "thresholds.json").exists()
 
 
-def test_threshold_modes_global_and_fixed(tmp_path):
+def test_threshold_modes_global_fixed_and_auto(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", multi_label_task(400, seed=7))
-    for mode in ("global", "fixed"):
+    for mode in ("global", "fixed", "auto"):
         text = (
             "data: {train: train.jsonl, multi_label: true, label_field: labels}\nembedding: {dim: 8}\n"
             f"model: {{encoder: gru, hidden_size: 8}}\ntrain: {{epochs: 1, thresholds: {mode}, num_threads: 1}}\n"
@@ -257,7 +260,29 @@ def test_threshold_modes_global_and_fixed(tmp_path):
         train(load_config(_config(tmp_path, text)), log=quiet)
         saved = json.loads((tmp_path / mode / "thresholds.json").read_text())
         values = set(saved["thresholds"].values())
-        assert len(values) == 1 and (values == {0.5}) == (mode == "fixed")
+        if mode == "auto":
+            assert saved["chosen_by"] == "auto" and set(saved["held_out_micro_f1"]) == {"fixed", "global", "per_label"}
+        else:
+            assert len(values) == 1 and (values == {0.5}) == (mode == "fixed")
+
+
+def test_auto_keeps_per_label_thresholds_only_where_they_generalise():
+    from rnnclf.multilabel import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    labels = ["low", "high"]
+    targets = (rng.random((600, 2)) < 0.3).astype(np.uint8)
+    # "low" separates at 0.2, "high" at 0.8: one threshold for both cannot fit, per-label ones do
+    centres = np.where(targets == 1, [0.3, 0.9], [0.1, 0.7])
+    probs = np.clip(centres + rng.normal(0, 0.04, targets.shape), 0, 1)
+    _, info = choose_thresholds(probs, targets, labels, "auto")
+    assert info["method"] == "per_label_f1" and info["chosen_by"] == "auto"
+    # calibrated probabilities of 40 rare labels: per-label tuning on a few hundred texts fits noise
+    probs = rng.beta(0.3, 4, size=(400, 40))
+    targets = (rng.random(probs.shape) < probs).astype(np.uint8)
+    _, info = choose_thresholds(probs, targets, [f"l{i}" for i in range(40)], "auto")
+    held_out = info["held_out_micro_f1"]
+    assert info["method"] != "per_label_f1" and held_out["per_label"] < max(held_out["fixed"], held_out["global"])
 
 
 def test_a_killed_multi_label_run_resumes_exactly(tmp_path):
