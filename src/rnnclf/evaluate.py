@@ -108,7 +108,7 @@ def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tupl
     encoded, targets = encoded_split(predictor, labelled)
     logits, reference_logits = predictor.encoded_logits(encoded), reference.encoded_logits(encoded)
     if predictor.multi_label:
-        cut = predictor.thresholds if predictor.thresholds is not None else 0.5
+        cut = predictor.thresholds  # the same for both: the reference was given the same --threshold
         decided = probabilities(logits, True) >= cut, probabilities(reference_logits, True) >= cut
         agreement = float(np.mean((decided[0] == decided[1]).all(axis=1)))
     else:

@@ -250,8 +250,7 @@ def _output_about(run: Run) -> str:
 
 def _thresholds(run: Run) -> dict[str, float]:
     """The decision threshold of each label (thresholds.json; 0.5 for a run that has none yet)."""
-    values = run.thresholds if run.thresholds is not None else np.full(len(run.labels), 0.5)
-    return {label: float(value) for label, value in zip(run.labels, values, strict=True)}
+    return {label: float(value) for label, value in zip(run.labels, run.thresholds, strict=True)}
 
 
 class OnnxPredictor(Decisions):

@@ -49,11 +49,10 @@ class Decisions:
         """Multi-label: for each text the labels over their thresholds (maybe none), every label's probability,
         and the top_k best whatever their thresholds."""
         probs = self.predict_proba(texts)
-        cut = self.thresholds if self.thresholds is not None else np.full(len(self.labels), 0.5)
         tops = top_labels(probs, self.labels, top_k) if top_k else [[] for _ in probs]
         return [
             LabelSet(
-                labels=[self.labels[j] for j in np.flatnonzero(row >= cut)],
+                labels=[self.labels[j] for j in np.flatnonzero(row >= self.thresholds)],
                 scores={self.labels[j]: float(row[j]) for j in np.argsort(-row, kind="stable")},
                 top=top,
             )

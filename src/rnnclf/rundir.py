@@ -35,7 +35,7 @@ class Run:
     labels: list[str]
     tokenizer: Tokenizer
     weights: dict[str, torch.Tensor]
-    thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json)
+    thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json, else 0.5)
 
 
 def load_run(path: Path | str, weights: bool = True) -> Run:
@@ -66,8 +66,11 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
     tensors = load_tensors(path / WEIGHTS) if weights else {}
     config = parse_config(raw, path / CONFIG)
     thresholds = None
-    if config.data.multi_label and (path / THRESHOLDS).exists():  # written when training ends
-        thresholds = read_thresholds(_read_json(path / THRESHOLDS), labels, str(path / THRESHOLDS))
+    if config.data.multi_label:  # thresholds.json is written when training ends; until then, 0.5 for every label
+        file = path / THRESHOLDS
+        thresholds = (
+            read_thresholds(_read_json(file), labels, str(file)) if file.exists() else np.full(len(labels), 0.5)
+        )
     return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds)
 
 

@@ -175,7 +175,9 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
         device=str(predictor.device),
         int8=predictor.int8,
         multi_label=predictor.multi_label,
-        thresholds=dict(zip(predictor.labels, thresholds(predictor), strict=True)) if predictor.multi_label else None,
+        thresholds=dict(zip(predictor.labels, map(float, predictor.thresholds), strict=True))
+        if predictor.multi_label
+        else None,
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
     )
@@ -205,11 +207,6 @@ def label_set_response(sets: list[LabelSet]) -> LabelSetResponse:
             for found in sets
         ]
     )
-
-
-def thresholds(predictor: Predictor) -> list[float]:
-    values = predictor.thresholds if predictor.thresholds is not None else [0.5] * len(predictor.labels)
-    return [float(value) for value in values]
 
 
 def create_app(

@@ -422,10 +422,10 @@ class Trainer:
                 thresholds = self.choose_thresholds(logits) if self.multi_label else None
             reports[split] = self.scores(logits, split, thresholds)
             if thresholds is not None:  # beside them, each threshold rule's figures (fixed: one global 0.5)
-                reports[split]["at_0.5"] = headline(self.scores(logits, split))
                 reports[split]["by_rule"] = {
                     rule: headline(self.scores(logits, split, cut)) for rule, cut in self.rule_thresholds.items()
                 }
+                reports[split]["at_0.5"] = reports[split]["by_rule"]["fixed"]
         test = reports.get("test")
         if test is not None:
             self.log(f"test (best epoch {p.best_epoch}): {_describe_test(test)}")
