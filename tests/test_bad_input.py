@@ -104,6 +104,17 @@ def train_args(ws, text, *extra):
     return ["train", "--config", config(ws, text), "--run-dir", new_run(ws), *extra]
 
 
+def tune_args(ws: Path, space: str | None, *extra: str) -> list[str]:
+    """rnnclf tune on the good config, into a folder that does not exist yet (and must not after the mistake)."""
+    out = ws / "tune-new"
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["tune", "--config", config(ws, GOOD), "--out", str(out), "--trials", "2", *extra]
+    if space is not None:
+        (ws / "space.yaml").write_text(space)
+        args += ["--space", str(ws / "space.yaml")]
+    return args
+
+
 def set_env_version(run: Path) -> None:
     env = json.loads((run / "env.json").read_text())
     env["format_version"] = 99
@@ -360,6 +371,57 @@ CASES = {
         2,
         "thresholds.json: threshold for label 'money' must be a number in [0, 1], got 7",
     ),
+    # rnnclf tune: the search space, the budget, the storage
+    "tune unknown key in the space": (
+        lambda ws: tune_args(ws, "train.lrr: {low: 0.001, high: 0.01}\n"),
+        2,
+        "space.yaml: unknown key 'train.lrr' (did you mean 'train.lr'?)",
+    ),
+    "tune empty range": (
+        lambda ws: tune_args(ws, "train.lr: {low: 0.01, high: 0.01}\n"),
+        2,
+        "space.yaml: train.lr: the range is empty (low 0.01, high 0.01)",
+    ),
+    "tune inverted range": (
+        lambda ws: tune_args(ws, "model.hidden_size: {low: 64, high: 8}\n"),
+        2,
+        "model.hidden_size: the range is inverted (low 64, high 8); low must be below high",
+    ),
+    "tune choice that fails the config": (
+        lambda ws: tune_args(ws, "model.encoder: [lstm, lsmt]\n"),
+        2,
+        "space.yaml: model.encoder: the choice 'lsmt' fails the config: model.encoder: Input should be",
+    ),
+    "tune bound that fails the config": (
+        lambda ws: tune_args(ws, "embedding.dropout: {low: 0.1, high: 1.5}\n"),
+        2,
+        "embedding.dropout: the bound 1.5 fails the config: embedding.dropout: Input should be less than 1",
+    ),
+    "tune range on a key that is not a number": (
+        lambda ws: tune_args(ws, "model.pooling: {low: 1, high: 2}\n"),
+        2,
+        "model.pooling: this key is not a number; give a list of choices instead of a range",
+    ),
+    "tune a key that must not be searched": (
+        lambda ws: tune_args(ws, "train.seed: [0, 1]\n"),
+        2,
+        "train.seed cannot be searched: a seed is luck",
+    ),
+    "tune budget shorter than a trial": (
+        lambda ws: tune_args(ws, None, "--budget", "0.2s"),
+        2,
+        "--budget 0.2s is shorter than one trial of",
+    ),
+    "tune budget that is not a duration": (
+        lambda ws: tune_args(ws, None, "--budget", "soon"),
+        2,
+        "--budget 'soon': expected a duration such as 90s, 20m, 1h30m",
+    ),
+    "tune unreachable storage": (
+        lambda ws: tune_args(ws, "train.lr: [0.001, 0.01]\n", "--storage", "sqlite:////no/such/folder/study.db"),
+        2,
+        "--storage sqlite:////no/such/folder/study.db: cannot open the study database",
+    ),
     "predict top-k zero": (lambda ws: ["predict", str(ws / "run"), "x", "--top-k", "0"], 2, "--top-k"),
     "predict bad format": (lambda ws: ["predict", str(ws / "run"), "x", "--format", "xml"], 2, "--format"),
 }
@@ -376,6 +438,7 @@ def test_bad_input_matrix(ws, case, capsys, monkeypatch):
     stderr = capsys.readouterr().err
     assert exit_info.value.code == expected_code, stderr
     assert digest(ws / "run") == before, "the trained run was changed"
+    assert not (ws / "tune-new").exists(), "a tune that stopped at a mistake left its folder"
     assert not (ws / "pwned").exists(), "a pickle was executed"
     if expected_code == 2:
         # progress lines may come first; the error is one line, and the last

@@ -229,11 +229,14 @@ SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in 
 DATA_PATH_KEYS = ("train", "valid", "test")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(
+    path: Path, kind: str = "config file", expected: str = "a mapping of sections (data, model, train, ...)"
+) -> dict[str, Any]:
+    """A YAML file holding a mapping; any problem is one line naming the file (and the line, for bad YAML)."""
     if not path.exists():
-        raise RnnclfError(f"{path}: config file not found")
+        raise RnnclfError(f"{path}: {kind} not found")
     if path.is_dir():
-        raise RnnclfError(f"{path}: is a directory, expected a YAML config file")
+        raise RnnclfError(f"{path}: is a directory, expected a YAML {kind}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -244,9 +247,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RnnclfError(f"{path}:{where}: invalid YAML: {problem}") from None
     if raw is None:
-        raise RnnclfError(f"{path}: config file is empty")
+        raise RnnclfError(f"{path}: {kind} is empty")
     if not isinstance(raw, dict):
-        raise RnnclfError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
+        raise RnnclfError(f"{path}: expected {expected}, got {type(raw).__name__}")
     return raw
 
 
@@ -324,7 +327,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
 def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:
     """Read a YAML config, apply overrides, resolve relative paths and fill every default."""
     path = Path(path)
-    raw = apply_overrides(_read_yaml(path), overrides or [])
+    raw = apply_overrides(read_yaml(path), overrides or [])
     _resolve_paths(raw, path.resolve().parent)
     config = parse_config(raw, path)
     if config.output.run_dir is None:

@@ -89,12 +89,18 @@ def start(group: Group, device: torch.device) -> torch.device:
             )
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
+    if dist.is_initialized():  # rnnclf tune --nproc: the group outlives each trial's training
+        return device
     timeout = timedelta(seconds=float(os.environ.get("RNNCLF_DIST_TIMEOUT", DEFAULT_TIMEOUT)))
     try:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     except (RuntimeError, ValueError) as exc:
         raise RankError(f"rank {group.rank}: could not join the other training processes ({first_line(exc)})") from None
     return device
+
+
+def joined() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 def stop(group: Group) -> None:
@@ -142,6 +148,15 @@ def any_rank(flag: bool, group: Group, device: torch.device) -> bool:
     if not group.active:
         return flag
     return sum_all([float(flag)], group, device)[0] > 0
+
+
+def broadcast(value: Any, group: Group) -> Any:
+    """Rank 0's value (a picklable object made by rnnclf itself), on every rank."""
+    if not group.active:
+        return value
+    box = [value if group.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def gather(value: Any, group: Group) -> list[Any]:

@@ -49,14 +49,25 @@ from rnnclf.token_cache import prepare
 from rnnclf.tokenizer import vocabulary
 
 Log = Callable[[str], None]
+# called after each epoch's state is saved, with the epoch and its validation score; what it raises stops the run
+# (rnnclf tune prunes a trial so)
+EpochHook = Callable[[int, float], None]
 
 
-def train(config: Config, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
-    """Train a model as the config says and write a new run directory. Returns the metrics summary."""
+def train(
+    config: Config,
+    command: list[str] | None = None,
+    log: Log = print,
+    on_epoch: EpochHook | None = None,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
+    """Train a model as the config says and write a new run directory. Returns the metrics summary.
+
+    `evaluate_test` False leaves the test split alone (a tuning trial chooses on validation only)."""
     run_dir = Path(config.output.run_dir)
     if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
         session.check_run_dir(run_dir)
-    return _fit(config, run_dir, None, command or sys.argv, log)
+    return _fit(config, run_dir, None, command or sys.argv, log, on_epoch, evaluate_test)
 
 
 def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
@@ -77,14 +88,24 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
     return _fit(run.config, run_dir, run, command or sys.argv, log)
 
 
-def _fit(config: Config, run_dir: Path, previous: Run | None, command: list[str], log: Log) -> dict[str, Any]:
+def _fit(
+    config: Config,
+    run_dir: Path,
+    previous: Run | None,
+    command: list[str],
+    log: Log,
+    on_epoch: EpochHook | None = None,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
     """Set up this process (and the process group when torchrun started several), then train."""
     if config.output.tensorboard:
         require_tensorboard()  # before any work: a missing package is a mistake in the config
     group = distributed.from_env()
+    owned = not distributed.joined()  # rnnclf tune --nproc holds one group for all its trials
     device = distributed.start(group, choose_device(config.train.device))
     try:
         trainer = Trainer(config, run_dir, previous, command, log if group.main else lambda message: None)
+        trainer.on_epoch, trainer.evaluate_test = on_epoch, evaluate_test
         return trainer.run(group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
@@ -93,7 +114,8 @@ def _fit(config: Config, run_dir: Path, previous: Run | None, command: list[str]
             raise distributed.lost_peers(exc, group, command, saved) from None
         raise
     finally:
-        distributed.stop(group)
+        if owned:
+            distributed.stop(group)
 
 
 class Trainer:
@@ -104,6 +126,8 @@ class Trainer:
         self.multi_label = config.data.multi_label
         self.command, self.log = command, log
         self.plotting = True
+        self.on_epoch: EpochHook | None = None
+        self.evaluate_test = True
         self.env_noted: dict | None = None  # the last thread change written to env.json
         # a run stopped before its first save starts again from the beginning, with its own tokenizer
         self.fresh = previous is None or not (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
@@ -354,7 +378,9 @@ class Trainer:
     def end_epoch(self, epoch_seconds: float, session_tokens: int, board: Any) -> dict[str, Any]:
         """Validate, keep the best weights, write the epoch's line, decide on early stopping, save the state."""
         p, tc = self.progress, self.tc
+        epoch, valid_start = p.epoch, time.perf_counter()
         valid = self.validate()
+        valid_seconds = time.perf_counter() - valid_start
         score = valid[tc.metric]
         if isinstance(self.step.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.step.scheduler.step(score)
@@ -365,7 +391,7 @@ class Trainer:
                 save_tensors(self.run_dir / files.WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
         else:
             p.stale += 1
-        record = self.epoch_record(valid, epoch_seconds, session_tokens)
+        record = self.epoch_record(valid, epoch_seconds, session_tokens) | {"valid_seconds": valid_seconds}
         if self.group.main:
             files.append_line(self.run_dir / files.METRICS_LOG, record)
         if board is not None:
@@ -383,6 +409,8 @@ class Trainer:
         self.save()
         if stopping:
             self.log(f"early stopping: no better valid {tc.metric} for {p.stale} epochs")
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, score)
         return record
 
     def epoch_record(self, valid: dict[str, Any], epoch_seconds: float, session_tokens: int) -> dict[str, Any]:
@@ -416,7 +444,7 @@ class Trainer:
         p = self.progress
         self.model.load_state_dict(load_tensors(self.run_dir / files.WEIGHTS))  # the best weights, exactly as saved
         reports = {}
-        for split in ("valid", "test") if "test" in self.data.encoded else ("valid",):
+        for split in ("valid", "test") if "test" in self.data.encoded and self.evaluate_test else ("valid",):
             logits = self.logits(split)
             if split == "valid":
                 thresholds = self.choose_thresholds(logits) if self.multi_label else None

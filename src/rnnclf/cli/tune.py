@@ -1,0 +1,134 @@
+"""rnnclf tune: search a config's settings within a budget (Optuna; the tune extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rnnclf.cli.app import Device, Format, app, log, output_format, rank_zero
+from rnnclf.errors import RnnclfError
+
+INSTALL_TUNE = "pip install 'rnnclf[tune]'"
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config to start from (trial 0).")],
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            "--space",
+            help="YAML search space (section.key: {low, high[, log, step]} or [choices]); default: the built-in space.",
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", help="Time for the whole study, e.g. 20m, 1h30m (default 30m unless --trials)."),
+    ] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials for the whole study.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<config name>-tune).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Study database URL (default sqlite:///OUT/study.db); e.g. postgresql://... to share a study.",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key of the config: --set train.epochs=5 (repeatable).")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
+    ] = None,
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Trials that keep their weights (the best ones).")] = 3,
+    fmt: Annotated[Format | None, typer.Option("--format", help="Summary as table or json.")] = None,
+    nproc: Annotated[
+        int, typer.Option("--nproc", min=1, help="Train each trial in N processes (DistributedDataParallel, torchrun).")
+    ] = 1,
+) -> None:
+    """Search the config's settings on the validation split; the best is OUT/best.yaml, an ordinary config.
+
+    Example: rnnclf tune --config my.yaml --budget 20m
+
+    Ctrl-C (or a kill) stops it; the same command continues the same study. Several processes or machines work on
+    one study with the same --out name and --storage.
+    """
+    from rnnclf.cli.train import _check_gpus, _wait_policy
+
+    _wait_policy()
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise RnnclfError(f"rnnclf tune needs Optuna: {INSTALL_TUNE}") from None
+    from rnnclf.config import inert_settings, load_config
+    from rnnclf.engine.session import TrainingStopped
+    from rnnclf.tune import TRIALS_DIR, TuneSettings, parse_duration, run_tune
+
+    extra = list(overrides or []) + ([f"train.device={device.value}"] if device is not None else [])
+    base = load_config(config, extra)
+    if rank_zero() and "RNNCLF_LAUNCHED" not in os.environ:
+        for warning in inert_settings(base):
+            log(f"rnnclf: warning: {config}: {warning}")
+    seconds = parse_duration(budget) if budget is not None else (None if trials else 1800.0)
+    if seconds is not None and seconds <= 0:
+        raise RnnclfError(f"--budget {budget}: must be above zero")
+    folder = out or Path("runs") / f"{config.stem}-tune"
+    if folder.exists() and not folder.is_dir():
+        raise RnnclfError(f"--out {folder}: exists and is not a folder")
+    if space is not None and not space.exists():
+        raise RnnclfError(f"--space {space}: search space file not found")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # torchrun starts N copies of this command
+        from rnnclf.engine.distributed import launch
+
+        _check_gpus(nproc, base.train.device)
+        raise typer.Exit(launch(nproc, ["tune", *_without_nproc(sys.argv[1:])]))
+    new_folder = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = TuneSettings(config, base, folder, space, seconds, trials, storage, keep)
+    if budget is None and trials is None:
+        log("rnnclf: budget 30m (the default; --budget or --trials to change it)")
+    try:
+        summary = run_tune(settings, sys.argv, log if rank_zero() else lambda line: None)
+    except TrainingStopped as stop:
+        if rank_zero():
+            log(f"rnnclf: stopped; the study keeps its finished trials. Continue with the same command: {_command()}")
+        raise typer.Exit(stop.code) from None
+    except RnnclfError:
+        if new_folder and not (folder / TRIALS_DIR).exists():  # a mistake found before any trial leaves nothing
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if summary is None:  # --nproc: a process other than rank 0
+        return
+    if output_format(fmt) is Format.json:
+        typer.echo(json.dumps(summary))
+    else:
+        from rnnclf.tune_report import SUMMARY_MD
+
+        typer.echo((folder / SUMMARY_MD).read_text(encoding="utf-8"))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command's own arguments after `tune`, less --nproc (the launched copies run one process each)."""
+    args = argv[argv.index("tune") + 1 :]
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def _command() -> str:
+    """The command as the user typed it (under --nproc: with --nproc, as torchrun's copies lost it)."""
+    args = sys.argv[sys.argv.index("tune") :] if "tune" in sys.argv else sys.argv[1:]
+    world = os.environ.get("WORLD_SIZE", "1")
+    return " ".join(["rnnclf", *args] + (["--nproc", world] if world != "1" else []))

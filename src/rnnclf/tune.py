@@ -1,0 +1,543 @@
+"""rnnclf tune: search a config's settings on the validation split with Optuna, within a budget of time or trials.
+
+The study lives in a database (SQLite in the output folder unless --storage names another), so a tune stopped by
+Ctrl-C or a kill goes on where it was with the same command, and several processes or machines can work on one
+study. Each trial is an ordinary run directory under OUT/trials/. Trial 0 is the config as given. The test split is
+evaluated once, on the best trial's weights, after the search; it never chooses anything.
+
+Read `Tuner.run` top to bottom.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import shutil
+import socket
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from rnnclf import files
+from rnnclf.config import Config, config_to_dict
+from rnnclf.engine import distributed
+from rnnclf.errors import RnnclfError
+from rnnclf.search_space import (
+    Dimension,
+    apply_values,
+    base_values,
+    check_space,
+    default_space,
+    read_space,
+    space_to_yaml,
+)
+from rnnclf.tune_report import TRIALS_CSV, finish, write_trials_csv
+
+Log = Callable[[str], None]
+
+STUDY_DB, TRIALS_DIR, SPACE_FILE = "study.db", "trials", "space.yaml"
+KEEP_WEIGHTS = 3  # the best few trials keep their weights; the others keep config, metrics and curves
+FAILURES_IN_A_ROW = 5  # then something is wrong with every trial, not with one setting
+HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180
+OPEN_ATTEMPTS = 5
+WAIT_FOR_RANK_0 = 3600  # --nproc: seconds the other processes wait for rank 0 between trials  # a trial of another machine silent for this long was killed
+# Median pruning: a tune here runs tens of trials, not hundreds. Hyperband's brackets need many trials and one
+# fixed number of epochs, and the number of epochs is itself searched; the median needs neither, and one lucky
+# trial cannot move it much. From epoch 2, once 2 trials have finished, a trial whose best validation score so far
+# is behind the median of the finished trials at the same epoch stops.
+PRUNE_FROM_EPOCH, PRUNE_AFTER_TRIALS = 2, 2
+RANDOM_TRIALS = 5  # TPE's first trials are random, then it models the good and the bad regions
+HOST = socket.gethostname()
+
+
+class TrialFailed(Exception):
+    """A trial that could not train (NaN loss, out of memory, an impossible combination); the search goes on."""
+
+
+@dataclass
+class TuneSettings:
+    config_path: Path
+    base: Config
+    out: Path
+    space_path: Path | None = None
+    budget: float | None = None  # seconds, for the whole study
+    trials: int | None = None  # finished trials, for the whole study
+    storage: str | None = None
+    keep: int = KEEP_WEIGHTS
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '20m', '1h30m', '2.5h' or plain seconds -> seconds."""
+    cleaned = text.strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        return float(cleaned)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", cleaned)
+    if not parts or "".join(number + unit for number, unit in parts) != cleaned:
+        raise RnnclfError(f"--budget {text!r}: expected a duration such as 90s, 20m, 1h30m")
+    return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """4.2s, 42s, 4m05s, 1h02m03s."""
+    if seconds < 60:
+        return f"{max(0.0, seconds):.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m") + f"{secs:02d}s"
+
+
+def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage, str]:
+    """The study's database (SQLite in the output folder by default), with heartbeats so that a trial whose
+    machine died is found and run again."""
+    url = url or f"sqlite:///{(out / STUDY_DB).resolve()}"
+    shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # no password in messages
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=_rerun_failed,
+            )
+            break
+        except ImportError as exc:
+            raise RnnclfError(f"--storage {shown}: its database driver is not installed ({exc.name or exc})") from None
+        except Exception as exc:  # sqlalchemy's errors: a bad URL, a server that does not answer, a refused login
+            # two workers that start together both create the tables: the second waits for the first
+            racing = any(mark in str(exc) for mark in ("UNIQUE constraint", "already exists", "locked"))
+            if not racing or attempt == OPEN_ATTEMPTS - 1:
+                raise RnnclfError(f"--storage {shown}: cannot open the study database ({_first_line(exc)})") from None
+            time.sleep(0.5 + attempt)
+    return storage, shown
+
+
+class Tuner:
+    """One tuning session: this process's share of a study."""
+
+    def __init__(self, settings: TuneSettings, command: list[str], log: Log, group: distributed.Group) -> None:
+        self.settings, self.base, self.out, self.group = settings, settings.base, settings.out, group
+        self.metric = self.base.train.metric
+        self.maximize = self.metric != "loss"
+        self.command, self.log = command, log
+        self.started = time.monotonic()
+        self.session_key = f"seconds {HOST} {os.getpid()} {time.time():.0f}"
+        self.first_estimate: float | None = None  # a whole trial of the config as given, before any trial finished
+        self.interrupted = False
+
+    def run(self) -> dict[str, Any]:
+        self.open_study()
+        self.recover_killed_trials()
+        self.search()
+        return finish(self)
+
+    # the study
+
+    def open_study(self) -> None:
+        settings = self.settings
+        # heartbeats, multivariate TPE and the constant liar are marked experimental; they are what this needs
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        self.storage, self.storage_shown = open_storage(settings.storage, self.out)
+        name = self.out.resolve().name
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets rnnclf's own line
+        existing = name in {s.study_name for s in optuna.study.get_all_study_summaries(self.storage)}
+        self.space = self.read_space(existing, name)
+        self.study = optuna.create_study(
+            storage=self.storage,
+            study_name=name,
+            direction="maximize" if self.maximize else "minimize",
+            load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(
+                seed=self.base.train.seed + len(self.trials_so_far(name)),  # a resumed search draws new points
+                n_startup_trials=RANDOM_TRIALS,
+                multivariate=True,
+                constant_liar=True,  # parallel workers do not all propose the same point
+            ),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH),
+        )
+        self.check_same_study(existing)
+        files.write_yaml(self.out / SPACE_FILE, space_to_yaml(self.space))
+        if not self.study.trials:
+            values = base_values(self.base, self.space)
+            self.study.enqueue_trial(values, user_attrs={"baseline": True})
+            left = [d.key for d in self.space if d.key not in values]
+            self.log(
+                "trial 0 is the config as given"
+                + (f" (outside the space, so searched: {', '.join(left)})" if left else "")
+            )
+
+    def trials_so_far(self, name: str) -> list[FrozenTrial]:
+        try:
+            return optuna.load_study(study_name=name, storage=self.storage).trials
+        except KeyError:
+            return []
+
+    def read_space(self, existing: bool, name: str) -> list[Dimension]:
+        """The space file, the study's own space when it continues, or the default space sized by the data."""
+        if self.settings.space_path is not None:
+            return read_space(self.settings.space_path, self.base)
+        if existing:
+            stored = optuna.load_study(study_name=name, storage=self.storage).user_attrs.get("space")
+            if stored:
+                return check_space(stored, self.base, f"the study's space ({self.storage_shown})")
+        train_size, setup_seconds, epoch_seconds = measure_epoch(self.base)
+        self.first_estimate = setup_seconds + epoch_seconds * self.base.train.epochs
+        self.check_budget(epoch_seconds)
+        return default_space(self.base, train_size)
+
+    def check_budget(self, epoch_seconds: float) -> None:
+        budget = self.settings.budget
+        if budget is not None and budget < self.first_estimate:
+            raise RnnclfError(
+                f"--budget {format_duration(budget)} is shorter than one trial of {self.settings.config_path} "
+                f"(about {format_duration(self.first_estimate)} here: {self.base.train.epochs} epochs of "
+                f"{format_duration(epoch_seconds)}, measured); give at least {format_duration(self.first_estimate * 1.2)}, "
+                "or fewer train.epochs"
+            )
+
+    def check_same_study(self, existing: bool) -> None:
+        """A study goes on only with the config and space it started with; otherwise nothing of it is touched."""
+        mine = {"config": _comparable(self.base), "space": space_to_yaml(self.space)}
+        attrs = self.study.user_attrs
+        if not existing or "config" not in attrs:
+            for key, value in mine.items():
+                self.study.set_user_attr(key, value)
+            return
+        for key, value in mine.items():
+            if attrs.get(key) != value:
+                what = _first_difference(attrs.get(key) or {}, value)
+                raise RnnclfError(
+                    f"{self.out}: this study was started with another {'config' if key == 'config' else 'search space'}"
+                    f" ({what}); run the same config and space to continue it, or give a new --out"
+                )
+        if self.settings.space_path is None and self.first_estimate is None:
+            self.log(f"continuing the study in {self.storage_shown} with its {len(self.study.trials)} trials")
+
+    def recover_killed_trials(self) -> None:
+        """Trials left running by a process of this machine that no longer exists (a kill): failed, and run again.
+        Other machines' trials are found by their heartbeat instead (after GRACE_SECONDS)."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = trial.user_attrs.get("pid")
+            if trial.user_attrs.get("host") != HOST or pid is None or _alive(pid):
+                continue
+            optuna.trial.Trial(self.study, trial._trial_id).set_user_attr("failure", f"killed (process {pid} ended)")
+            self.study.tell(trial.number, state=TrialState.FAIL)
+            _rerun_failed(self.study, trial)
+            self.log(f"trial {trial.number} was killed with its process; it runs again")
+        optuna.storages.fail_stale_trials(self.study)
+
+    # the search
+
+    def search(self) -> None:
+        why = self.stop_reason()
+        if why:
+            self.log(f"nothing to do: {why}")
+            return
+
+        def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+            self.record_time()
+            self.tidy()
+            write_trials_csv(
+                self.out / TRIALS_CSV, study.get_trials(deepcopy=False), [d.key for d in self.space], self.metric
+            )
+            why = self.stop_reason()
+            if why:
+                self.log(f"search done: {why}")
+                study.stop()
+
+        self.log(self.describe_start())
+        # gc: a stopped trial's model (with --nproc, its DistributedDataParallel) goes before the next trial starts
+        self.study.optimize(self.objective, catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=True)
+        self.record_time()
+
+    def describe_start(self) -> str:
+        budget, trials = self.settings.budget, self.settings.trials
+        limits = [f"budget {format_duration(budget)} ({format_duration(self.remaining())} left)"] if budget else []
+        limits += [f"{trials} trials"] if trials else []
+        return f"searching {len(self.space)} keys on valid {self.metric}, {' and '.join(limits)}; study: {self.storage_shown}"
+
+    def objective(self, trial: optuna.Trial) -> float:
+        import torch
+
+        from rnnclf.engine.session import TrainingStopped
+        from rnnclf.engine.trainer import train
+
+        values = {d.key: d.suggest(trial) for d in self.space}
+        run_dir = self.out / TRIALS_DIR / f"trial-{trial.number:04d}"
+        for key, value in {"host": HOST, "pid": os.getpid(), "run_dir": str(run_dir.resolve())}.items():
+            trial.set_user_attr(key, value)
+        self.log(f"trial {trial.number}: " + ", ".join(f"{key} {_show(value)}" for key, value in values.items()))
+        try:
+            config = apply_values(self.base, values | {"output.run_dir": str(run_dir)}, f"trial {trial.number}")
+        except RnnclfError as exc:
+            self.fail(trial, f"an impossible combination: {exc}")
+        watch = EpochWatch(self, trial, config.train.epochs)
+        lines: list[str] = []
+        distributed.broadcast(config_to_dict(config), self.group)  # --nproc: the trial's other processes
+        try:
+            summary = train(config, self.command, lines.append, on_epoch=watch, evaluate_test=False)
+        except optuna.TrialPruned:
+            raise
+        except TrainingStopped:
+            trial.set_user_attr("failure", "interrupted")
+            _rerun_failed(self.study, trial)  # the same values first, when the search goes on
+            self.interrupted = True
+            raise
+        except torch.OutOfMemoryError:
+            self.fail(trial, "out of memory")
+        except RnnclfError as exc:
+            self.fail(trial, str(exc))
+        finally:
+            if run_dir.is_dir():
+                files.write_atomic(run_dir / "train.log", "".join(line + "\n" for line in lines).encode("utf-8"))
+        trial.set_user_attr("best_epoch", summary["best_epoch"])
+        trial.set_user_attr("epochs_run", summary["epochs_run"])
+        self.log(
+            f"trial {trial.number}: valid {self.metric} {watch.best:.4f} (epoch {summary['best_epoch']}) in "
+            f"{format_duration(time.monotonic() - watch.started)}{self.best_so_far(watch.best)}"
+        )
+        return watch.best
+
+    def fail(self, trial: optuna.Trial, reason: str) -> None:
+        import torch
+
+        trial.set_user_attr("failure", reason)
+        self.log(f"trial {trial.number} failed: {reason}")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise TrialFailed(reason)
+
+    def best_so_far(self, value: float) -> str:
+        try:
+            best = self.study.best_trial
+        except ValueError:
+            return ""
+        better = value > best.value if self.maximize else value < best.value
+        return "  *best so far" if better else f"; best so far: trial {best.number}, {best.value:.4f}"
+
+    # budget and stopping
+
+    def record_time(self) -> None:
+        """This session's seconds, in the study: a continued tune (and every worker) counts what the others spent."""
+        self.study.set_user_attr(self.session_key, time.monotonic() - self.started)
+
+    def spent(self) -> float:
+        attrs = self.study.user_attrs
+        others = sum(v for k, v in attrs.items() if k.startswith("seconds ") and k != self.session_key)
+        return others + time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        return self.settings.budget - self.spent() if self.settings.budget is not None else float("inf")
+
+    def trial_estimate(self) -> float | None:
+        """What a whole trial takes: the median of the finished ones, or the measured config before any."""
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        seconds = [t.duration.total_seconds() for t in done if t.duration is not None]
+        return statistics.median(seconds) if seconds else self.first_estimate
+
+    def stop_reason(self) -> str | None:
+        if self.interrupted:
+            return "interrupted"
+        trials = self.study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished() and not _was_interrupted(t)]
+        if self.settings.trials is not None and len(finished) >= self.settings.trials:
+            return f"{len(finished)} trials finished (--trials {self.settings.trials})"
+        recent = sorted(finished, key=lambda t: t.number)[-FAILURES_IN_A_ROW:]
+        if len(recent) == FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in recent):
+            raise RnnclfError(
+                f"the last {FAILURES_IN_A_ROW} trials failed, the last with: {recent[-1].user_attrs.get('failure')}; "
+                "see trials.csv and each trial's train.log"
+            )
+        if self.settings.budget is None:
+            return None
+        remaining, estimate = self.remaining(), self.trial_estimate()
+        if remaining <= 0:
+            return f"the budget of {format_duration(self.settings.budget)} is spent"
+        if estimate is not None and remaining < estimate:
+            return (
+                f"{format_duration(remaining)} of the budget left, and a trial takes about {format_duration(estimate)}"
+            )
+        return None
+
+    def tidy(self) -> None:
+        """Weights only for the best few finished trials; no saved training state for any finished trial."""
+        finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        ranked = sorted(complete, key=lambda t: t.value, reverse=self.maximize)
+        kept = {t.number for t in ranked[: self.settings.keep]}
+        for trial in finished:
+            run_dir = Path(trial.user_attrs.get("run_dir", ""))
+            if not trial.user_attrs.get("run_dir") or not run_dir.is_dir():
+                continue  # another machine's, or never started
+            shutil.rmtree(run_dir / files.STATE, ignore_errors=True)
+            if trial.number not in kept:
+                (run_dir / files.WEIGHTS).unlink(missing_ok=True)
+
+
+class EpochWatch:
+    """Each epoch of a trial: report its validation score, then stop the trial when it is clearly behind (pruned)
+    or when the next epoch would not fit in the budget."""
+
+    def __init__(self, tuner: Tuner, trial: optuna.Trial, epochs: int) -> None:
+        self.tuner, self.trial, self.epochs = tuner, trial, epochs
+        self.best: float | None = None
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, epoch: int, score: float) -> None:
+        tuner, trial = self.tuner, self.trial
+        if self.best is None or (score > self.best if tuner.maximize else score < self.best):
+            self.best = score
+        epoch_seconds, self.last = time.monotonic() - self.last, time.monotonic()
+        trial.report(score, epoch)
+        tuner.record_time()
+        tuner.log(f"trial {trial.number} epoch {epoch}/{self.epochs}: valid {tuner.metric} {score:.4f}")
+        stop = None
+        if epoch < self.epochs and trial.should_prune():  # after the last epoch the trial is done anyway
+            stop = f"pruned at epoch {epoch}"
+            tuner.log(f"trial {trial.number}: {stop} (valid {tuner.metric} {self.best:.4f}, behind the median)")
+        elif epoch < self.epochs and tuner.remaining() < epoch_seconds:
+            stop = f"budget spent at epoch {epoch}"
+            tuner.log(f"trial {trial.number}: stopped at epoch {epoch}, the budget is spent")
+        distributed.broadcast(stop, tuner.group)  # --nproc: the trial's other processes stop with it
+        if stop:
+            trial.set_user_attr("stopped", stop)
+            raise optuna.TrialPruned()
+
+
+class TrialEnded(Exception):
+    """--nproc: rank 0 stopped the trial (pruned, or the budget)."""
+
+
+def follow(group: distributed.Group) -> None:
+    """--nproc, the processes other than rank 0: train each trial rank 0 sends, in step with it, until it sends
+    None (the search is over)."""
+    from rnnclf.config import parse_config
+    from rnnclf.engine.trainer import train
+
+    def each_epoch(epoch: int, score: float) -> None:
+        if distributed.broadcast(None, group):
+            raise TrialEnded
+
+    while (message := distributed.broadcast(None, group)) is not None:
+        config = parse_config(message, "the trial's config from rank 0")
+        try:
+            train(config, log=lambda line: None, on_epoch=each_epoch, evaluate_test=False)
+        except (TrialEnded, RnnclfError):  # rank 0 records the trial; a NaN loss or the like meets every rank
+            pass
+        gc.collect()  # as rank 0 does after each trial: the stopped trial's DistributedDataParallel goes now
+
+
+def run_tune(settings: TuneSettings, command: list[str], log: Log) -> dict[str, Any] | None:
+    """The tune on this process: the search itself, or with --nproc on a rank other than 0 its share of each
+    trial's training. Returns the summary on rank 0."""
+    from rnnclf.engine.device import choose_device
+    from rnnclf.engine.session import TrainingStopped
+
+    group = distributed.from_env()
+    if not group.active:
+        return Tuner(settings, command, log, group).run()
+    # rank 0 measures, opens the study and writes outputs between trials while the others wait for it
+    os.environ.setdefault("RNNCLF_DIST_TIMEOUT", str(WAIT_FOR_RANK_0))
+    distributed.start(group, choose_device(settings.base.train.device))
+    try:
+        if not group.main:
+            follow(group)
+            return None
+        try:
+            summary = Tuner(settings, command, log, group).run()
+        except TrainingStopped:
+            raise  # every rank stopped on the signal: nobody waits for the end message
+        except BaseException:
+            distributed.broadcast(None, group)
+            raise
+        distributed.broadcast(None, group)
+        return summary
+    finally:
+        distributed.stop(group)
+
+
+def measure_epoch(config: Config) -> tuple[int, float, float]:
+    """The training split's size, the seconds a trial of this config takes to start (data, model), and those one
+    epoch (training and validation) takes here: a few training steps, timed. Fills the token cache that the trials
+    then read."""
+    from rnnclf.batching import bucket_by_length, iterate
+    from rnnclf.engine.device import choose_device
+    from rnnclf.engine.trainer import Trainer
+
+    started = time.perf_counter()
+    trainer = Trainer(config, Path(os.devnull), None, [], lambda message: None)
+    trainer.setup(distributed.Group(), choose_device(config.train.device))
+    setup_seconds = time.perf_counter() - started
+    train = trainer.data.encoded["train"]
+    batches = bucket_by_length(train.lengths, config.train.batch_size, config.train.seed, 1)
+    sample = batches[:: max(1, len(batches) // 5)][:5]
+    steps = iterate(train, sample, trainer.data.targets["train"])
+    if len(sample) > 1:
+        trainer.take_step(next(steps))  # warm-up: the first step pays for allocations
+        sample = sample[1:]
+    started = time.perf_counter()
+    for batch in steps:
+        trainer.take_step(batch)
+    per_token = (time.perf_counter() - started) / max(1, sum(int(train.lengths[b].sum()) for b in sample))
+    train_tokens = int(train.lengths.sum())
+    valid_tokens = int(trainer.data.encoded["valid"].lengths.sum())
+    epoch_seconds = per_token * (train_tokens + valid_tokens / 3)  # a forward pass is about a third of a step
+    return len(train), setup_seconds, epoch_seconds
+
+
+def _rerun_failed(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
+    """A trial stopped by its process's end (not by its settings) runs again with the same values."""
+    study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
+
+
+def _was_interrupted(trial: FrozenTrial) -> bool:
+    failure = str(trial.user_attrs.get("failure", ""))
+    return trial.state == TrialState.FAIL and (failure == "interrupted" or failure.startswith("killed"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _comparable(config: Config) -> dict[str, Any]:
+    raw = config_to_dict(config)
+    raw["output"] = {key: value for key, value in raw["output"].items() if key != "run_dir"}
+    return raw
+
+
+def _first_difference(before: dict[str, Any], now: dict[str, Any]) -> str:
+    flat_before, flat_now = _flatten(before), _flatten(now)
+    for key in sorted(set(flat_before) | set(flat_now)):
+        if flat_before.get(key) != flat_now.get(key):
+            return f"{key}: {flat_before.get(key)!r} then, {flat_now.get(key)!r} now"
+    return "they differ"
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    return flat
+
+
+def _show(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -1,0 +1,339 @@
+"""rnnclf tune: the search, its outputs, the budget, stopping and continuing, failed trials, two processes on one
+study, and the search space. End to end through the real command on a small order-sensitive task."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import multi_label_task, order_task, write_csv, write_jsonl
+
+from rnnclf.config import Config, load_config, parse_config
+from rnnclf.errors import RnnclfError
+from rnnclf.search_space import Dimension, base_values, check_space, default_space
+from rnnclf.tune import format_duration, parse_duration
+
+CONFIG = (
+    "data: {train: train.csv, test: test.csv}\nembedding: {dim: 16}\n"
+    "model: {encoder: gru, hidden_size: 16}\ntrain: {epochs: 3, batch_size: 32, num_threads: 1}\n"
+)
+SPACE = (
+    "train.lr: {low: 0.001, high: 0.02, log: true}\nmodel.hidden_size: [8, 16, 32]\ntrain.epochs: {low: 2, high: 4}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tune")
+    write_csv(folder / "train.csv", order_task(1200, seed=1))
+    write_csv(folder / "test.csv", order_task(300, seed=2))
+    (folder / "tiny.yaml").write_text(CONFIG)
+    (folder / "space.yaml").write_text(SPACE)
+    return folder
+
+
+def tune(folder: Path, out: str, *extra: str, config: str = "tiny.yaml") -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "rnnclf", "tune", "--config", config, "--out", out, "--format", "json", *extra]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
+
+
+def start(folder: Path, out: str, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rnnclf", "tune", "--config", "tiny.yaml", "--out", out, *extra]
+    return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def rows(out: Path) -> list[dict]:
+    with (out / "trials.csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def study(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while not path.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), f"{path} never appeared"
+
+
+def test_search_writes_an_ordinary_run_per_trial_and_a_runnable_best_config(folder):
+    result = tune(folder, "search", "--space", "space.yaml", "--trials", "6", "--keep", "2")
+    assert result.returncode == 0, result.stderr
+    out = folder / "search"
+    summary = json.loads(result.stdout)
+    trials = rows(out)
+    assert [int(r["trial"]) for r in trials] == list(range(6))
+    assert trials[0]["note"] == "the config as given"
+    assert (trials[0]["train.lr"], trials[0]["model.hidden_size"], trials[0]["train.epochs"]) == ("0.002", "16", "3")
+    complete = [r for r in trials if r["state"] == "complete"]
+    best = max(complete, key=lambda r: float(r["valid_accuracy"]))
+    assert summary["best"]["trial"] == int(best["trial"])
+    assert summary["best"]["value"] >= summary["baseline"]["value"]
+    for row in trials:  # each trial is an ordinary run directory; the test split is never read by a trial
+        run = Path(row["run_dir"])
+        assert yaml.safe_load((run / "config.yaml").read_text())["output"]["run_dir"] == str(run.relative_to(folder))
+        if row["state"] == "complete":
+            assert json.loads((run / "metrics.json").read_text())["test"] is None
+        assert not (run / "state").exists()
+        epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert len(epochs) == int(row["epochs_run"])
+    kept = sorted(int(r["trial"]) for r in trials if (Path(r["run_dir"]) / "model.safetensors").exists())
+    ranked = sorted(complete, key=lambda r: float(r["valid_accuracy"]), reverse=True)
+    assert len(kept) == 2 and float(ranked[1]["valid_accuracy"]) <= min(
+        float(r["valid_accuracy"]) for r in complete if int(r["trial"]) in kept
+    )
+    # test: once, after the search, on the best trial's weights, and only there
+    evaluated = [r["trial"] for r in trials if (Path(r["run_dir"]) / "eval" / "test.json").exists()]
+    assert evaluated == [best["trial"]]
+    assert (
+        summary["test"]["scores"]["accuracy"]
+        == json.loads((Path(best["run_dir"]) / "eval" / "test.json").read_text())["accuracy"]
+    )
+    for name in ("summary.md", "history.png", "importances.png", "space.yaml"):
+        assert (out / name).stat().st_size > 0, name
+    # best.yaml is the best trial's config, runnable as it is
+    best_config = load_config(out / "best.yaml")
+    trial_config = yaml.safe_load((Path(best["run_dir"]) / "config.yaml").read_text())
+    assert {k: v for k, v in best_config.model_dump(mode="json").items() if k != "output"} == {
+        k: v for k, v in trial_config.items() if k != "output"
+    }
+    trained = subprocess.run(
+        [sys.executable, "-m", "rnnclf", "train", "--config", str(out / "best.yaml"), "--format", "json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert (folder / "search" / "best" / "metrics.json").exists()
+    # report compares the trials like any runs
+    finished = [r["run_dir"] for r in complete]
+    report = subprocess.run(
+        [sys.executable, "-m", "rnnclf", "report", *finished, "--format", "json"], capture_output=True, text=True
+    )
+    assert report.returncode == 0, report.stderr
+
+
+def test_the_same_command_continues_a_finished_study_without_repeating_it(folder):
+    out = folder / "again"
+    assert tune(folder, "again", "--space", "space.yaml", "--trials", "3").returncode == 0
+    result = tune(folder, "again", "--space", "space.yaml", "--trials", "5")
+    assert result.returncode == 0, result.stderr
+    assert [int(r["trial"]) for r in rows(out)] == list(range(5))
+    assert json.loads(result.stdout)["test"]["trial"] == study(out).best_trial.number
+    other = tune(folder, "again", "--space", "space.yaml", "--trials", "6", "--set", "train.batch_size=16")
+    assert other.returncode == 2
+    assert "this study was started with another config (train.batch_size: 32 then, 16 now)" in other.stderr
+    assert len(rows(out)) == 5
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_tune_continues_with_the_same_command(folder, sig):
+    name = f"stopped-{sig.name}"
+    process = start(folder, name, "--space", "space.yaml", "--trials", "5")
+    wait_for(folder / name / "trials" / "trial-0002" / "metrics.jsonl", process)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert process.returncode == 130, stderr
+        assert "Continue with the same command" in stderr and "Traceback" not in stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    before = [(t.number, t.state, t.value, t.params) for t in study(folder / name).trials[:2]]
+    assert [state for _, state, _, _ in before] == [optuna.trial.TrialState.COMPLETE] * 2
+    result = tune(folder, name, "--space", "space.yaml", "--trials", "5")
+    assert result.returncode == 0, result.stderr
+    trials = study(folder / name).trials
+    assert [(t.number, t.state, t.value, t.params) for t in trials[:2]] == before  # finished trials are kept
+    stopped = trials[2]
+    assert stopped.state == optuna.trial.TrialState.FAIL
+    assert stopped.user_attrs["failure"] == (
+        "interrupted" if sig == signal.SIGINT else f"killed (process {process.pid} ended)"
+    )
+    reruns = [t for t in trials if t.user_attrs.get("rerun_of") == 2]
+    assert len(reruns) == 1 and reruns[0].params == stopped.params
+    assert reruns[0].state != optuna.trial.TrialState.FAIL
+    counted = [t for t in trials if t.state.is_finished() and t.number != 2]
+    assert len(counted) == 5  # --trials counts the trials that ran to their end; the stopped one is run again
+
+
+def test_failed_trial_is_recorded_and_the_search_goes_on(folder):
+    """Trial 0 is the config as given, here with a learning rate that turns the loss into NaN."""
+    (folder / "nan.yaml").write_text(CONFIG.replace("num_threads: 1}", "num_threads: 1, lr: 1.0e+30}"))
+    (folder / "lr_space.yaml").write_text("train.lr: {low: 0.001, high: 1.0e+31, log: true}\n")
+    result = tune(folder, "failing", "--space", "lr_space.yaml", "--trials", "3", config="nan.yaml")
+    assert result.returncode == 0, result.stderr
+    trials = rows(folder / "failing")
+    assert trials[0]["state"] == "failed"
+    assert "training loss became nan" in trials[0]["note"]
+    assert "trial 0 failed: training loss became nan" in result.stderr
+    assert len(trials) == 3 and json.loads(result.stdout)["trials"]["failed"] >= 1
+
+
+def test_two_processes_share_one_sqlite_study(folder):
+    first = start(folder, "shared", "--space", "space.yaml", "--trials", "8")
+    second = start(folder, "shared", "--space", "space.yaml", "--trials", "8")
+    outputs = [process.communicate(timeout=600) for process in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, [err for _, err in outputs]
+    trials = study(folder / "shared").trials
+    finished = [t for t in trials if t.state.is_finished()]
+    assert 8 <= len(finished) <= 9  # each stops starting trials at 8; one may be running when the other ends
+    pids = {t.user_attrs["pid"] for t in finished}
+    assert pids == {first.pid, second.pid}, "both processes ran trials"
+    run_dirs = [t.user_attrs["run_dir"] for t in finished]
+    assert len(set(run_dirs)) == len(run_dirs) and all(Path(d).is_dir() for d in run_dirs)
+    assert sum(t.user_attrs.get("baseline", False) for t in trials) == 1
+
+
+def test_nproc_trains_each_trial_in_several_processes(folder):
+    result = tune(folder, "nproc", "--space", "space.yaml", "--trials", "6", "--nproc", "2")
+    assert result.returncode == 0, result.stderr
+    trials = rows(folder / "nproc")
+    assert len(trials) == 6 and json.loads(result.stdout)["test"] is not None
+    for row in trials:
+        assert json.loads((Path(row["run_dir"]) / "env.json").read_text())["processes"] == 2
+        if row["state"] == "pruned":  # both processes stopped the trial at the same epoch
+            assert int(row["epochs_run"]) < int(row["train.epochs"])
+    assert "Traceback" not in result.stderr and "terminate called" not in result.stderr
+
+
+def test_budget_stops_starting_trials_and_ends_within_one_epoch_of_it(folder):
+    started = time.monotonic()
+    result = tune(folder, "budget", "--budget", "25s")
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert "search done:" in result.stderr and "budget" in result.stderr.split("search done:")[1].splitlines()[0]
+    epochs = [
+        json.loads(line)
+        for r in rows(folder / "budget")
+        if Path(r["run_dir"], "metrics.jsonl").exists()
+        for line in Path(r["run_dir"], "metrics.jsonl").read_text().splitlines()
+    ]
+    longest_epoch = max(e["epoch_seconds"] + e["valid_seconds"] for e in epochs)
+    assert summary["spent_seconds"] <= 25 + longest_epoch + 5  # 5 s: the final outputs (plots, the test split)
+    assert len(rows(folder / "budget")) >= 2, f"one trial in a 25 s budget ({wall:.0f}s)"
+    space = yaml.safe_load((folder / "budget" / "space.yaml").read_text())
+    assert set(space) == {
+        "train.lr",
+        "model.hidden_size",
+        "embedding.dropout",
+        "model.head_dropout",
+        "model.encoder",
+        "model.pooling",
+        "train.batch_size",
+        "train.label_smoothing",
+        "train.epochs",
+    }
+
+
+def test_multi_label_tune_searches_on_micro_f1(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", multi_label_task(600, seed=3))
+    (tmp_path / "ml.yaml").write_text(
+        "data: {train: train.jsonl, multi_label: true, label_field: labels}\nembedding: {dim: 16}\n"
+        "model: {encoder: gru, hidden_size: 16}\ntrain: {epochs: 2, num_threads: 1}\n"
+    )
+    (tmp_path / "space.yaml").write_text("train.lr: {low: 0.002, high: 0.02, log: true}\n")
+    result = tune(tmp_path, "ml-tune", "--space", "space.yaml", "--trials", "2", config="ml.yaml")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["metric"] == "micro_f1" and summary["test"] is None  # no test split here: nothing evaluated
+    best = rows(tmp_path / "ml-tune")[summary["best"]["trial"]]
+    assert float(best["valid_micro_f1"]) == pytest.approx(summary["best"]["value"], abs=1e-6)
+    assert (Path(best["run_dir"]) / "thresholds.json").exists()
+    assert load_config(tmp_path / "ml-tune" / "best.yaml").data.multi_label
+
+
+# the search space
+
+
+def base(text: str = "data: {train: x.csv}\n") -> Config:
+    return parse_config(yaml.safe_load(text), "base.yaml")
+
+
+def test_space_kinds_come_from_the_config_keys():
+    space = check_space(
+        {
+            "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "model.hidden_size": {"low": 32, "high": 256, "step": 32},
+            "model.encoder": ["lstm", "gru"],
+            "train.grad_clip": {"low": 0.5, "high": 5},
+        },
+        base(),
+        "space.yaml",
+    )
+    assert [d.kind for d in space] == ["float", "int", "categorical", "float"]
+    trial = optuna.create_study().ask()
+    values = {d.key: d.suggest(trial) for d in space}
+    assert isinstance(values["model.hidden_size"], int) and values["model.hidden_size"] % 32 == 0
+    assert 1e-4 <= values["train.lr"] <= 1e-2 and values["model.encoder"] in ("lstm", "gru")
+
+
+def test_a_choice_that_works_only_beside_another_searched_value_is_accepted():
+    """model.dropout needs two layers: fine when the space also searches num_layers, a mistake when it cannot."""
+    together = {"model.dropout": {"low": 0.0, "high": 0.5}, "model.num_layers": [1, 2]}
+    assert len(check_space(together, base(), "space.yaml")) == 2
+    with pytest.raises(RnnclfError, match="model.dropout: the bound 0.5 fails the config: model.dropout acts between"):
+        check_space({"model.dropout": {"low": 0.0, "high": 0.5}}, base(), "space.yaml")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"train.lr": {"low": 0.0, "high": 0.1, "log": True}}, "a log range needs low above 0"),
+        ({"train.lr": {"low": 0.001}}, "a range needs both low and high"),
+        ({"train.lr": {"low": 0.001, "hihg": 0.1}}, "unknown range key 'hihg' (did you mean 'high'?)"),
+        ({"model.hidden_size": {"low": 8, "high": 64.5}}, "model.hidden_size takes whole numbers"),
+        ({"model.encoder": []}, "the list of choices is empty"),
+        ({"model.encoder": ["gru", "gru"]}, "a choice is listed twice"),
+        ({"data.valid_fraction": [0.1, 0.2]}, "data.valid_fraction cannot be searched"),
+        ({"output.run_dir": ["a", "b"]}, "output.run_dir cannot be searched"),
+        ({"train": {"lr": 1}}, "unknown key 'train'"),
+        ({}, "the search space is empty"),
+    ],
+)
+def test_space_mistakes(spec, message):
+    with pytest.raises(RnnclfError) as error:
+        check_space(spec, base(), "space.yaml")
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("size", "hidden", "epochs"),
+    [(2_000, (64, 256), (4, 15)), (50_000, (128, 512), (3, 10)), (500_000, (256, 1024), (2, 6))],
+)
+def test_default_space_is_sized_by_the_data_and_holds_the_config(size, hidden, epochs):
+    config = base("data: {train: x.csv}\nmodel: {hidden_size: 100}\ntrain: {epochs: 30, lr: 0.05}\n")
+    space = {d.key: d for d in default_space(config, size)}
+    sizes = space["model.hidden_size"].choices
+    assert (min(s for s in sizes if s != 100), max(sizes)) == hidden and 100 in sizes
+    assert (space["train.epochs"].low, space["train.epochs"].high) == (epochs[0], 30)
+    assert space["train.lr"].high == 0.05
+    assert set(base_values(config, list(space.values()))) == set(space)  # trial 0 is the config exactly
+    check_space({d.key: d.to_yaml() for d in space.values()}, config, "default")  # every value valid
+
+
+def test_base_values_leave_out_what_the_space_cannot_hold():
+    space = [
+        Dimension("train.lr", "float", low=0.01, high=0.1),
+        Dimension("model.encoder", "categorical", choices=("gru",)),
+    ]
+    assert base_values(base(), space) == {}
+
+
+def test_durations():
+    assert [parse_duration(t) for t in ("90s", "20m", "1h30m", "2.5h", "45")] == [90, 1200, 5400, 9000, 45]
+    for bad in ("soon", "5 minutes", "m5", "1h-3m", ""):
+        with pytest.raises(RnnclfError):
+            parse_duration(bad)
+    assert [format_duration(s) for s in (4.24, 42, 245, 3723)] == ["4.2s", "42s", "4m05s", "1h02m03s"]
