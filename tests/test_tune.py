@@ -19,7 +19,7 @@ from conftest import multi_label_task, order_task, write_csv, write_jsonl
 from rnnclf.config import Config, load_config, parse_config
 from rnnclf.errors import RnnclfError
 from rnnclf.search_space import Dimension, base_values, check_space, default_space
-from rnnclf.tune import format_duration, parse_duration
+from rnnclf.tune_study import format_duration, parse_duration
 
 CONFIG = (
     "data: {train: train.csv, test: test.csv}\nembedding: {dim: 16}\n"

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import shutil
-import socket
 import statistics
 import time
 import warnings
@@ -40,22 +38,29 @@ from rnnclf.search_space import (
     space_to_yaml,
 )
 from rnnclf.tune_report import TRIALS_CSV, finish, write_trials_csv
+from rnnclf.tune_study import (
+    HOST,
+    alive,
+    comparable,
+    first_difference,
+    format_duration,
+    open_storage,
+    rerun_failed,
+    was_interrupted,
+)
 
 Log = Callable[[str], None]
 
-STUDY_DB, TRIALS_DIR, SPACE_FILE = "study.db", "trials", "space.yaml"
+TRIALS_DIR, SPACE_FILE = "trials", "space.yaml"
 KEEP_WEIGHTS = 3  # the best few trials keep their weights; the others keep config, metrics and curves
 FAILURES_IN_A_ROW = 5  # then something is wrong with every trial, not with one setting
-HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180
-OPEN_ATTEMPTS = 5
-WAIT_FOR_RANK_0 = 3600  # --nproc: seconds the other processes wait for rank 0 between trials  # a trial of another machine silent for this long was killed
+WAIT_FOR_RANK_0 = 3600  # --nproc: seconds the other processes wait for rank 0 between trials
 # Median pruning: a tune here runs tens of trials, not hundreds. Hyperband's brackets need many trials and one
 # fixed number of epochs, and the number of epochs is itself searched; the median needs neither, and one lucky
 # trial cannot move it much. From epoch 2, once 2 trials have finished, a trial whose best validation score so far
 # is behind the median of the finished trials at the same epoch stops.
 PRUNE_FROM_EPOCH, PRUNE_AFTER_TRIALS = 2, 2
 RANDOM_TRIALS = 5  # TPE's first trials are random, then it models the good and the bad regions
-HOST = socket.gethostname()
 
 
 class TrialFailed(Exception):
@@ -72,51 +77,6 @@ class TuneSettings:
     trials: int | None = None  # finished trials, for the whole study
     storage: str | None = None
     keep: int = KEEP_WEIGHTS
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '20m', '1h30m', '2.5h' or plain seconds -> seconds."""
-    cleaned = text.strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        return float(cleaned)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", cleaned)
-    if not parts or "".join(number + unit for number, unit in parts) != cleaned:
-        raise RnnclfError(f"--budget {text!r}: expected a duration such as 90s, 20m, 1h30m")
-    return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
-
-
-def format_duration(seconds: float) -> str:
-    """4.2s, 42s, 4m05s, 1h02m03s."""
-    if seconds < 60:
-        return f"{max(0.0, seconds):.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m") + f"{secs:02d}s"
-
-
-def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage, str]:
-    """The study's database (SQLite in the output folder by default), with heartbeats so that a trial whose
-    machine died is found and run again."""
-    url = url or f"sqlite:///{(out / STUDY_DB).resolve()}"
-    shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # no password in messages
-    for attempt in range(OPEN_ATTEMPTS):
-        try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=_rerun_failed,
-            )
-            break
-        except ImportError as exc:
-            raise RnnclfError(f"--storage {shown}: its database driver is not installed ({exc.name or exc})") from None
-        except Exception as exc:  # sqlalchemy's errors: a bad URL, a server that does not answer, a refused login
-            # two workers that start together both create the tables: the second waits for the first
-            racing = any(mark in str(exc) for mark in ("UNIQUE constraint", "already exists", "locked"))
-            if not racing or attempt == OPEN_ATTEMPTS - 1:
-                raise RnnclfError(f"--storage {shown}: cannot open the study database ({_first_line(exc)})") from None
-            time.sleep(0.5 + attempt)
-    return storage, shown
 
 
 class Tuner:
@@ -204,7 +164,7 @@ class Tuner:
 
     def check_same_study(self, existing: bool) -> None:
         """A study goes on only with the config and space it started with; otherwise nothing of it is touched."""
-        mine = {"config": _comparable(self.base), "space": space_to_yaml(self.space)}
+        mine = {"config": comparable(self.base), "space": space_to_yaml(self.space)}
         attrs = self.study.user_attrs
         if not existing or "config" not in attrs:
             for key, value in mine.items():
@@ -212,7 +172,7 @@ class Tuner:
             return
         for key, value in mine.items():
             if attrs.get(key) != value:
-                what = _first_difference(attrs.get(key) or {}, value)
+                what = first_difference(attrs.get(key) or {}, value)
                 raise RnnclfError(
                     f"{self.out}: this study was started with another {'config' if key == 'config' else 'search space'}"
                     f" ({what}); run the same config and space to continue it, or give a new --out"
@@ -225,11 +185,11 @@ class Tuner:
         Other machines' trials are found by their heartbeat instead (after GRACE_SECONDS)."""
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = trial.user_attrs.get("pid")
-            if trial.user_attrs.get("host") != HOST or pid is None or _alive(pid):
+            if trial.user_attrs.get("host") != HOST or pid is None or alive(pid):
                 continue
             optuna.trial.Trial(self.study, trial._trial_id).set_user_attr("failure", f"killed (process {pid} ended)")
             self.study.tell(trial.number, state=TrialState.FAIL)
-            _rerun_failed(self.study, trial)
+            rerun_failed(self.study, trial)
             self.log(f"trial {trial.number} was killed with its process; it runs again")
         optuna.storages.fail_stale_trials(self.study)
 
@@ -282,12 +242,12 @@ class Tuner:
         lines: list[str] = []
         distributed.broadcast(config_to_dict(config), self.group)  # --nproc: the trial's other processes
         try:
-            summary = train(config, self.command, lines.append, on_epoch=watch, evaluate_test=False)
+            summary = train(config, self.command, lines.append, on_epoch=watch, trial=True)
         except optuna.TrialPruned:
             raise
         except TrainingStopped:
             trial.set_user_attr("failure", "interrupted")
-            _rerun_failed(self.study, trial)  # the same values first, when the search goes on
+            rerun_failed(self.study, trial)  # the same values first, when the search goes on
             self.interrupted = True
             raise
         except torch.OutOfMemoryError:
@@ -346,7 +306,7 @@ class Tuner:
         if self.interrupted:
             return "interrupted"
         trials = self.study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished() and not _was_interrupted(t)]
+        finished = [t for t in trials if t.state.is_finished() and not was_interrupted(t)]
         if self.settings.trials is not None and len(finished) >= self.settings.trials:
             return f"{len(finished)} trials finished (--trials {self.settings.trials})"
         recent = sorted(finished, key=lambda t: t.number)[-FAILURES_IN_A_ROW:]
@@ -428,7 +388,7 @@ def follow(group: distributed.Group) -> None:
     while (message := distributed.broadcast(None, group)) is not None:
         config = parse_config(message, "the trial's config from rank 0")
         try:
-            train(config, log=lambda line: None, on_epoch=each_epoch, evaluate_test=False)
+            train(config, log=lambda line: None, on_epoch=each_epoch, trial=True)
         except (TrialEnded, RnnclfError):  # rank 0 records the trial; a NaN loss or the like meets every rank
             pass
         gc.collect()  # as rank 0 does after each trial: the stopped trial's DistributedDataParallel goes now
@@ -492,52 +452,5 @@ def measure_epoch(config: Config) -> tuple[int, float, float]:
     return len(train), setup_seconds, epoch_seconds
 
 
-def _rerun_failed(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
-    """A trial stopped by its process's end (not by its settings) runs again with the same values."""
-    study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
-
-
-def _was_interrupted(trial: FrozenTrial) -> bool:
-    failure = str(trial.user_attrs.get("failure", ""))
-    return trial.state == TrialState.FAIL and (failure == "interrupted" or failure.startswith("killed"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _comparable(config: Config) -> dict[str, Any]:
-    raw = config_to_dict(config)
-    raw["output"] = {key: value for key, value in raw["output"].items() if key != "run_dir"}
-    return raw
-
-
-def _first_difference(before: dict[str, Any], now: dict[str, Any]) -> str:
-    flat_before, flat_now = _flatten(before), _flatten(now)
-    for key in sorted(set(flat_before) | set(flat_now)):
-        if flat_before.get(key) != flat_now.get(key):
-            return f"{key}: {flat_before.get(key)!r} then, {flat_now.get(key)!r} now"
-    return "they differ"
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        flat |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
-    return flat
-
-
 def _show(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -28,7 +28,7 @@ STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", Tri
 def finish(tuner: Tuner) -> dict[str, Any]:
     """Write every output of the search so far; after a search that ended by itself, evaluate the best trial on the
     test split (once: a later session reuses that evaluation while the best trial stays the same)."""
-    from rnnclf.tune import format_duration
+    from rnnclf.tune_study import format_duration
 
     study, out = tuner.study, tuner.out
     trials = study.get_trials(deepcopy=False)
@@ -156,7 +156,7 @@ def save_plots(study: Any, out: Path, target: str, log: Any) -> dict[str, str]:
 
 
 def summary_markdown(summary: dict[str, Any], tuner: Tuner, trials: list[FrozenTrial]) -> str:
-    from rnnclf.tune import format_duration
+    from rnnclf.tune_study import format_duration
 
     metric, best = summary["metric"], summary["best"]
     budget = summary["budget_seconds"]

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from rnnclf.cli.app import Device, Format, app, log, output_format, rank_zero
 from rnnclf.errors import RnnclfError
 
 INSTALL_TUNE = "pip install 'rnnclf[tune]'"
+DEFAULT_BUDGET = 1800.0  # seconds, when neither --budget nor --trials is given
 
 
 @app.command()
@@ -66,23 +67,11 @@ def tune(
         import optuna  # noqa: F401
     except ImportError:
         raise RnnclfError(f"rnnclf tune needs Optuna: {INSTALL_TUNE}") from None
-    from rnnclf.config import inert_settings, load_config
     from rnnclf.engine.session import TrainingStopped
-    from rnnclf.tune import TRIALS_DIR, TuneSettings, parse_duration, run_tune
+    from rnnclf.tune import TRIALS_DIR, run_tune
 
-    extra = list(overrides or []) + ([f"train.device={device.value}"] if device is not None else [])
-    base = load_config(config, extra)
-    if rank_zero() and "RNNCLF_LAUNCHED" not in os.environ:
-        for warning in inert_settings(base):
-            log(f"rnnclf: warning: {config}: {warning}")
-    seconds = parse_duration(budget) if budget is not None else (None if trials else 1800.0)
-    if seconds is not None and seconds <= 0:
-        raise RnnclfError(f"--budget {budget}: must be above zero")
-    folder = out or Path("runs") / f"{config.stem}-tune"
-    if folder.exists() and not folder.is_dir():
-        raise RnnclfError(f"--out {folder}: exists and is not a folder")
-    if space is not None and not space.exists():
-        raise RnnclfError(f"--space {space}: search space file not found")
+    settings = _settings(config, overrides, device, space, budget, trials, out, storage, keep)
+    base, folder = settings.base, settings.out
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # torchrun starts N copies of this command
         from rnnclf.engine.distributed import launch
 
@@ -90,9 +79,6 @@ def tune(
         raise typer.Exit(launch(nproc, ["tune", *_without_nproc(sys.argv[1:])]))
     new_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    settings = TuneSettings(config, base, folder, space, seconds, trials, storage, keep)
-    if budget is None and trials is None:
-        log("rnnclf: budget 30m (the default; --budget or --trials to change it)")
     try:
         summary = run_tune(settings, sys.argv, log if rank_zero() else lambda line: None)
     except TrainingStopped as stop:
@@ -132,3 +118,37 @@ def _command() -> str:
     args = sys.argv[sys.argv.index("tune") :] if "tune" in sys.argv else sys.argv[1:]
     world = os.environ.get("WORLD_SIZE", "1")
     return " ".join(["rnnclf", *args] + (["--nproc", world] if world != "1" else []))
+
+
+def _settings(
+    config: Path,
+    overrides: list[str] | None,
+    device: Device | None,
+    space: Path | None,
+    budget: str | None,
+    trials: int | None,
+    out: Path | None,
+    storage: str | None,
+    keep: int,
+) -> Any:
+    """The tune's settings from the command line, each mistake one line."""
+    from rnnclf.config import inert_settings, load_config
+    from rnnclf.tune import TuneSettings
+    from rnnclf.tune_study import parse_duration
+
+    extra = list(overrides or []) + ([f"train.device={device.value}"] if device is not None else [])
+    base = load_config(config, extra)
+    if rank_zero() and "RNNCLF_LAUNCHED" not in os.environ:
+        for warning in inert_settings(base):
+            log(f"rnnclf: warning: {config}: {warning}")
+        if budget is None and trials is None:
+            log("rnnclf: budget 30m (the default; --budget or --trials to change it)")
+    seconds = parse_duration(budget) if budget is not None else (None if trials else DEFAULT_BUDGET)
+    if seconds is not None and seconds <= 0:
+        raise RnnclfError(f"--budget {budget}: must be above zero")
+    folder = out or Path("runs") / f"{config.stem}-tune"
+    if folder.exists() and not folder.is_dir():
+        raise RnnclfError(f"--out {folder}: exists and is not a folder")
+    if space is not None and not space.exists():
+        raise RnnclfError(f"--space {space}: search space file not found")
+    return TuneSettings(config, base, folder, space, seconds, trials, storage, keep)

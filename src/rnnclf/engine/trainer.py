@@ -59,15 +59,16 @@ def train(
     command: list[str] | None = None,
     log: Log = print,
     on_epoch: EpochHook | None = None,
-    evaluate_test: bool = True,
+    trial: bool = False,
 ) -> dict[str, Any]:
     """Train a model as the config says and write a new run directory. Returns the metrics summary.
 
-    `evaluate_test` False leaves the test split alone (a tuning trial chooses on validation only)."""
+    A `trial` of rnnclf tune leaves the test split alone (trials choose on validation only), saves no training
+    state (a stopped trial is run again, not resumed) and draws its curves once, at the end."""
     run_dir = Path(config.output.run_dir)
     if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
         session.check_run_dir(run_dir)
-    return _fit(config, run_dir, None, command or sys.argv, log, on_epoch, evaluate_test)
+    return _fit(config, run_dir, None, command or sys.argv, log, on_epoch, trial)
 
 
 def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def _fit(
     command: list[str],
     log: Log,
     on_epoch: EpochHook | None = None,
-    evaluate_test: bool = True,
+    trial: bool = False,
 ) -> dict[str, Any]:
     """Set up this process (and the process group when torchrun started several), then train."""
     if config.output.tensorboard:
@@ -105,7 +106,7 @@ def _fit(
     device = distributed.start(group, choose_device(config.train.device))
     try:
         trainer = Trainer(config, run_dir, previous, command, log if group.main else lambda message: None)
-        trainer.on_epoch, trainer.evaluate_test = on_epoch, evaluate_test
+        trainer.on_epoch, trainer.trial = on_epoch, trial
         return trainer.run(group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
@@ -126,8 +127,9 @@ class Trainer:
         self.multi_label = config.data.multi_label
         self.command, self.log = command, log
         self.plotting = True
+        self.best_valid_logits: np.ndarray | None = None
         self.on_epoch: EpochHook | None = None
-        self.evaluate_test = True
+        self.trial = False
         self.env_noted: dict | None = None  # the last thread change written to env.json
         # a run stopped before its first save starts again from the beginning, with its own tokenizer
         self.fresh = previous is None or not (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
@@ -323,7 +325,8 @@ class Trainer:
             if halt or (tc.save_every and p.step % tc.save_every == 0):
                 p.seconds += time.perf_counter() - session_start
                 session_start = time.perf_counter()
-                self.save()
+                if not self.trial:
+                    self.save()
                 if halt:
                     bar.close()
                     self.stopped(stop.signum)
@@ -350,11 +353,6 @@ class Trainer:
             f"Continue with: rnnclf train --resume {self.run_dir}{resume_option}",
         )
 
-    def validate(self, split: str = "valid") -> dict[str, Any]:
-        """Metrics on a split (multi-label: at 0.5), with `objective`: the training loss function (label smoothing
-        and class weights included) on it, comparable with train_loss."""
-        return self.scores(self.logits(split), split)
-
     def logits(self, split: str) -> np.ndarray:
         """The model's logits on a split; with several processes each predicts a share."""
         encoded, dtype = self.data.encoded[split], self.precision.autocast
@@ -370,6 +368,8 @@ class Trainer:
         return logits
 
     def scores(self, logits: np.ndarray, split: str, thresholds: np.ndarray | None = None) -> dict[str, Any]:
+        """Metrics on a split (multi-label: at 0.5 unless `thresholds`), with `objective`: the training loss function
+        (label smoothing and class weights included) on it, comparable with train_loss."""
         targets = self.data.targets[split]
         report = scores(logits, targets, self.labels, thresholds)
         report["objective"] = objective(logits, targets, self.class_weights, self.tc.label_smoothing)
@@ -379,7 +379,8 @@ class Trainer:
         """Validate, keep the best weights, write the epoch's line, decide on early stopping, save the state."""
         p, tc = self.progress, self.tc
         epoch, valid_start = p.epoch, time.perf_counter()
-        valid = self.validate()
+        logits = self.logits("valid")
+        valid = self.scores(logits, "valid")
         valid_seconds = time.perf_counter() - valid_start
         score = valid[tc.metric]
         if isinstance(self.step.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -387,6 +388,7 @@ class Trainer:
         improved = p.best is None or (score < p.best if tc.metric == "loss" else score > p.best)
         if improved:
             p.best, p.best_epoch, p.stale = score, p.epoch, 0
+            self.best_valid_logits = logits  # finish() reports on them instead of predicting valid again
             if self.group.main:
                 save_tensors(self.run_dir / files.WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
         else:
@@ -396,7 +398,7 @@ class Trainer:
             files.append_line(self.run_dir / files.METRICS_LOG, record)
         if board is not None:
             log_epoch(board, record)
-        if self.plotting and self.group.main:  # until matplotlib turns out to be missing (said once)
+        if self.plotting and self.group.main and not self.trial:  # until matplotlib is found missing (said once)
             self.plotting = save_curves(self.run_dir, tc.metric, self.log)
         shown = f"micro F1 {valid['micro_f1']:.4f}" if self.multi_label else f"acc {valid['accuracy']:.4f}"
         self.log(
@@ -406,7 +408,8 @@ class Trainer:
         )
         stopping = tc.early_stopping is not None and p.stale >= tc.early_stopping
         p.next_epoch(stopping, tc.epochs)
-        self.save()
+        if not self.trial:
+            self.save()
         if stopping:
             self.log(f"early stopping: no better valid {tc.metric} for {p.stale} epochs")
         if self.on_epoch is not None:
@@ -442,10 +445,13 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """The best weights on valid (and test): metrics.json, env.json's end time. Returns the summary."""
         p = self.progress
-        self.model.load_state_dict(load_tensors(self.run_dir / files.WEIGHTS))  # the best weights, exactly as saved
+        splits = ["valid"] + (["test"] if "test" in self.data.encoded and not self.trial else [])
+        known = {"valid": self.best_valid_logits} if self.best_valid_logits is not None else {}
+        if any(split not in known for split in splits):  # the best weights, exactly as saved
+            self.model.load_state_dict(load_tensors(self.run_dir / files.WEIGHTS))
         reports = {}
-        for split in ("valid", "test") if "test" in self.data.encoded and self.evaluate_test else ("valid",):
-            logits = self.logits(split)
+        for split in splits:
+            logits = known[split] if split in known else self.logits(split)
             if split == "valid":
                 thresholds = self.choose_thresholds(logits) if self.multi_label else None
             reports[split] = self.scores(logits, split, thresholds)
@@ -472,6 +478,8 @@ class Trainer:
             "valid": reports["valid"],
             "test": test,
         }
+        if self.trial and self.plotting and self.group.main:  # a trial draws its curves once
+            save_curves(self.run_dir, self.tc.metric, self.log)
         if self.group.main:
             files.write_json(self.run_dir / files.METRICS, summary)
             self.env["finished"] = session.now()
