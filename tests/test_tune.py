@@ -180,6 +180,22 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(folder):
     assert len(trials) == 3 and json.loads(result.stdout)["trials"]["failed"] >= 1
 
 
+def test_impossible_combinations_are_pruned_at_once_and_not_counted(folder):
+    """model.dropout needs two layers: with num_layers searched too, some trials draw a combination no config
+    allows. They stop before training (pruned, so TPE learns the region is bad) and --trials counts only the rest."""
+    (folder / "layers.yaml").write_text("model.num_layers: [1, 2]\nmodel.dropout: {low: 0.1, high: 0.5}\n")
+    result = tune(folder, "layers", "--space", "layers.yaml", "--trials", "4")
+    assert result.returncode == 0, result.stderr
+    trials = rows(folder / "layers")
+    impossible = [r for r in trials if r["note"].startswith("an impossible combination")]
+    assert impossible, "no trial drew num_layers 1 with dropout; pick another space"
+    for row in impossible:
+        assert row["state"] == "pruned" and row["model.num_layers"] == "1"
+        assert "model.dropout acts between recurrent layers" in row["note"]
+        assert not Path(row["run_dir"]).exists()
+    assert len(trials) - len(impossible) == 4
+
+
 def test_two_processes_share_one_sqlite_study(folder):
     first = start(folder, "shared", "--space", "space.yaml", "--trials", "8")
     second = start(folder, "shared", "--space", "space.yaml", "--trials", "8")
@@ -294,6 +310,7 @@ def test_a_choice_that_works_only_beside_another_searched_value_is_accepted():
         ({"train.lr": {"low": 0.001}}, "a range needs both low and high"),
         ({"train.lr": {"low": 0.001, "hihg": 0.1}}, "unknown range key 'hihg' (did you mean 'high'?)"),
         ({"model.hidden_size": {"low": 8, "high": 64.5}}, "model.hidden_size takes whole numbers"),
+        ({"model.hidden_size": {"low": 8, "high": 60, "step": 16}}, "high - low (52) must be a whole number of steps"),
         ({"model.encoder": []}, "the list of choices is empty"),
         ({"model.encoder": ["gru", "gru"]}, "a choice is listed twice"),
         ({"data.valid_fraction": [0.1, 0.2]}, "data.valid_fraction cannot be searched"),

@@ -62,9 +62,9 @@ class Dimension:
             return value in self.choices
         if not isinstance(value, int | float) or isinstance(value, bool):
             return False
-        if not self.low <= value <= self.high:
+        if not self.low <= value <= self.high or (self.kind == "int" and value != int(value)):
             return False
-        return self.kind == "float" or value == int(value)
+        return self.step is None or _on_grid(value - self.low, self.step)
 
     def to_yaml(self) -> Any:
         if self.kind == "categorical":
@@ -181,8 +181,10 @@ def _dimension(key: str, spec: Any, source: str) -> Dimension:
         raise RnnclfError(f"{where}: the range is {what} (low {low!r}, high {high!r}); low must be below high")
     if log and low <= 0:
         raise RnnclfError(f"{where}: a log range needs low above 0, got {low!r}")
-    if step is not None and (log or step <= 0 or step > high - low):
-        problem = "step and log do not go together" if log else f"step must be above 0 and at most {high - low!r}"
+    if step is not None and (log or step <= 0 or not _on_grid(high - low, step)):
+        problem = (
+            "step and log do not go together" if log else f"high - low ({high - low:g}) must be a whole number of steps"
+        )
         raise RnnclfError(f"{where}: {problem}")
     return Dimension(key, kind, low=low, high=high, log=log, step=step)
 
@@ -238,6 +240,10 @@ def _first_error(base: Config, values: dict[str, Any], source: str) -> str | Non
 
 def _strip(error: str, source: str) -> str:
     return error.removeprefix(f"{source}: ")
+
+
+def _on_grid(distance: float, step: float) -> bool:
+    return step > 0 and abs(distance / step - round(distance / step)) < 1e-9
 
 
 def _categorical(key: str, choices: list[Any], current: Any) -> Dimension:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import statistics
 import time
 import warnings
@@ -44,6 +43,7 @@ from rnnclf.tune_study import (
     comparable,
     first_difference,
     format_duration,
+    impossible,
     open_storage,
     rerun_failed,
     was_interrupted,
@@ -55,6 +55,7 @@ TRIALS_DIR, SPACE_FILE = "trials", "space.yaml"
 KEEP_WEIGHTS = 3  # the best few trials keep their weights; the others keep config, metrics and curves
 FAILURES_IN_A_ROW = 5  # then something is wrong with every trial, not with one setting
 WAIT_FOR_RANK_0 = 3600  # --nproc: seconds the other processes wait for rank 0 between trials
+IMPOSSIBLE = "an impossible combination"
 # Median pruning: a tune here runs tens of trials, not hundreds. Hyperband's brackets need many trials and one
 # fixed number of epochs, and the number of epochs is itself searched; the median needs neither, and one lucky
 # trial cannot move it much. From epoch 2, once 2 trials have finished, a trial whose best validation score so far
@@ -90,7 +91,7 @@ class Tuner:
         self.started = time.monotonic()
         self.session_key = f"seconds {HOST} {os.getpid()} {time.time():.0f}"
         self.first_estimate: float | None = None  # a whole trial of the config as given, before any trial finished
-        self.interrupted = False
+        self.channel: Any = None  # --nproc: the process group of the messages between trials
 
     def run(self) -> dict[str, Any]:
         self.open_study()
@@ -107,50 +108,60 @@ class Tuner:
         self.storage, self.storage_shown = open_storage(settings.storage, self.out)
         name = self.out.resolve().name
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets rnnclf's own line
-        existing = name in {s.study_name for s in optuna.study.get_all_study_summaries(self.storage)}
-        self.space = self.read_space(existing, name)
+        earlier = self.earlier_trials(name)
+        self.space = self.read_space(name, measure=not earlier)
         self.study = optuna.create_study(
             storage=self.storage,
             study_name=name,
             direction="maximize" if self.maximize else "minimize",
             load_if_exists=True,
             sampler=optuna.samplers.TPESampler(
-                seed=self.base.train.seed + len(self.trials_so_far(name)),  # a resumed search draws new points
+                # a continued search draws new points, and so does each of several workers
+                seed=hash((self.base.train.seed, len(earlier), os.getpid())) % 2**31,
                 n_startup_trials=RANDOM_TRIALS,
                 multivariate=True,
                 constant_liar=True,  # parallel workers do not all propose the same point
             ),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH),
         )
-        self.check_same_study(existing)
+        self.check_same_study()
         files.write_yaml(self.out / SPACE_FILE, space_to_yaml(self.space))
         if not self.study.trials:
             values = base_values(self.base, self.space)
-            self.study.enqueue_trial(values, user_attrs={"baseline": True})
+            self.study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
             left = [d.key for d in self.space if d.key not in values]
             self.log(
                 "trial 0 is the config as given"
                 + (f" (outside the space, so searched: {', '.join(left)})" if left else "")
             )
+        else:
+            self.log(f"continuing the study in {self.storage_shown}: {len(self.study.trials)} trials so far")
 
-    def trials_so_far(self, name: str) -> list[FrozenTrial]:
+    def earlier_trials(self, name: str) -> list[FrozenTrial]:
         try:
             return optuna.load_study(study_name=name, storage=self.storage).trials
         except KeyError:
             return []
 
-    def read_space(self, existing: bool, name: str) -> list[Dimension]:
-        """The space file, the study's own space when it continues, or the default space sized by the data."""
+    def read_space(self, name: str, measure: bool) -> list[Dimension]:
+        """The space file, the study's own space when it continues, or the default space sized by the data. A new
+        study first times a few training steps of the config: the budget must hold one trial of it."""
+        size = None
+        if measure:
+            size, setup_seconds, epoch_seconds = measure_epoch(self.base)
+            self.first_estimate = setup_seconds + epoch_seconds * self.base.train.epochs
+            self.check_budget(epoch_seconds)
         if self.settings.space_path is not None:
             return read_space(self.settings.space_path, self.base)
-        if existing:
+        try:
             stored = optuna.load_study(study_name=name, storage=self.storage).user_attrs.get("space")
-            if stored:
-                return check_space(stored, self.base, f"the study's space ({self.storage_shown})")
-        train_size, setup_seconds, epoch_seconds = measure_epoch(self.base)
-        self.first_estimate = setup_seconds + epoch_seconds * self.base.train.epochs
-        self.check_budget(epoch_seconds)
-        return default_space(self.base, train_size)
+        except KeyError:
+            stored = None
+        if stored:
+            return check_space(stored, self.base, f"the study's space ({self.storage_shown})")
+        if size is None:
+            size = measure_epoch(self.base)[0]
+        return default_space(self.base, size)
 
     def check_budget(self, epoch_seconds: float) -> None:
         budget = self.settings.budget
@@ -162,11 +173,11 @@ class Tuner:
                 "or fewer train.epochs"
             )
 
-    def check_same_study(self, existing: bool) -> None:
+    def check_same_study(self) -> None:
         """A study goes on only with the config and space it started with; otherwise nothing of it is touched."""
         mine = {"config": comparable(self.base), "space": space_to_yaml(self.space)}
         attrs = self.study.user_attrs
-        if not existing or "config" not in attrs:
+        if "config" not in attrs:
             for key, value in mine.items():
                 self.study.set_user_attr(key, value)
             return
@@ -177,18 +188,20 @@ class Tuner:
                     f"{self.out}: this study was started with another {'config' if key == 'config' else 'search space'}"
                     f" ({what}); run the same config and space to continue it, or give a new --out"
                 )
-        if self.settings.space_path is None and self.first_estimate is None:
-            self.log(f"continuing the study in {self.storage_shown} with its {len(self.study.trials)} trials")
 
     def recover_killed_trials(self) -> None:
         """Trials left running by a process of this machine that no longer exists (a kill): failed, and run again.
         Other machines' trials are found by their heartbeat instead (after GRACE_SECONDS)."""
+        storage = self.study._storage  # noqa: SLF001  (a note on a trial this process does not run)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = trial.user_attrs.get("pid")
             if trial.user_attrs.get("host") != HOST or pid is None or alive(pid):
                 continue
-            optuna.trial.Trial(self.study, trial._trial_id).set_user_attr("failure", f"killed (process {pid} ended)")
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            try:  # one transaction: of two workers starting together, one fails the trial and queues it again
+                storage.set_trial_user_attr(trial._trial_id, "failure", f"killed (process {pid} ended)")
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
             rerun_failed(self.study, trial)
             self.log(f"trial {trial.number} was killed with its process; it runs again")
         optuna.storages.fail_stale_trials(self.study)
@@ -235,20 +248,19 @@ class Tuner:
             trial.set_user_attr(key, value)
         self.log(f"trial {trial.number}: " + ", ".join(f"{key} {_show(value)}" for key, value in values.items()))
         try:
-            config = apply_values(self.base, values | {"output.run_dir": str(run_dir)}, f"trial {trial.number}")
-        except RnnclfError as exc:
-            self.fail(trial, f"an impossible combination: {exc}")
+            config = apply_values(self.base, values | {"output.run_dir": str(run_dir)}, "")
+        except RnnclfError as exc:  # pruned, not failed: TPE then counts the region as bad and moves away
+            trial.set_user_attr("stopped", f"{IMPOSSIBLE}: {str(exc).removeprefix(': ')}")
+            self.log(f"trial {trial.number}: {trial.user_attrs['stopped']}")
+            raise optuna.TrialPruned() from None
         watch = EpochWatch(self, trial, config.train.epochs)
         lines: list[str] = []
-        distributed.broadcast(config_to_dict(config), self.group)  # --nproc: the trial's other processes
+        distributed.broadcast(config_to_dict(config), self.group, self.channel)  # --nproc: the other processes
         try:
             summary = train(config, self.command, lines.append, on_epoch=watch, trial=True)
-        except optuna.TrialPruned:
-            raise
-        except TrainingStopped:
+        except (TrainingStopped, KeyboardInterrupt):
             trial.set_user_attr("failure", "interrupted")
             rerun_failed(self.study, trial)  # the same values first, when the search goes on
-            self.interrupted = True
             raise
         except torch.OutOfMemoryError:
             self.fail(trial, "out of memory")
@@ -269,6 +281,11 @@ class Tuner:
         import torch
 
         trial.set_user_attr("failure", reason)
+        if self.group.active:  # the trial's processes may have parted mid-step: no next trial on them
+            raise RnnclfError(
+                f"trial {trial.number} failed: {reason}; with --nproc a failed trial ends the tune (the study keeps "
+                "it as failed; the same command goes on)"
+            )
         self.log(f"trial {trial.number} failed: {reason}")
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -303,13 +320,13 @@ class Tuner:
         return statistics.median(seconds) if seconds else self.first_estimate
 
     def stop_reason(self) -> str | None:
-        if self.interrupted:
-            return "interrupted"
         trials = self.study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished() and not was_interrupted(t)]
+        rerun = {t.user_attrs.get("rerun_of") for t in trials}
+        finished = [t for t in trials if t.state.is_finished() and not was_interrupted(t, rerun) and not impossible(t)]
         if self.settings.trials is not None and len(finished) >= self.settings.trials:
             return f"{len(finished)} trials finished (--trials {self.settings.trials})"
-        recent = sorted(finished, key=lambda t: t.number)[-FAILURES_IN_A_ROW:]
+        mine = [t for t in finished if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == HOST]
+        recent = mine[-FAILURES_IN_A_ROW:]  # this session's: a continued study starts afresh
         if len(recent) == FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in recent):
             raise RnnclfError(
                 f"the last {FAILURES_IN_A_ROW} trials failed, the last with: {recent[-1].user_attrs.get('failure')}; "
@@ -327,17 +344,14 @@ class Tuner:
         return None
 
     def tidy(self) -> None:
-        """Weights only for the best few finished trials; no saved training state for any finished trial."""
+        """Weights only for the best few finished trials."""
         finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
         ranked = sorted(complete, key=lambda t: t.value, reverse=self.maximize)
         kept = {t.number for t in ranked[: self.settings.keep]}
         for trial in finished:
             run_dir = Path(trial.user_attrs.get("run_dir", ""))
-            if not trial.user_attrs.get("run_dir") or not run_dir.is_dir():
-                continue  # another machine's, or never started
-            shutil.rmtree(run_dir / files.STATE, ignore_errors=True)
-            if trial.number not in kept:
+            if trial.user_attrs.get("run_dir") and trial.number not in kept:  # here, or on another machine
                 (run_dir / files.WEIGHTS).unlink(missing_ok=True)
 
 
@@ -350,22 +364,23 @@ class EpochWatch:
         self.best: float | None = None
         self.started = self.last = time.monotonic()
 
-    def __call__(self, epoch: int, score: float) -> None:
+    def __call__(self, epoch: int, score: float, last: bool) -> None:
         tuner, trial = self.tuner, self.trial
         if self.best is None or (score > self.best if tuner.maximize else score < self.best):
             self.best = score
         epoch_seconds, self.last = time.monotonic() - self.last, time.monotonic()
-        trial.report(score, epoch)
+        # the best so far: a pruned trial's value is then its best epoch's, as a finished trial's is
+        trial.report(self.best, epoch)
         tuner.record_time()
         tuner.log(f"trial {trial.number} epoch {epoch}/{self.epochs}: valid {tuner.metric} {score:.4f}")
         stop = None
-        if epoch < self.epochs and trial.should_prune():  # after the last epoch the trial is done anyway
+        if not last and trial.should_prune():  # after the last epoch the trial is done anyway
             stop = f"pruned at epoch {epoch}"
             tuner.log(f"trial {trial.number}: {stop} (valid {tuner.metric} {self.best:.4f}, behind the median)")
-        elif epoch < self.epochs and tuner.remaining() < epoch_seconds:
+        elif not last and tuner.remaining() < epoch_seconds:
             stop = f"budget spent at epoch {epoch}"
             tuner.log(f"trial {trial.number}: stopped at epoch {epoch}, the budget is spent")
-        distributed.broadcast(stop, tuner.group)  # --nproc: the trial's other processes stop with it
+        distributed.broadcast(stop, tuner.group, tuner.channel)  # --nproc: the trial's other processes stop with it
         if stop:
             trial.set_user_attr("stopped", stop)
             raise optuna.TrialPruned()
@@ -375,49 +390,45 @@ class TrialEnded(Exception):
     """--nproc: rank 0 stopped the trial (pruned, or the budget)."""
 
 
-def follow(group: distributed.Group) -> None:
+def follow(group: distributed.Group, channel: Any) -> None:
     """--nproc, the processes other than rank 0: train each trial rank 0 sends, in step with it, until it sends
-    None (the search is over)."""
+    None (the search is over). A failed trial ends the tune (rank 0 says why)."""
     from rnnclf.config import parse_config
     from rnnclf.engine.trainer import train
 
-    def each_epoch(epoch: int, score: float) -> None:
-        if distributed.broadcast(None, group):
+    def each_epoch(epoch: int, score: float, last: bool) -> None:
+        if distributed.broadcast(None, group, channel):
             raise TrialEnded
 
-    while (message := distributed.broadcast(None, group)) is not None:
+    while (message := distributed.broadcast(None, group, channel)) is not None:
         config = parse_config(message, "the trial's config from rank 0")
         try:
             train(config, log=lambda line: None, on_epoch=each_epoch, trial=True)
-        except (TrialEnded, RnnclfError):  # rank 0 records the trial; a NaN loss or the like meets every rank
+        except TrialEnded:
             pass
         gc.collect()  # as rank 0 does after each trial: the stopped trial's DistributedDataParallel goes now
 
 
 def run_tune(settings: TuneSettings, command: list[str], log: Log) -> dict[str, Any] | None:
     """The tune on this process: the search itself, or with --nproc on a rank other than 0 its share of each
-    trial's training. Returns the summary on rank 0."""
+    trial's training. Returns the summary on rank 0. With --nproc, rank 0 sends the end of the search when it ends
+    by itself; on an error or a signal every process stops (torchrun ends the others)."""
     from rnnclf.engine.device import choose_device
-    from rnnclf.engine.session import TrainingStopped
 
     group = distributed.from_env()
     if not group.active:
         return Tuner(settings, command, log, group).run()
-    # rank 0 measures, opens the study and writes outputs between trials while the others wait for it
-    os.environ.setdefault("RNNCLF_DIST_TIMEOUT", str(WAIT_FOR_RANK_0))
     distributed.start(group, choose_device(settings.base.train.device))
     try:
+        # rank 0 measures, opens the study and writes outputs between trials, while the others wait on this group
+        channel = distributed.new_channel(WAIT_FOR_RANK_0)
         if not group.main:
-            follow(group)
+            follow(group, channel)
             return None
-        try:
-            summary = Tuner(settings, command, log, group).run()
-        except TrainingStopped:
-            raise  # every rank stopped on the signal: nobody waits for the end message
-        except BaseException:
-            distributed.broadcast(None, group)
-            raise
-        distributed.broadcast(None, group)
+        tuner = Tuner(settings, command, log, group)
+        tuner.channel = channel
+        summary = tuner.run()
+        distributed.broadcast(None, group, channel)
         return summary
     finally:
         distributed.stop(group)

@@ -26,8 +26,8 @@ STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", Tri
 
 
 def finish(tuner: Tuner) -> dict[str, Any]:
-    """Write every output of the search so far; after a search that ended by itself, evaluate the best trial on the
-    test split (once: a later session reuses that evaluation while the best trial stays the same)."""
+    """Write every output of the search, and evaluate the best trial on the test split (once: a later session reuses
+    that evaluation while the best trial stays the same). A search stopped by a signal never comes here."""
     from rnnclf.tune_study import format_duration
 
     study, out = tuner.study, tuner.out
@@ -55,7 +55,7 @@ def finish(tuner: Tuner) -> dict[str, Any]:
         "spent_seconds": round(tuner.spent(), 1),
         "best": _trial_summary(best) | {"params": best.params},
         "baseline": _trial_summary(baseline) if baseline else None,
-        "test": None if tuner.interrupted else evaluate_best_once(best, tuner.base.train.device, tuner.log),
+        "test": evaluate_best_once(best, tuner.base.train.device, tuner.log),
         "files": {"best_config": str(out / BEST_CONFIG), "trials": str(out / TRIALS_CSV)},
     }
     summary["files"] |= save_plots(study, out, f"valid {tuner.metric}", tuner.log)

@@ -69,12 +69,21 @@ def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage
 
 def rerun_failed(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     """A trial stopped by its process's end (not by its settings) runs again with the same values."""
-    study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
+    attrs = {"rerun_of": trial.number} | ({"baseline": True} if trial.user_attrs.get("baseline") else {})
+    study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
 
 
-def was_interrupted(trial: FrozenTrial) -> bool:
+def was_interrupted(trial: FrozenTrial, rerun: set[Any]) -> bool:
+    """Failed because its process stopped (Ctrl-C, a kill, a machine whose heartbeat stopped): it runs again, and
+    `rerun` (the trials run again) holds its number."""
     failure = str(trial.user_attrs.get("failure", ""))
-    return trial.state == TrialState.FAIL and (failure == "interrupted" or failure.startswith("killed"))
+    stopped = failure == "interrupted" or failure.startswith("killed") or trial.number in rerun
+    return trial.state == TrialState.FAIL and stopped
+
+
+def impossible(trial: FrozenTrial) -> bool:
+    """A combination no config allows: it cost nothing and counts for nothing."""
+    return str(trial.user_attrs.get("stopped", "")).startswith("an impossible combination")
 
 
 def alive(pid: int) -> bool:

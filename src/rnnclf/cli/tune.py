@@ -81,10 +81,10 @@ def tune(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         summary = run_tune(settings, sys.argv, log if rank_zero() else lambda line: None)
-    except TrainingStopped as stop:
+    except (TrainingStopped, KeyboardInterrupt) as stop:  # Ctrl-C in a trial's training, or between trials
         if rank_zero():
             log(f"rnnclf: stopped; the study keeps its finished trials. Continue with the same command: {_command()}")
-        raise typer.Exit(stop.code) from None
+        raise typer.Exit(getattr(stop, "code", 130)) from None
     except RnnclfError:
         if new_folder and not (folder / TRIALS_DIR).exists():  # a mistake found before any trial leaves nothing
             shutil.rmtree(folder, ignore_errors=True)

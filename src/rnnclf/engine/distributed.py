@@ -150,13 +150,19 @@ def any_rank(flag: bool, group: Group, device: torch.device) -> bool:
     return sum_all([float(flag)], group, device)[0] > 0
 
 
-def broadcast(value: Any, group: Group) -> Any:
-    """Rank 0's value (a picklable object made by rnnclf itself), on every rank."""
+def broadcast(value: Any, group: Group, channel: Any = None) -> Any:
+    """Rank 0's value (a picklable object made by rnnclf itself), on every rank; through `channel` (a process group
+    of new_channel) when given."""
     if not group.active:
         return value
     box = [value if group.main else None]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=channel)
     return box[0]
+
+
+def new_channel(timeout_seconds: float) -> Any:
+    """A gloo process group of all ranks for messages that may wait longer than training's collectives should."""
+    return dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_seconds))
 
 
 def gather(value: Any, group: Group) -> list[Any]:

@@ -49,9 +49,9 @@ from rnnclf.token_cache import prepare
 from rnnclf.tokenizer import vocabulary
 
 Log = Callable[[str], None]
-# called after each epoch's state is saved, with the epoch and its validation score; what it raises stops the run
-# (rnnclf tune prunes a trial so)
-EpochHook = Callable[[int, float], None]
+# called at the end of each epoch with the epoch, its validation score and whether it was the last (the epochs are
+# done, or early stopping); what it raises stops the run (rnnclf tune prunes a trial so)
+EpochHook = Callable[[int, float, bool], None]
 
 
 def train(
@@ -342,7 +342,7 @@ class Trainer:
             kept = "the last saved state and best weights are kept" if saved else "nothing was saved yet"
             raise RnnclfError(
                 f"training loss became {exc.value} at epoch {self.progress.epoch}, step {self.progress.step + 1}; "
-                f"lower train.lr or set train.grad_clip ({kept} in {self.run_dir})"
+                f"lower train.lr or set train.grad_clip" + ("" if self.trial else f" ({kept} in {self.run_dir})")
             ) from None
 
     def stopped(self, signum: int | None) -> None:
@@ -413,7 +413,7 @@ class Trainer:
         if stopping:
             self.log(f"early stopping: no better valid {tc.metric} for {p.stale} epochs")
         if self.on_epoch is not None:
-            self.on_epoch(epoch, score)
+            self.on_epoch(epoch, score, p.epoch > tc.epochs)
         return record
 
     def epoch_record(self, valid: dict[str, Any], epoch_seconds: float, session_tokens: int) -> dict[str, Any]:
