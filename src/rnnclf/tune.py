@@ -56,6 +56,7 @@ KEEP_WEIGHTS = 3  # the best few trials keep their weights; the others keep conf
 FAILURES_IN_A_ROW = 5  # then something is wrong with every trial, not with one setting
 WAIT_FOR_RANK_0 = 3600  # --nproc: seconds the other processes wait for rank 0 between trials
 IMPOSSIBLE = "an impossible combination"
+TRIALS_IN_A_BUDGET = 6  # the default space keeps train.epochs low enough for about this many trials in a budget
 # Median pruning: a tune here runs tens of trials, not hundreds. Hyperband's brackets need many trials and one
 # fixed number of epochs, and the number of epochs is itself searched; the median needs neither, and one lucky
 # trial cannot move it much. From epoch 2, once 2 trials have finished, a trial whose best validation score so far
@@ -160,8 +161,11 @@ class Tuner:
         if stored:
             return check_space(stored, self.base, f"the study's space ({self.storage_shown})")
         if size is None:
-            size = measure_epoch(self.base)[0]
-        return default_space(self.base, size)
+            size, setup_seconds, epoch_seconds = measure_epoch(self.base)
+        most_epochs = None
+        if self.settings.budget is not None:  # a short budget: trials short enough that several fit
+            most_epochs = int((self.settings.budget / TRIALS_IN_A_BUDGET - setup_seconds) / epoch_seconds)
+        return default_space(self.base, size, most_epochs)
 
     def check_budget(self, epoch_seconds: float) -> None:
         budget = self.settings.budget
@@ -440,6 +444,7 @@ def measure_epoch(config: Config) -> tuple[int, float, float]:
     then read."""
     from rnnclf.batching import bucket_by_length, iterate
     from rnnclf.engine.device import choose_device
+    from rnnclf.engine.step import NonFiniteLoss
     from rnnclf.engine.trainer import Trainer
 
     started = time.perf_counter()
@@ -450,12 +455,19 @@ def measure_epoch(config: Config) -> tuple[int, float, float]:
     batches = bucket_by_length(train.lengths, config.train.batch_size, config.train.seed, 1)
     sample = batches[:: max(1, len(batches) // 5)][:5]
     steps = iterate(train, sample, trainer.data.targets["train"])
+
+    def step(batch: Any) -> None:
+        try:
+            trainer.step(batch)
+        except NonFiniteLoss:  # a config whose loss diverges takes as long; its trial says what went wrong
+            pass
+
     if len(sample) > 1:
-        trainer.take_step(next(steps))  # warm-up: the first step pays for allocations
+        step(next(steps))  # warm-up: the first step pays for allocations
         sample = sample[1:]
     started = time.perf_counter()
     for batch in steps:
-        trainer.take_step(batch)
+        step(batch)
     per_token = (time.perf_counter() - started) / max(1, sum(int(train.lengths[b].sum()) for b in sample))
     train_tokens = int(train.lengths.sum())
     valid_tokens = int(trainer.data.encoded["valid"].lengths.sum())
