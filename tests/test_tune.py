@@ -128,8 +128,9 @@ def test_search_writes_an_ordinary_run_per_trial_and_a_runnable_best_config(fold
 def test_the_same_command_continues_a_finished_study_without_repeating_it(folder):
     out = folder / "again"
     assert tune(folder, "again", "--space", "space.yaml", "--trials", "3").returncode == 0
-    result = tune(folder, "again", "--space", "space.yaml", "--trials", "5")
+    result = tune(folder, "again", "--space", "space.yaml", "--trials", "5", "--device", "cpu")  # a worker's own
     assert result.returncode == 0, result.stderr
+    assert "continuing the study in sqlite:///" in result.stderr
     assert [int(r["trial"]) for r in rows(out)] == list(range(5))
     assert json.loads(result.stdout)["test"]["trial"] == study(out).best_trial.number
     other = tune(folder, "again", "--space", "space.yaml", "--trials", "6", "--set", "train.batch_size=16")
@@ -188,6 +189,8 @@ def test_impossible_combinations_are_pruned_at_once_and_not_counted(folder):
     result = tune(folder, "layers", "--space", "layers.yaml", "--trials", "4")
     assert result.returncode == 0, result.stderr
     trials = rows(folder / "layers")
+    assert "trial 0 starts from the config, drawing model.dropout" in result.stderr  # 0.0 lies outside the space
+    assert "(the config as given, trial 0" not in (folder / "layers" / "summary.md").read_text()
     impossible = [r for r in trials if r["note"].startswith("an impossible combination")]
     assert impossible, "no trial drew num_layers 1 with dropout; pick another space"
     for row in impossible:
@@ -351,8 +354,10 @@ def test_base_values_leave_out_what_the_space_cannot_hold():
 
 
 def test_durations():
-    assert [parse_duration(t) for t in ("90s", "20m", "1h30m", "2.5h", "45")] == [90, 1200, 5400, 9000, 45]
-    for bad in ("soon", "5 minutes", "m5", "1h-3m", ""):
+    assert [parse_duration(t) for t in ("90s", "20m", "1h30m", "2.5h")] == [90, 1200, 5400, 9000]
+    for bad in ("soon", "5 minutes", "m5", "1h-3m", "", "45"):
         with pytest.raises(RnnclfError):
             parse_duration(bad)
-    assert [format_duration(s) for s in (4.24, 42, 245, 3723)] == ["4.2s", "42s", "4m05s", "1h02m03s"]
+    assert [format_duration(s) for s in (4.24, 42, 59.7, 245, 3723)] == ["4.2s", "42s", "1m00s", "4m05s", "1h02m03s"]
+    with pytest.raises(RnnclfError, match="--budget 20: give a unit: 20s, 20m or 20h"):
+        parse_duration("20")

@@ -14,7 +14,7 @@ import yaml
 
 from rnnclf.config import config_to_dict, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, METRICS, write_atomic
+from rnnclf.files import CONFIG, METRICS, STATE, write_atomic
 
 # the keys shown for a single run, when there is nothing to compare
 MAIN_KEYS = (
@@ -45,9 +45,12 @@ def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (path / CONFIG).exists():
         raise RnnclfError(f"{path}: not a run directory (no {CONFIG})")
     if not (path / METRICS).exists():
-        raise RnnclfError(
-            f"{path}: no {METRICS}; training has not finished (continue it: rnnclf train --resume {path})"
+        how = (
+            f"continue it: rnnclf train --resume {path}"
+            if (path / STATE).exists()
+            else "nothing saved to continue from"
         )
+        raise RnnclfError(f"{path}: no {METRICS}; training has not finished ({how})")
     try:
         raw = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
         metrics = json.loads((path / METRICS).read_text(encoding="utf-8"))

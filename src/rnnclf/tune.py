@@ -42,6 +42,7 @@ from rnnclf.tune_study import (
     alive,
     comparable,
     first_difference,
+    folder_lock,
     format_duration,
     impossible,
     open_storage,
@@ -95,8 +96,9 @@ class Tuner:
         self.channel: Any = None  # --nproc: the process group of the messages between trials
 
     def run(self) -> dict[str, Any]:
-        self.open_study()
-        self.recover_killed_trials()
+        with folder_lock(self.out):  # this machine's workers on one folder open the study one at a time
+            self.open_study()
+            self.recover_killed_trials()
         self.search()
         return finish(self)
 
@@ -129,14 +131,18 @@ class Tuner:
         files.write_yaml(self.out / SPACE_FILE, space_to_yaml(self.space))
         if not self.study.trials:
             values = base_values(self.base, self.space)
-            self.study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
             left = [d.key for d in self.space if d.key not in values]
+            # trial 0 is the config as given, unless some of its values lie outside the space: then it draws those
+            self.study.enqueue_trial(values, user_attrs={"baseline": True} if not left else {}, skip_if_exists=True)
             self.log(
-                "trial 0 is the config as given"
-                + (f" (outside the space, so searched: {', '.join(left)})" if left else "")
+                f"trial 0 starts from the config, drawing {', '.join(left)} (the config's value is outside the space)"
+                if left
+                else "trial 0 is the config as given"
             )
         else:
-            self.log(f"continuing the study in {self.storage_shown}: {len(self.study.trials)} trials so far")
+            done = sum(t.state.is_finished() for t in self.study.trials)
+            where = "its own search space" if self.settings.space_path is None else str(self.settings.space_path)
+            self.log(f"continuing the study in {self.storage_shown} ({done} trials finished), with {where}")
 
     def earlier_trials(self, name: str) -> list[FrozenTrial]:
         try:
@@ -150,6 +156,7 @@ class Tuner:
         size = None
         if measure:
             size, setup_seconds, epoch_seconds = measure_epoch(self.base)
+            self.setup_seconds = setup_seconds
             self.first_estimate = setup_seconds + epoch_seconds * self.base.train.epochs
             self.check_budget(epoch_seconds)
         if self.settings.space_path is not None:
@@ -172,8 +179,9 @@ class Tuner:
         if budget is not None and budget < self.first_estimate:
             raise RnnclfError(
                 f"--budget {format_duration(budget)} is shorter than one trial of {self.settings.config_path} "
-                f"(about {format_duration(self.first_estimate)} here: {self.base.train.epochs} epochs of "
-                f"{format_duration(epoch_seconds)}, measured); give at least {format_duration(self.first_estimate * 1.2)}, "
+                f"(about {format_duration(self.first_estimate)} here, measured: {format_duration(self.setup_seconds)} to "
+                f"start, then {self.base.train.epochs} epochs of {format_duration(epoch_seconds)}); give at least "
+                f"{format_duration(self.first_estimate * 1.2)}, "
                 "or fewer train.epochs"
             )
 
@@ -221,18 +229,23 @@ class Tuner:
         def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             self.record_time()
             self.tidy()
-            write_trials_csv(
-                self.out / TRIALS_CSV, study.get_trials(deepcopy=False), [d.key for d in self.space], self.metric
-            )
+            self.write_trials()
             why = self.stop_reason()
             if why:
                 self.log(f"search done: {why}")
                 study.stop()
 
         self.log(self.describe_start())
-        # gc: a stopped trial's model (with --nproc, its DistributedDataParallel) goes before the next trial starts
-        self.study.optimize(self.objective, catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=True)
-        self.record_time()
+        try:
+            # gc: a stopped trial's model (with --nproc, its DistributedDataParallel) goes before the next one starts
+            self.study.optimize(self.objective, catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=True)
+        finally:  # also when Ctrl-C stops the search: trials.csv shows the interrupted trial
+            self.record_time()
+            self.write_trials()
+
+    def write_trials(self) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        write_trials_csv(self.out / TRIALS_CSV, trials, [d.key for d in self.space], self.metric)
 
     def describe_start(self) -> str:
         budget, trials = self.settings.budget, self.settings.trials

@@ -3,10 +3,13 @@ durations, trials that a killed process left running, and whether a study matche
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +19,17 @@ from optuna.trial import FrozenTrial, TrialState
 from rnnclf.config import Config, config_to_dict
 from rnnclf.errors import RnnclfError
 
-STUDY_DB = "study.db"
+STUDY_DB, LOCK_FILE = "study.db", ".study.lock"
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180  # a trial of another machine silent for this long was killed
 OPEN_ATTEMPTS = 5
 HOST = socket.gethostname()
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '20m', '1h30m', '2.5h' or plain seconds -> seconds."""
+    """'90s', '20m', '1h30m', '2.5h' -> seconds (a bare number is a mistake: minutes or seconds?)."""
     cleaned = text.strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        return float(cleaned)
+        raise RnnclfError(f"--budget {text}: give a unit: {cleaned}s, {cleaned}m or {cleaned}h")
     parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", cleaned)
     if not parts or "".join(number + unit for number, unit in parts) != cleaned:
         raise RnnclfError(f"--budget {text!r}: expected a duration such as 90s, 20m, 1h30m")
@@ -35,8 +38,10 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """4.2s, 42s, 4m05s, 1h02m03s."""
-    if seconds < 60:
-        return f"{max(0.0, seconds):.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    if seconds < 9.95:
+        return f"{max(0.0, seconds):.1f}s"
+    if round(seconds) < 60:
+        return f"{round(seconds)}s"
     hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m") + f"{secs:02d}s"
@@ -57,7 +62,10 @@ def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage
             )
             break
         except ImportError as exc:
-            raise RnnclfError(f"--storage {shown}: its database driver is not installed ({exc.name or exc})") from None
+            package = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}.get(exc.name or "", exc.name or "")
+            raise RnnclfError(
+                f"--storage {shown}: its database driver is not installed: pip install {package}"
+            ) from None
         except Exception as exc:  # sqlalchemy's errors: a bad URL, a server that does not answer, a refused login
             # two workers that start together both create the tables: the second waits for the first
             racing = any(mark in str(exc) for mark in ("UNIQUE constraint", "already exists", "locked"))
@@ -65,6 +73,18 @@ def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage
                 raise RnnclfError(f"--storage {shown}: cannot open the study database ({first_line(exc)})") from None
             time.sleep(0.5 + attempt)
     return storage, shown
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Workers of this machine that share the output folder take turns here (creating the study, queueing trial
+    0): two started together would otherwise both queue it."""
+    with (out / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def rerun_failed(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
@@ -99,6 +119,8 @@ def alive(pid: int) -> bool:
 def comparable(config: Config) -> dict[str, Any]:
     raw = config_to_dict(config)
     raw["output"] = {key: value for key, value in raw["output"].items() if key != "run_dir"}
+    # where and on how many threads a worker trains is its own affair (one worker per GPU, another on the CPU)
+    raw["train"] = {key: value for key, value in raw["train"].items() if key not in ("device", "num_threads")}
     return raw
 
 

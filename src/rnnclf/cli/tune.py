@@ -25,14 +25,21 @@ def tune(
         Path | None,
         typer.Option(
             "--space",
-            help="YAML search space (section.key: {low, high[, log, step]} or [choices]); default: the built-in space.",
+            help="YAML search space: section.key with a range {low: A, high: B} (log: true, step: S) or a list of choices; default: the built-in space.",
         ),
     ] = None,
     budget: Annotated[
         str | None,
-        typer.Option("--budget", help="Time for the whole study, e.g. 20m, 1h30m (default 30m unless --trials)."),
+        typer.Option(
+            "--budget", help="Time for the whole study, with its unit: 90s, 20m, 1h30m (default 30m unless --trials)."
+        ),
     ] = None,
-    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials for the whole study.")] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, help="Trials for the whole study (finished or pruned; a stopped one is run again)."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<config name>-tune).")] = None,
     storage: Annotated[
         str | None,
