@@ -4,6 +4,7 @@ study, and the search space. End to end through the real command on a small orde
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from rnnclf.config import Config, load_config, parse_config
 from rnnclf.embeddings import installed_named_sets
 from rnnclf.errors import RnnclfError
 from rnnclf.search_space import Dimension, base_values, check_space, default_space
-from rnnclf.tune_study import format_duration, parse_duration
+from rnnclf.tune_study import format_duration, open_storage, parse_duration
 
 CONFIG = (
     "data: {train: train.csv, test: test.csv}\nembedding: {dim: 16}\n"
@@ -351,6 +352,13 @@ def test_base_values_leave_out_what_the_space_cannot_hold():
         Dimension("model.encoder", "categorical", choices=("gru",)),
     ]
     assert base_values(base(), space) == {}
+
+
+def test_a_missing_database_driver_names_its_package(tmp_path):
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed here")
+    with pytest.raises(RnnclfError, match=r"its database driver is not installed: pip install 'psycopg\[binary\]'"):
+        open_storage("postgresql://user@127.0.0.1:1/study", tmp_path)
 
 
 def test_durations():

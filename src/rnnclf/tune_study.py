@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from rnnclf.errors import RnnclfError
 STUDY_DB, LOCK_FILE = "study.db", ".study.lock"
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180  # a trial of another machine silent for this long was killed
 OPEN_ATTEMPTS = 5
+# the pip packages of SQLAlchemy's database drivers, by the module it imports (postgresql:// means psycopg 3)
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient", "pymysql": "pymysql"}
 HOST = socket.gethostname()
 
 
@@ -54,18 +57,20 @@ def open_storage(url: str | None, out: Path) -> tuple[optuna.storages.RDBStorage
     shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # no password in messages
     for attempt in range(OPEN_ATTEMPTS):
         try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=rerun_failed,
-            )
+            with warnings.catch_warnings():  # heartbeats are marked experimental; they are what this needs
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=rerun_failed,
+                )
             break
         except ImportError as exc:
-            package = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}.get(exc.name or "", exc.name or "")
-            raise RnnclfError(
-                f"--storage {shown}: its database driver is not installed: pip install {package}"
-            ) from None
+            module = getattr(exc.__cause__, "name", None) or exc.name  # Optuna wraps the driver's ImportError
+            package = DRIVERS.get(module or "", module)
+            hint = f": pip install '{package}'" if package else ""
+            raise RnnclfError(f"--storage {shown}: its database driver is not installed{hint}") from None
         except Exception as exc:  # sqlalchemy's errors: a bad URL, a server that does not answer, a refused login
             # two workers that start together both create the tables: the second waits for the first
             racing = any(mark in str(exc) for mark in ("UNIQUE constraint", "already exists", "locked"))
