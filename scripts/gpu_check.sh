@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA path in one call on a GPU machine: device choice, AMP, training / prediction speed, resume.
+# The CUDA path in one call on a GPU machine: device choice, AMP, training / prediction speed, tune, resume.
 #   bash scripts/gpu_check.sh OUT_DIR RUN
 # RUN is a trained quickstart run (for the predict figures). Needs RNNCLF_CACHE with r8 and 20ng already
 # fetched (such machines may have no internet) and rnnclf importable (pip install -e ., or PYTHONPATH=src).
@@ -37,6 +37,12 @@ step train_cpu "$python" -m rnnclf train --config configs/r8.yaml --set embeddin
 # the benchmark's GPU sections: training (rnnclf vs the notebook's pipeline), FLOP rates, prediction
 step bench "$python" scripts/bench.py --device cuda --skip tokenize prepare memory scale --run "$run" \
   --out "$out/bench_cuda.json"
+
+# rnnclf tune on the GPU (issue 14): every trial on CUDA, then the test split once; and its own tests
+printf 'train.lr: {low: 0.001, high: 0.01, log: true}\nmodel.hidden_size: [64, 128]\n' >"$work/space.yaml"
+step tune "$python" -m rnnclf tune --config configs/r8.yaml --set embedding.pretrained=null --set train.epochs=3 \
+  --space "$work/space.yaml" --trials 4 --device cuda --out "$work/r8-tune" --format json
+step tune_tests timeout 300 "$python" -m pytest -x -q tests/test_tune.py -p no:cacheprovider -k "not nproc"
 
 # kill-and-resume exactness, the resume tests, with device auto = CUDA here
 step resume_tests timeout 240 "$python" -m pytest -x -q tests/test_resume.py tests/test_train.py -p no:cacheprovider
