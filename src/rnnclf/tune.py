@@ -36,7 +36,7 @@ from rnnclf.search_space import (
     read_space,
     space_to_yaml,
 )
-from rnnclf.tune_report import TRIALS_CSV, finish, write_trials_csv
+from rnnclf.tune_report import TRIALS_CSV, finish, show_value, write_trials_csv
 from rnnclf.tune_study import (
     HOST,
     alive,
@@ -111,8 +111,12 @@ class Tuner:
         self.storage, self.storage_shown = open_storage(settings.storage, self.out)
         name = self.out.resolve().name
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets rnnclf's own line
-        earlier = self.earlier_trials(name)
-        self.space = self.read_space(name, measure=not earlier)
+        try:  # read once: its trials and the space it recorded
+            earlier = optuna.load_study(study_name=name, storage=self.storage)
+            trials, stored_space = earlier.trials, earlier.user_attrs.get("space")
+        except KeyError:
+            trials, stored_space = [], None
+        self.space = self.read_space(stored_space, measure=not trials)
         self.study = optuna.create_study(
             storage=self.storage,
             study_name=name,
@@ -120,7 +124,7 @@ class Tuner:
             load_if_exists=True,
             sampler=optuna.samplers.TPESampler(
                 # a continued search draws new points, and so does each of several workers
-                seed=hash((self.base.train.seed, len(earlier), os.getpid())) % 2**31,
+                seed=hash((self.base.train.seed, len(trials), os.getpid())) % 2**31,
                 n_startup_trials=RANDOM_TRIALS,
                 multivariate=True,
                 constant_liar=True,  # parallel workers do not all propose the same point
@@ -144,13 +148,7 @@ class Tuner:
             where = "its own search space" if self.settings.space_path is None else str(self.settings.space_path)
             self.log(f"continuing the study in {self.storage_shown} ({done} trials finished), with {where}")
 
-    def earlier_trials(self, name: str) -> list[FrozenTrial]:
-        try:
-            return optuna.load_study(study_name=name, storage=self.storage).trials
-        except KeyError:
-            return []
-
-    def read_space(self, name: str, measure: bool) -> list[Dimension]:
+    def read_space(self, stored: dict[str, Any] | None, measure: bool) -> list[Dimension]:
         """The space file, the study's own space when it continues, or the default space sized by the data. A new
         study first times a few training steps of the config: the budget must hold one trial of it."""
         size = None
@@ -161,10 +159,6 @@ class Tuner:
             self.check_budget(epoch_seconds)
         if self.settings.space_path is not None:
             return read_space(self.settings.space_path, self.base)
-        try:
-            stored = optuna.load_study(study_name=name, storage=self.storage).user_attrs.get("space")
-        except KeyError:
-            stored = None
         if stored:
             return check_space(stored, self.base, f"the study's space ({self.storage_shown})")
         if size is None:
@@ -263,7 +257,7 @@ class Tuner:
         run_dir = self.out / TRIALS_DIR / f"trial-{trial.number:04d}"
         for key, value in {"host": HOST, "pid": os.getpid(), "run_dir": str(run_dir.resolve())}.items():
             trial.set_user_attr(key, value)
-        self.log(f"trial {trial.number}: " + ", ".join(f"{key} {_show(value)}" for key, value in values.items()))
+        self.log(f"trial {trial.number}: " + ", ".join(f"{key} {show_value(value)}" for key, value in values.items()))
         try:
             config = apply_values(self.base, values | {"output.run_dir": str(run_dir)}, "")
         except RnnclfError as exc:  # pruned, not failed: TPE then counts the region as bad and moves away
@@ -486,7 +480,3 @@ def measure_epoch(config: Config) -> tuple[int, float, float]:
     valid_tokens = int(trainer.data.encoded["valid"].lengths.sum())
     epoch_seconds = per_token * (train_tokens + valid_tokens / 3)  # a forward pass is about a third of a step
     return len(train), setup_seconds, epoch_seconds
-
-
-def _show(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

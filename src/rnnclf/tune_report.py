@@ -15,6 +15,7 @@ from rnnclf import files
 from rnnclf.errors import RnnclfError
 from rnnclf.plots import plotting_available
 from rnnclf.search_space import apply_values
+from rnnclf.tune_study import format_duration
 
 if TYPE_CHECKING:
     from rnnclf.tune import Tuner
@@ -28,8 +29,6 @@ STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", Tri
 def finish(tuner: Tuner) -> dict[str, Any]:
     """Write every output of the search, and evaluate the best trial on the test split (once: a later session reuses
     that evaluation while the best trial stays the same). A search stopped by a signal never comes here."""
-    from rnnclf.tune_study import format_duration
-
     study, out = tuner.study, tuner.out
     trials = study.get_trials(deepcopy=False)
     keys = [d.key for d in tuner.space]
@@ -156,8 +155,6 @@ def save_plots(study: Any, out: Path, target: str, log: Any) -> dict[str, str]:
 
 
 def summary_markdown(summary: dict[str, Any], tuner: Tuner, trials: list[FrozenTrial]) -> str:
-    from rnnclf.tune_study import format_duration
-
     metric, best = summary["metric"], summary["best"]
     budget = summary["budget_seconds"]
     lines = [
@@ -187,7 +184,9 @@ def summary_markdown(summary: dict[str, Any], tuner: Tuner, trials: list[FrozenT
         )
     base_values = {d.key: _config_value(tuner.base, d.key) for d in tuner.space}
     lines += ["", "| key | the config as given | best |", "|---|---|---|"]
-    lines += [f"| {key} | {_cell(base_values[key])} | {_cell(value)} |" for key, value in best["params"].items()]
+    lines += [
+        f"| {key} | {show_value(base_values[key])} | {show_value(value)} |" for key, value in best["params"].items()
+    ]
     ranked = sorted(
         [t for t in trials if t.value is not None],
         key=lambda t: t.value,
@@ -229,5 +228,6 @@ def _config_value(config: Any, key: str) -> Any:
     return getattr(getattr(config, section), name)
 
 
-def _cell(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A searched value for people: floats to 4 significant digits (trials.csv and best.yaml keep them whole)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
