@@ -12,6 +12,7 @@ from conftest import digest, multi_label_task, order_task, write_csv, write_json
 
 from rnnclf.cli import main
 from rnnclf.config import load_config
+from rnnclf.engine.pretrainer import pretrain
 from rnnclf.engine.trainer import train
 
 GOOD = "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
@@ -70,6 +71,10 @@ def ws(tmp_path_factory) -> Path:
     train(load_config(config, [f"output.run_dir={folder / 'run'}"]), log=lambda m: None)
     (folder / "ml.yaml").write_text(ML)
     train(load_config(folder / "ml.yaml", [f"output.run_dir={folder / 'ml_run'}"]), log=lambda m: None)
+    pretrain(load_config(config, [f"output.run_dir={folder / 'lm'}"]), log=lambda m: None)
+    shutil.copytree(folder / "lm", folder / "lm_unfinished")
+    (folder / "lm_unfinished" / "metrics.json").unlink()
+    (folder / "no_text.jsonl").write_text('{"body": "a b"}\n')
     return folder
 
 
@@ -102,6 +107,14 @@ def new_run(ws: Path) -> str:
 
 def train_args(ws, text, *extra):
     return ["train", "--config", config(ws, text), "--run-dir", new_run(ws), *extra]
+
+
+def pretrain_args(ws: Path, *extra: str) -> list[str]:
+    return ["pretrain", "--config", config(ws, GOOD), "--run-dir", new_run(ws), *extra]
+
+
+def init_args(ws: Path, run: str, *extra: str) -> list[str]:
+    return train_args(ws, GOOD, "--set", f"model.init={ws / run}", *extra)
 
 
 def tune_args(ws: Path, space: str | None, *extra: str) -> list[str]:
@@ -422,6 +435,49 @@ CASES = {
         2,
         "--storage sqlite:////no/such/folder/study.db: cannot open the study database",
     ),
+    # rnnclf pretrain and model.init
+    "pretrain without config": (lambda ws: ["pretrain"], 2, "give --config FILE"),
+    "pretrain two bidirectional layers": (
+        lambda ws: pretrain_args(ws, "--set", "model.num_layers=2"),
+        2,
+        "pretrain model.num_layers 1 or model.bidirectional false",
+    ),
+    "pretrain bag": (lambda ws: pretrain_args(ws, "--set", "model.encoder=bag"), 2, "has no recurrent layers"),
+    "pretrain missing unlabelled": (
+        lambda ws: pretrain_args(ws, "--set", "data.unlabelled=[nope.txt]"),
+        2,
+        "nope.txt: file not found",
+    ),
+    "pretrain unlabelled without text": (
+        lambda ws: pretrain_args(ws, "--set", "data.unlabelled=[no_text.jsonl]"),
+        2,
+        "no_text.jsonl line 1: no text field 'text' (data.text_field)",
+    ),
+    "pretrain unlabelled not utf-8": (
+        lambda ws: pretrain_args(ws, "--set", "data.unlabelled=[texts_latin1.txt]"),
+        2,
+        "texts_latin1.txt: not UTF-8",
+    ),
+    "pretrain resume a classifier": (
+        lambda ws: ["pretrain", "--resume", str(ws / "run")],
+        2,
+        "not an rnnclf pretrain run directory",
+    ),
+    "pretrain resume finished": (lambda ws: ["pretrain", "--resume", str(ws / "lm")], 2, "has finished"),
+    "init missing": (lambda ws: init_args(ws, "nope"), 2, "nope: run directory not found"),
+    "init a classifier": (lambda ws: init_args(ws, "run"), 2, "not an rnnclf pretrain run directory"),
+    "init unfinished": (lambda ws: init_args(ws, "lm_unfinished"), 2, "the language model has not finished"),
+    "init and vectors": (
+        lambda ws: init_args(ws, "lm", "--set", "embedding.pretrained=vectors.txt"),
+        2,
+        "remove embedding.pretrained",
+    ),
+    "init other tokenizer": (
+        lambda ws: init_args(ws, "lm", "--set", "tokenizer.min_freq=2"),
+        2,
+        "pretrained with tokenizer.min_freq 1, and this config has 2",
+    ),
+    "eval a language model": (lambda ws: ["eval", str(ws / "lm")], 2, "a language model (rnnclf pretrain)"),
     "predict top-k zero": (lambda ws: ["predict", str(ws / "run"), "x", "--top-k", "0"], 2, "--top-k"),
     "predict bad format": (lambda ws: ["predict", str(ws / "run"), "x", "--format", "xml"], 2, "--format"),
 }

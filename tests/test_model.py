@@ -92,3 +92,37 @@ def test_frozen_embedding_gets_no_gradient():
     model(torch.tensor([[3, 4]]), torch.tensor([2])).sum().backward()
     assert model.embedding.weight.grad is None
     assert model.head.weight.grad is not None
+
+
+def test_awd_regularisers_act_in_training_only_and_keep_the_parameter_names():
+    """Weight dropout, word dropout and variational dropout change training outputs; evaluation is the plain
+    model's, and the weights load into a model built without them (export, predict and serve see no difference)."""
+    from rnnclf.model import RNNClassifier
+
+    torch.manual_seed(0)
+    regular = {"word_dropout": 0.3, "weight_dropout": 0.5, "variational": True, "embedding_dropout": 0.3}
+    awd = RNNClassifier(30, 3, embedding_dim=8, encoder="lstm", hidden_size=8, num_layers=2, dropout=0.3, **regular)
+    plain = RNNClassifier(30, 3, embedding_dim=8, encoder="lstm", hidden_size=8, num_layers=2, dropout=0.3)
+    plain.load_state_dict(awd.state_dict())  # same names, same shapes
+    ids, lengths = torch.randint(2, 30, (4, 9)), torch.tensor([9, 7, 4, 2])
+    awd.train()
+    assert not torch.allclose(awd(ids, lengths), awd(ids, lengths))
+    awd.eval(), plain.eval()
+    assert torch.equal(awd(ids, lengths), plain(ids, lengths))
+
+
+def test_word_dropout_drops_a_word_everywhere_and_variational_dropout_every_time_step_alike():
+    from rnnclf.model import SequenceDropout, WordEmbedding
+
+    torch.manual_seed(1)
+    embedding = WordEmbedding(20, 6, word_dropout=0.5).train()
+    ids = torch.tensor([[3, 4, 3, 5, 4, 3]])
+    vectors = embedding(ids)[0]
+    zero = (vectors == 0).all(dim=1)
+    assert zero.any() and not zero.all()
+    for word in (3, 4, 5):  # a dropped word is dropped at each of its positions
+        assert len(set(zero[ids[0] == word].tolist())) == 1
+    x = torch.ones(2, 7, 10)
+    masked = SequenceDropout(0.5, variational=True).train()(x)
+    assert torch.equal(masked, masked[:, :1].expand_as(masked))  # one mask per text for all its steps
+    assert not torch.equal(masked[0], masked[1])

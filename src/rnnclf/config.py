@@ -45,6 +45,11 @@ class DataConfig(Section):
         "validation when there is no valid file",
     )
     max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
+    unlabelled: list[Path] = Field(
+        [],
+        description="rnnclf pretrain: more texts for the language model besides the training split's: plain text "
+        "(.txt, one text per line) or the text field of .jsonl / .csv / .tsv files; never read by train",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -83,6 +88,12 @@ class EmbeddingConfig(Section):
     )
     trainable: bool = Field(True, description="fine-tune the embedding (false = frozen)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embedded tokens")
+    word_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="drop whole words: each step zeroes this share of the vocabulary's vectors (AWD-LSTM)",
+    )
 
 
 class ModelConfig(Section):
@@ -101,7 +112,25 @@ class ModelConfig(Section):
     pooling: Literal["last", "mean", "max"] = Field(
         "max", description="masked pooling over time; last = each sequence's true last step in each direction"
     )
-    head_dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the output layer")
+    head_dropout: float = Field(
+        0.2, ge=0, lt=1, description="dropout before the output layer (rnnclf pretrain: on the last layer's outputs)"
+    )
+    weight_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="DropConnect on the recurrent (hidden-to-hidden) weight matrices while training (AWD-LSTM)",
+    )
+    variational_dropout: bool = Field(
+        False,
+        description="embedding.dropout and model.dropout drop the same features at every time step of a text "
+        "(variational / locked dropout, AWD-LSTM) instead of new ones at each step",
+    )
+    init: Path | None = Field(
+        None,
+        description="start from a language model: an `rnnclf pretrain` run directory (relative to the current "
+        "folder), whose tokenizer, embedding and recurrent weights this classifier takes",
+    )
 
     @model_validator(mode="after")
     def _pooling_fits(self) -> ModelConfig:
@@ -123,11 +152,27 @@ class TrainConfig(Section):
     lr: float = Field(2e-3, gt=0, lt=1e38, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="weight decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum (sgd only)")
-    scheduler: Literal["none", "linear", "cosine", "plateau"] = Field(
+    scheduler: Literal["none", "linear", "cosine", "slanted", "plateau"] = Field(
         "none",
-        description="learning-rate schedule; linear/cosine decay per step, plateau lowers it when the validation metric stalls",
+        description="learning-rate schedule; linear/cosine decay per step, slanted = ULMFiT's slanted triangle "
+        "(rises for warmup_ratio of the steps, then falls to lr / 32), plateau lowers it when the validation "
+        "metric stalls",
     )
-    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warm-up (linear and cosine)")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="share of steps with linear warm-up (linear, cosine and slanted)"
+    )
+    lr_decay: float = Field(
+        1.0,
+        ge=1,
+        description="discriminative learning rates: each layer group below the output layer (recurrent layers, "
+        "then the embedding) learns this many times slower than the one above it (ULMFiT: 2.6); 1 = one rate",
+    )
+    gradual_unfreezing: int = Field(
+        0,
+        ge=0,
+        description="train the output layer alone first, and unfreeze the next layer group down every this many "
+        "epochs (ULMFiT: 1); 0 = everything trains from the start",
+    )
     plateau_factor: float = Field(0.5, gt=0, lt=1, description="plateau: multiply the rate by this when it stalls")
     plateau_patience: int = Field(1, ge=0, description="plateau: epochs without improvement before the rate is lowered")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the gradient norm; null = off")
@@ -180,8 +225,8 @@ class TrainConfig(Section):
     def _warmup_fits(self) -> TrainConfig:
         if self.warmup_ratio > 0 and self.scheduler in ("none", "plateau"):
             raise ValueError(
-                f"train.warmup_ratio needs a schedule with warm-up (linear or cosine), and train.scheduler is "
-                f"'{self.scheduler}'; set train.warmup_ratio: 0 or choose linear / cosine"
+                f"train.warmup_ratio needs a schedule with warm-up (linear, cosine or slanted), and train.scheduler "
+                f"is '{self.scheduler}'; set train.warmup_ratio: 0 or choose linear / cosine / slanted"
             )
         return self
 
@@ -196,12 +241,27 @@ class OutputConfig(Section):
     )
 
 
+class PretrainConfig(Section):
+    bptt: int = Field(
+        70,
+        ge=2,
+        description="rnnclf pretrain: tokens per step; longer texts are read in windows of this many, "
+        "the state carried from one to the next (truncated backpropagation through time)",
+    )
+    softmax: Literal["auto", "full", "adaptive"] = Field(
+        "auto",
+        description="rnnclf pretrain: the output layer over the vocabulary; adaptive = torch's "
+        "AdaptiveLogSoftmaxWithLoss (exact, and faster for large vocabularies), auto = adaptive above 10,000 tokens",
+    )
+
+
 class Config(Section):
     data: DataConfig
     tokenizer: TokenizerConfig = TokenizerConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="before")
@@ -222,6 +282,13 @@ class Config(Section):
                 f"train.metric {self.train.metric} is a multi-label metric and data.multi_label is false (for "
                 "single-label data micro F1 is accuracy); use accuracy, macro_f1 or loss"
             )
+        if self.model.init is not None and self.embedding.pretrained is not None:
+            raise ValueError(
+                "model.init brings its embedding from the language model; remove embedding.pretrained (give it in "
+                "the pretraining config instead)"
+            )
+        if self.model.init is not None and self.model.encoder == "bag":
+            raise ValueError("model.init needs a recurrent encoder (the language model's); encoder bag has none")
         return self
 
 
@@ -316,6 +383,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     for key in DATA_PATH_KEYS:
         if isinstance(data.get(key), str) and data[key]:
             data[key] = str((base / data[key]).resolve())
+    if isinstance(data.get("unlabelled"), list):
+        data["unlabelled"] = [
+            str((base / item).resolve()) if isinstance(item, str) else item for item in data["unlabelled"]
+        ]
     embedding = raw.get("embedding")
     if isinstance(embedding, dict) and isinstance(embedding.get("pretrained"), str):
         # a path (not a named set such as glove-6b-50d) is relative to the config file, like the data
@@ -349,6 +420,7 @@ _SWITCHED = (
     ("model", "hidden_size", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
     ("model", "num_layers", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
     ("model", "bidirectional", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model", "weight_dropout", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
 )
 
 
@@ -369,11 +441,14 @@ def classifier_arguments(config: Config) -> dict[str, Any]:
         "embedding_dim": embedding.dim,
         "trainable_embedding": embedding.trainable,
         "embedding_dropout": embedding.dropout,
+        "word_dropout": embedding.word_dropout,
         "encoder": model.encoder,
         "hidden_size": model.hidden_size,
         "num_layers": model.num_layers,
         "bidirectional": model.bidirectional,
         "dropout": model.dropout,
+        "weight_dropout": model.weight_dropout,
+        "variational": model.variational_dropout,
         "pooling": model.pooling,
         "head_dropout": model.head_dropout,
     }

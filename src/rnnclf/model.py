@@ -7,12 +7,19 @@ Padding never changes a prediction, and the recurrent layers still run on whole 
   last; between layers its outputs are flipped back into place.
 Each direction of the last layer is pooled on its own (masked; `last` takes each direction's state
 after its own last real token), so no flip or concatenation of the full outputs is needed there.
+
+The AWD-LSTM regularisers act only while training, so an evaluated or exported model is the plain one:
+word dropout (whole vocabulary rows), variational dropout (one mask per text for all its time steps) and
+DropConnect on the recurrent matrices (weight dropout, through torch.func.functional_call, which keeps the
+fused kernels and the parameter names).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from rnnclf.tokenizer import PAD_ID
 
@@ -30,24 +37,29 @@ class RNNClassifier(nn.Module):
         embedding_dim: int = 100,
         trainable_embedding: bool = True,
         embedding_dropout: float = 0.0,
+        word_dropout: float = 0.0,
         encoder: str = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
+        weight_dropout: float = 0.0,
+        variational: bool = False,
         pooling: str = "max",
         head_dropout: float = 0.2,
     ) -> None:
         super().__init__()
         self.pooling = pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding = WordEmbedding(vocab_size, embedding_dim, word_dropout)
         self.embedding.weight.requires_grad_(trainable_embedding)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = SequenceDropout(embedding_dropout, variational)
         if encoder == "bag":
             self.encoder = None  # the lesson's EmbeddingBag baseline: pool the embeddings themselves
             features = embedding_dim
         else:
-            self.encoder = Recurrent(encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout)
+            self.encoder = Recurrent(
+                encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout, weight_dropout, variational
+            )
             features = self.encoder.output_size
         self.head_dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(features, num_classes)
@@ -70,11 +82,50 @@ class RNNClassifier(nn.Module):
         return self.head(self.head_dropout(pooled))
 
 
+class WordEmbedding(nn.Embedding):
+    """nn.Embedding that, while training, drops whole words: a share `word_dropout` of the vocabulary's rows is
+    zeroed for the step (the others scaled up), so a dropped word is missing wherever it occurs."""
+
+    def __init__(self, vocab_size: int, dim: int, word_dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, dim, padding_idx=PAD_ID)
+        self.word_dropout = word_dropout
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.word_dropout == 0:
+            return super().forward(ids)
+        keep = torch.empty_like(self.weight[:, :1]).bernoulli_(1 - self.word_dropout) / (1 - self.word_dropout)
+        return F.embedding(ids, self.weight * keep, self.padding_idx)
+
+
+class SequenceDropout(nn.Module):
+    """Dropout on (batch, time, features); `variational`: one mask per text, the same at every time step."""
+
+    def __init__(self, p: float, variational: bool = False) -> None:
+        super().__init__()
+        self.p, self.variational = p, variational
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if not self.variational:
+            return F.dropout(x, self.p, True)
+        mask = torch.empty_like(x[:, :1]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
 class Recurrent(nn.Module):
     """Stacked, optionally bidirectional torch RNN / LSTM / GRU layers that are exact under padding."""
 
     def __init__(
-        self, kind: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float
+        self,
+        kind: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        weight_dropout: float = 0.0,
+        variational: bool = False,
     ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
@@ -88,26 +139,45 @@ class Recurrent(nn.Module):
 
         self.forward_layers = layers()
         self.backward_layers = layers() if bidirectional else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SequenceDropout(dropout, variational)
+        self.weight_dropout = weight_dropout
+
+    def run_layer(self, layer: nn.Module, x: torch.Tensor, state: object = None) -> tuple[torch.Tensor, object]:
+        """One recurrent layer; while training with weight dropout, its hidden-to-hidden matrix is DropConnected."""
+        if not self.training or self.weight_dropout == 0:
+            return layer(x, state)
+        weights = dict(layer.named_parameters())
+        weights["weight_hh_l0"] = F.dropout(weights["weight_hh_l0"], self.weight_dropout, True)
+        return functional_call(layer, weights, (x, state))
+
+    def run_direction(
+        self, layers: nn.ModuleList, x: torch.Tensor, states: list | None = None
+    ) -> tuple[torch.Tensor, list]:
+        """One direction's layers in turn (dropout between them), each from its own `states` entry (None: zeros);
+        returns the last layer's outputs and each layer's final state (what rnnclf pretrain carries on)."""
+        finals = []
+        for depth, layer in enumerate(layers):
+            if depth:
+                x = self.dropout(x)
+            x, state = self.run_layer(layer, x, None if states is None else states[depth])
+            finals.append(state)
+        return x, finals
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """The last layer's outputs (batch, time, hidden), one tensor per direction; positions past a text's
         length hold garbage (mask them). The backward direction's outputs stay in its reading order, reversed
         within each text: masked pooling does not care, and its state after the whole text sits at length - 1.
         """
-        reverse = reversal_index(lengths, x.shape[1]) if self.bidirectional else None
+        if self.backward_layers is None:
+            return [self.run_direction(self.forward_layers, x)[0]]
+        reverse = reversal_index(lengths, x.shape[1])
         for depth, forward_layer in enumerate(self.forward_layers):
             if depth:
                 x = self.dropout(x)
-            directions = [forward_layer(x)[0]]
-            if self.backward_layers is not None:
-                directions.append(self.backward_layers[depth](flip(x, reverse))[0])
+            directions = [self.run_layer(forward_layer, x)[0]]
+            directions.append(self.run_layer(self.backward_layers[depth], flip(x, reverse))[0])
             if depth + 1 < len(self.forward_layers):
-                x = (
-                    directions[0]
-                    if len(directions) == 1
-                    else torch.cat([directions[0], flip(directions[1], reverse)], -1)
-                )
+                x = torch.cat([directions[0], flip(directions[1], reverse)], -1)
         return directions
 
 

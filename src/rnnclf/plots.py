@@ -147,6 +147,27 @@ def plt_color(values: list[float]) -> list[Any]:
     return [colormaps["RdYlBu"](value) for value in values]
 
 
+def perplexity_figure(records: list[dict[str, Any]], title: str) -> Any:
+    """A language model's train and validation perplexity per epoch (log scale), the best epoch marked."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in records]
+    valid = [r["valid_perplexity"] for r in records]
+    style = "o-" if len(epochs) <= 30 else "-"
+    figure = Figure(figsize=(6, 4), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    axes.plot(epochs, [r["train_perplexity"] for r in records], style, label="train (with dropout)")
+    axes.plot(epochs, valid, style, label="valid")
+    best = epochs[int(np.argmin(valid))]
+    axes.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+    axes.set(title=title, xlabel="epoch", ylabel="perplexity", yscale="log")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
 def save_label_f1(report: dict[str, Any], path: Path, title: str, log: Log) -> bool:
     """Write the per-label F1 chart of a multi-label eval report as a PNG. False when matplotlib is missing."""
     if not plotting_available(path.name, log):
@@ -168,7 +189,10 @@ def save_curves(run_dir: Path, metric: str, log: Log) -> bool:
         return False
     lines = (run_dir / METRICS_LOG).read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
-    if records:
+    if records and metric == "perplexity":  # rnnclf pretrain
+        title = f"{run_dir.resolve().name}: language model perplexity per epoch"
+        save_figure(perplexity_figure(records, title), run_dir / CURVES)
+    elif records:
         title = f"{run_dir.resolve().name}: loss and validation scores per epoch"
         save_figure(curves_figure(records, metric, title), run_dir / CURVES)
     return True

@@ -14,7 +14,7 @@ import yaml
 
 from rnnclf.config import config_to_dict, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, METRICS, STATE, write_atomic
+from rnnclf.files import CONFIG, LANGUAGE_MODEL, METRICS, STATE, write_atomic
 
 # the keys shown for a single run, when there is nothing to compare
 MAIN_KEYS = (
@@ -45,8 +45,9 @@ def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (path / CONFIG).exists():
         raise RnnclfError(f"{path}: not a run directory (no {CONFIG})")
     if not (path / METRICS).exists():
+        command = "pretrain" if (path / LANGUAGE_MODEL).exists() else "train"
         how = (
-            f"continue it: rnnclf train --resume {path}"
+            f"continue it: rnnclf {command} --resume {path}"
             if (path / STATE).exists()
             else "nothing saved to continue from"
         )
@@ -93,6 +94,8 @@ def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
         row["best_epoch"] = metrics.get("best_epoch")
         row["epochs_run"] = metrics.get("epochs_run")
         row.update({f"valid_{metric}": valid.get(metric) for metric in metrics_used})
+        if any(m.get("kind") == "language_model" for _, _, m in runs):  # rnnclf pretrain's runs
+            row["valid_perplexity"] = metrics.get("valid_perplexity")
         if with_test:
             row.update({f"test_{name}": test.get(name) for name in test_scores})
         row["train_seconds"] = metrics.get("train_seconds")

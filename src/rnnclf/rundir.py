@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 from rnnclf import __version__
 from rnnclf.config import Config, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, THRESHOLDS, TOKENIZER, WEIGHTS
+from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, LANGUAGE_MODEL, THRESHOLDS, TOKENIZER, WEIGHTS
 from rnnclf.multilabel import read_thresholds
 from rnnclf.tensor_files import load_tensors
 from rnnclf.tokenizer import load_tokenizer
@@ -45,6 +45,11 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
         raise RnnclfError(f"{path}: run directory not found")
     if not path.is_dir():
         raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    if (path / LANGUAGE_MODEL).exists():
+        raise RnnclfError(
+            f"{path}: a language model (rnnclf pretrain), not a classifier; name it in a classifier config's "
+            "model.init and train that"
+        )
     for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS) if weights else (CONFIG, LABELS, TOKENIZER):
         if not (path / name).exists():
             raise RnnclfError(f"{path}: no {name}; not a complete run directory (did training finish an epoch?)")

@@ -45,7 +45,7 @@ def _data_files(config: Config) -> dict[str, Path]:
     return {name: path for name, path in (("train", data.train), ("valid", data.valid), ("test", data.test)) if path}
 
 
-def cache_key(config: Config) -> str:
+def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> str:
     data = config.data
     files = _data_files(config)
     settings = {
@@ -56,6 +56,8 @@ def cache_key(config: Config) -> str:
         "fields": [data.format, data.text_field, data.label_field],
         "labels": [data.multi_label, data.label_separator if data.multi_label else None],
         "carve": None if "valid" in files else [data.valid_fraction, config.train.seed],
+        # a given tokenizer (model.init's, a resumed run's): its own entry, so that runs from it share one
+        "given": hashlib.sha256(tokenizer.to_str().encode()).hexdigest() if tokenizer is not None else None,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name in sorted(files):
@@ -74,7 +76,7 @@ def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Pr
 
     The tokenizer is fitted on the training split, unless one is given (a resumed run's).
     """
-    key = cache_key(config)
+    key = cache_key(config, tokenizer)
     folder = cache_dir() / "tokens" / key
     if key and (folder / "meta.json").exists():
         prepared = _load(folder)

@@ -142,6 +142,84 @@ def _print_summary(summary: dict[str, Any], fmt: Format | None) -> None:
     )
 
 
+@app.command()
+def pretrain(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set train.epochs=3 (repeatable).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Write the run here (overrides output.run_dir).")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
+    ] = None,
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="Summary as table or json (default: table on a terminal).")
+    ] = None,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Train in N processes (starts torchrun).")] = 1,
+) -> None:
+    """Pretrain a recurrent language model on the training split's texts (and data.unlabelled) for model.init.
+
+    The config is the classifier's (same data, tokenizer, embedding and encoder), with train.* for the language
+    model's training and pretrain.* for its windows and output layer.
+
+    Example: rnnclf pretrain --config configs/r8-lm.yaml, then rnnclf train --config configs/r8.yaml
+    """
+    _wait_policy()
+    from rnnclf.engine.session import TrainingStopped
+
+    try:
+        if resume is not None:
+            if config is not None or overrides or run_dir is not None or device is not None:
+                raise RnnclfError(
+                    "--resume continues a run with its own config; do not combine it with --config, "
+                    "--set, --run-dir or --device"
+                )
+            summary = _pretrain(None, [], nproc, resume)
+        else:
+            if config is None:
+                raise RnnclfError("give --config FILE (or --resume RUN to continue a language model)")
+            extra = list(overrides or [])
+            extra += [f"output.run_dir={run_dir}"] if run_dir is not None else []
+            extra += [f"train.device={device.value}"] if device is not None else []
+            summary = _pretrain(config, extra, nproc, None)
+    except TrainingStopped as stop:
+        if rank_zero():
+            log(f"rnnclf: {stop}")
+        raise typer.Exit(stop.code) from None
+    if rank_zero():
+        brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "valid_perplexity", "train_seconds")}
+        if output_format(fmt) is Format.json:
+            typer.echo(json.dumps(brief))
+        else:
+            typer.echo(
+                f"done: best epoch {brief['best_epoch']}, valid perplexity {brief['valid_perplexity']:.2f}, "
+                f"{brief['train_seconds']:.1f}s"
+            )
+
+
+def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Path | None) -> dict[str, Any]:
+    from rnnclf.config import load_config
+    from rnnclf.engine.pretrainer import check_pretrainable, pretrain, resume_pretrain
+    from rnnclf.engine.session import check_run_dir
+
+    if resume is not None:
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            raise typer.Exit(_launch(nproc, resume=resume, command="pretrain"))
+        return resume_pretrain(resume, command=sys.argv, log=log)
+    resolved = load_config(config, overrides)
+    check_pretrainable(resolved, config)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        check_run_dir(Path(resolved.output.run_dir))
+        _check_gpus(nproc, resolved.train.device)
+        raise typer.Exit(_launch(nproc, config=config, overrides=overrides, command="pretrain"))
+    return pretrain(resolved, command=sys.argv, log=log)
+
+
 def _check_gpus(nproc: int, device: str) -> None:
     """On CUDA each process needs a GPU of its own."""
     import torch
@@ -155,12 +233,16 @@ def _check_gpus(nproc: int, device: str) -> None:
 
 
 def _launch(
-    nproc: int, config: Path | None = None, overrides: list[str] | None = None, resume: Path | None = None
+    nproc: int,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    resume: Path | None = None,
+    command: str = "train",
 ) -> int:
-    """torchrun, in this process, starting `nproc` copies of `rnnclf train` with the same arguments."""
+    """torchrun, in this process, starting `nproc` copies of `rnnclf train` (or `command`) with the same arguments."""
     from rnnclf.engine.distributed import launch
 
     argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
     for item in overrides or []:
         argv += ["--set", item]
-    return launch(nproc, ["--debug", "train", *argv] if app_state.debug else ["train", *argv])
+    return launch(nproc, ["--debug", command, *argv] if app_state.debug else [command, *argv])

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ class NonFiniteLoss(Exception):
         self.value = value
 
 
+SLANT = 32  # train.scheduler slanted: the lowest rate is lr / SLANT
 POS_WEIGHT_CAP = 100.0  # multi-label `balanced`: a label with one positive in 5,000 texts gets 100, not 5,000
 
 
@@ -50,7 +51,12 @@ def class_weight_tensor(setting: str | dict[str, float], labels: list[str], targ
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The optimizer; with train.lr_decay above 1, one parameter group per layer group (discriminative rates)."""
+    params: Any = [p for p in model.parameters() if p.requires_grad]
+    if config.lr_decay != 1:
+        from rnnclf.finetune import parameter_groups
+
+        params = parameter_groups(model, config.lr, config.lr_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -68,11 +74,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
     warmup = int(config.warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
+        if step < warmup:  # slanted rises from 1 / SLANT, the others from 0
+            rise = (step + 1) / warmup
+            return (1 + rise * (SLANT - 1)) / SLANT if config.scheduler == "slanted" else rise
         progress = (step - warmup) / max(total_steps - warmup, 1)
         if config.scheduler == "linear":
             return max(0.0, 1 - progress)
+        if config.scheduler == "slanted":  # falls linearly from 1 to 1 / SLANT (ULMFiT's ratio of 32)
+            return 1 - min(progress, 1.0) * (1 - 1 / SLANT)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -91,6 +100,7 @@ class TrainStep:
     precision: Precision
     grad_clip: float | None = None
     multi_label: bool = False
+    frozen: list = field(default_factory=list)  # parameters left as they are this epoch (gradual unfreezing)
 
     def __call__(self, batch: Batch) -> tuple[float, int]:
         """Train on one batch; returns its mean loss and the number of right answers (multi-label: texts whose
@@ -113,6 +123,8 @@ class TrainStep:
             raise NonFiniteLoss(loss_value)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        for param in self.frozen:  # no gradient: the optimizer neither moves nor decays it, nor counts its moments
+            param.grad = None
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)

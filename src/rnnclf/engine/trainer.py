@@ -32,6 +32,7 @@ from rnnclf.engine.distributed import Group
 from rnnclf.engine.inference import objective, predict_logits, probabilities, scores
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
+from rnnclf.finetune import frozen_parameters, load_language_model, take_weights
 from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
 from rnnclf.multilabel import (
@@ -158,6 +159,8 @@ class Trainer:
         self.governor = ThreadGovernor(cores, tc.num_threads or (cores if group.active else None), self.log, share)
         self.precision = choose_precision(device, tc.amp)
         seed_everything(tc.seed)
+        # model.init: the language model's tokenizer and weights (checked before any work)
+        self.language_model = load_language_model(self.config) if self.config.model.init and self.fresh else None
         self.prepare_data()
         self.build_model()
         sizes = self.progress.summary["sizes"]
@@ -179,7 +182,8 @@ class Trainer:
         started = time.perf_counter()
         if not self.group.main:
             distributed.barrier(self.group)
-        self.data = prepare(self.config, self.previous.tokenizer if self.previous else None)
+        given = self.previous.tokenizer if self.previous else None
+        self.data = prepare(self.config, self.language_model.tokenizer if self.language_model else given)
         if self.group.main:
             distributed.barrier(self.group)
         self.log(
@@ -206,13 +210,21 @@ class Trainer:
             + (f" ({describe_label_sets(self.data.targets)})" if self.multi_label else "")
         )
         self.vocab = vocabulary(self.data.tokenizer)
-        self.log(f"vocabulary: {len(self.vocab):,} tokens ({self.config.tokenizer.kind}), fitted on the training split")
+        fitted = (
+            f"from the language model {self.config.model.init}"
+            if self.config.model.init
+            else "fitted on the training split"
+        )
+        self.log(f"vocabulary: {len(self.vocab):,} tokens ({self.config.tokenizer.kind}), {fitted}")
         self.progress = Progress(summary={"vocab_size": len(self.vocab), "sizes": sizes})
 
     def build_model(self) -> None:
         self.model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(self.config))
         if self.config.embedding.pretrained and self.fresh:
             self.load_vectors()
+        if self.language_model is not None:
+            take_weights(self.model, self.language_model)
+            self.log(f"model: embedding and recurrent layers from the language model {self.language_model.path}")
         if self.multi_label and self.fresh:
             # each label starts at its training frequency rather than 1/2: the first steps learn the texts, not
             # that almost every label is almost always absent
@@ -293,6 +305,7 @@ class Trainer:
         """Train on this epoch's remaining batches; returns the epoch's seconds (this session's part) and tokens."""
         p, tc, group = self.progress, self.tc, self.group
         self.model.train()
+        self.step.frozen = frozen_parameters(self.model, p.epoch, tc.gradual_unfreezing)
         train = self.data.encoded["train"]
         batches = distributed.shard(bucket_by_length(train.lengths, tc.batch_size, tc.seed, p.epoch), group)
         # session: since the last save (adds up to train_seconds); epoch_start: this session's part of the epoch

@@ -1,0 +1,110 @@
+"""Fine-tuning a classifier from a language model (model.init), and the layer groups that discriminative learning
+rates and gradual unfreezing act on (ULMFiT, Howard & Ruder 2018)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from rnnclf import files
+from rnnclf.config import Config, parse_config, read_yaml
+from rnnclf.errors import RnnclfError
+from rnnclf.tensor_files import load_tensors
+from rnnclf.tokenizer import load_tokenizer
+
+MUST_MATCH = (
+    ("embedding", "dim"),
+    ("model", "encoder"),
+    ("model", "hidden_size"),
+    ("model", "num_layers"),
+    ("model", "bidirectional"),
+)
+
+
+@dataclass
+class LanguageModelRun:
+    path: Path
+    tokenizer: Tokenizer  # with the classifier's truncation (data.max_length)
+    weights: dict[str, torch.Tensor]  # the embedding and recurrent layers
+
+
+def load_language_model(config: Config) -> LanguageModelRun:
+    """model.init's run directory, checked against the classifier's config: one line naming the first key or file
+    that does not fit."""
+    path = Path(config.model.init)
+    where = f"model.init: {path}"
+    if not path.is_dir():
+        raise RnnclfError(f"{where}: run directory not found (train it first with rnnclf pretrain --config FILE)")
+    if not (path / files.LANGUAGE_MODEL).exists():
+        raise RnnclfError(f"{where}: not an rnnclf pretrain run directory (no {files.LANGUAGE_MODEL})")
+    if not (path / files.METRICS).exists():
+        raise RnnclfError(f"{where}: the language model has not finished; continue it: rnnclf pretrain --resume {path}")
+    pretrained = parse_config(read_yaml(path / files.CONFIG, "run config"), path / files.CONFIG)
+    for section, key in MUST_MATCH:
+        theirs, ours = getattr(getattr(pretrained, section), key), getattr(getattr(config, section), key)
+        if theirs != ours:
+            raise RnnclfError(f"{where}: pretrained with {section}.{key} {theirs}, and this config has {ours}")
+    if pretrained.tokenizer != config.tokenizer:
+        differ = next(k for k, v in config.tokenizer.model_dump().items() if getattr(pretrained.tokenizer, k) != v)
+        raise RnnclfError(
+            f"{where}: pretrained with tokenizer.{differ} {getattr(pretrained.tokenizer, differ)}, and this config "
+            f"has {getattr(config.tokenizer, differ)}"
+        )
+    tokenizer = load_tokenizer(path / files.TOKENIZER)
+    if config.data.max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(config.data.max_length)
+    weights = load_tensors(path / files.WEIGHTS)
+    kept = {name: value for name, value in weights.items() if name.split(".")[0] in ("embedding", "encoder")}
+    return LanguageModelRun(path, tokenizer, kept)
+
+
+def take_weights(model: nn.Module, language_model: LanguageModelRun) -> None:
+    """The language model's embedding and recurrent weights into the classifier; its output layer stays new."""
+    own = model.state_dict()
+    for name, value in language_model.weights.items():
+        if name not in own or own[name].shape != value.shape:
+            raise RnnclfError(f"model.init: {language_model.path}: weight {name} does not fit this classifier")
+    missing = [name for name in own if name not in language_model.weights and not name.startswith("head.")]
+    if missing:
+        raise RnnclfError(f"model.init: {language_model.path}: has no weight {missing[0]}")
+    model.load_state_dict(language_model.weights, strict=False)
+
+
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """The classifier's parameters from the top: the output layer, each recurrent layer from the last down (both
+    directions together), then the embedding."""
+    groups = [list(model.head.parameters())]
+    encoder = model.encoder
+    if encoder is not None:
+        for depth in reversed(range(len(encoder.forward_layers))):
+            layers = [encoder.forward_layers[depth]]
+            if encoder.backward_layers is not None:
+                layers.append(encoder.backward_layers[depth])
+            groups.append([p for layer in layers for p in layer.parameters()])
+    groups.append(list(model.embedding.parameters()))
+    return groups
+
+
+def parameter_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:
+    """Optimizer parameter groups: each layer group `decay` times slower than the one above it."""
+    groups = []
+    for depth, params in enumerate(layer_groups(model)):
+        trainable = [p for p in params if p.requires_grad]
+        if trainable:
+            groups.append({"params": trainable, "lr": lr / decay**depth})
+    return groups
+
+
+def frozen_parameters(model: nn.Module, epoch: int, every: int) -> list[nn.Parameter]:
+    """Gradual unfreezing: in epoch `epoch` the top 1 + (epoch - 1) // every layer groups train; the rest wait."""
+    if every == 0:
+        return []
+    groups = layer_groups(model)
+    training = 1 + (epoch - 1) // every
+    return [p for params in groups[training:] for p in params]
