@@ -1,13 +1,13 @@
 """Measure `rnnclf tune` against the README's targets, running the commands users run:
 
-- r52: `rnnclf tune --config configs/r52.yaml --budget 30m`, then the hand-tuned configs/r52.yaml and the tune's
+- r52: `rnnclf tune --config configs/r52-hand.yaml --budget 30m`, then the hand-tuned configs/r52-hand.yaml and the tune's
   best.yaml each trained with seeds 0, 1, 2: validation (what chose) beside test (read once per run, at the end).
 - small: a config that names only the corpus (R8, every other key at its default: the untuned default config),
   `rnnclf tune --budget 5m`, timed from the outside; the best trial's validation accuracy against trial 0's (that
   default config as given).
 - overhead: per trial, the trial's time (Optuna's) minus its epochs' training and validation time (metrics.jsonl):
   starting, data from the token cache, the model (GloVe included), the final report, bookkeeping. Measured on
-  every tune above, and on its own tune of many short trials: configs/r52.yaml, 2 epochs, 8 trials.
+  every tune above, and on its own tune of many short trials: configs/r52-hand.yaml, 2 epochs, 8 trials.
 
     .venv/bin/python scripts/tune_bench.py [--only r52 small] [--out results/tune]
 
@@ -89,7 +89,7 @@ def overheads(out: Path) -> list[float]:
 
 
 def short_trials(out: Path) -> None:
-    """Many short trials of configs/r52.yaml (2 epochs each): what a trial costs besides its epochs."""
+    """Many short trials of configs/r52-hand.yaml (2 epochs each): what a trial costs besides its epochs."""
     folder = out / "r52-short-trials"
     if (folder / "summary.json").exists():
         return
@@ -98,7 +98,7 @@ def short_trials(out: Path) -> None:
     rnnclf(
         "tune",
         "--config",
-        str(ROOT / "configs" / "r52.yaml"),
+        str(ROOT / "configs" / "r52-hand.yaml"),
         "--space",
         str(space),
         "--set",
@@ -113,11 +113,11 @@ def short_trials(out: Path) -> None:
 
 
 def r52(out: Path) -> dict:
-    summary = tune(ROOT / "configs" / "r52.yaml", "30m", out / "r52-tune")
+    summary = tune(ROOT / "configs" / "r52-hand.yaml", "30m", out / "r52-tune")
     return {
         "tune": summary,
         "trials": trials(out / "r52-tune"),
-        "hand_tuned": seeds_row(train_seeds("r52-hand", ROOT / "configs" / "r52.yaml", out)),
+        "hand_tuned": seeds_row(train_seeds("r52-hand", ROOT / "configs" / "r52-hand.yaml", out)),
         "tuned": seeds_row(train_seeds("r52-tuned", out / "r52-tune" / "best.yaml", out)),
     }
 
@@ -136,16 +136,16 @@ def markdown(results: dict, machine: str) -> str:
         r = results["r52"]
         tune_summary = r["tune"]
         lines += [
-            "## R52, `--budget 30m` from configs/r52.yaml",
+            "## R52, `--budget 30m` from configs/r52-hand.yaml",
             "",
             f"Tune: {tune_summary['trials']}, {tune_summary['wall_seconds'] / 60:.1f} min wall; best trial "
-            f"{tune_summary['best']['trial']} valid {100 * tune_summary['best']['value']:.2f}, trial 0 (configs/r52.yaml "
+            f"{tune_summary['best']['trial']} valid {100 * tune_summary['best']['value']:.2f}, trial 0 (configs/r52-hand.yaml "
             f"as given) {100 * tune_summary['baseline']['value']:.2f}.",
             "",
             "| config | valid accuracy | test accuracy | test macro F1 | seconds per run |",
             "|---|---|---|---|---|",
         ]
-        for name, row in (("configs/r52.yaml (hand-tuned)", r["hand_tuned"]), ("best.yaml (tuned)", r["tuned"])):
+        for name, row in (("configs/r52-hand.yaml (hand-tuned)", r["hand_tuned"]), ("best.yaml (tuned)", r["tuned"])):
             lines.append(
                 f"| {name} | {_pm(row['valid_accuracy'])} | {_pm(row['test_accuracy'])} | {_pm(row['test_macro_f1'])} "
                 f"| {row['train_seconds']['mean']:.0f} |"

@@ -458,6 +458,16 @@ CASES = {
         2,
         "texts_latin1.txt: not UTF-8",
     ),
+    "pretrain with lr_decay": (
+        lambda ws: pretrain_args(ws, "--set", "train.lr_decay=2.6"),
+        2,
+        "train.lr_decay is for fine-tuning a classifier (model.init)",
+    ),
+    "pretrain unlabelled of unknown kind": (
+        lambda ws: pretrain_args(ws, "--set", "data.unlabelled=[data.xlsx]"),
+        2,
+        "data.xlsx: use .txt (one text per line), .jsonl, .csv or .tsv",
+    ),
     "pretrain resume a classifier": (
         lambda ws: ["pretrain", "--resume", str(ws / "run")],
         2,

@@ -106,7 +106,7 @@ def test_windows_with_the_state_carried_equal_one_pass_over_the_whole_text():
 
 def test_the_run_directory_and_a_classifier_started_from_it(folder):
     lm = folder / "lm"
-    for name in ("config.yaml", "tokenizer.json", "model.safetensors", "metrics.jsonl", "metrics.json", "env.json"):
+    for name in ("config.yaml", "tokenizer.json", "model.safetensors", "metrics.jsonl", "metrics.json", "curves.png"):
         assert (lm / name).exists(), name
     info = json.loads((lm / "language_model.json").read_text())
     assert info["directions"] == 2 and info["texts"] == {"training split": 720}  # never the test split's texts
@@ -127,12 +127,16 @@ def test_the_run_directory_and_a_classifier_started_from_it(folder):
 
 def test_two_processes_pretrain_one_language_model(folder):
     """--nproc 2 (torchrun, gloo): every process takes the same number of windows, and rank 0 writes the run."""
-    args = ("pretrain", "--config", "lm.yaml", "--run-dir", "lm-ddp", "--nproc", "2", "--set", "train.epochs=1")
-    result = cli(folder, *args)
+    args = ("pretrain", "--config", "lm.yaml", "--run-dir", "lm-ddp", "--nproc", "2", "--set", "train.epochs=2")
+    result = cli(folder, *args, "--set", "train.scheduler=linear")
     assert result.returncode == 0, result.stderr
     env = json.loads((folder / "lm-ddp" / "env.json").read_text())
     assert env["processes"] == 2
     assert json.loads((folder / "lm-ddp" / "metrics.json").read_text())["valid_perplexity"] < 25
+    # the schedule counts the steps every process takes: the rate reaches 0 exactly at the end, not before
+    records = [json.loads(line) for line in (folder / "lm-ddp" / "metrics.jsonl").read_text().splitlines()]
+    first, total = records[0]["step"], records[1]["step"]
+    assert records[0]["lr"] == pytest.approx(0.01 * (1 - first / total)) and records[1]["lr"] == 0.0
 
 
 def test_the_classifier_starts_from_the_language_model_weights(folder):
@@ -216,8 +220,10 @@ def test_unlabelled_texts_join_the_language_model_and_its_vocabulary(folder, tmp
     assert "zebra" in vocabulary and "quokka" in vocabulary
 
 
-def test_a_stopped_language_model_resumes_exactly(folder, tmp_path):
-    """SIGINT mid-epoch saves the state; --resume then ends where the run uninterrupted ends."""
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGKILL, -9)])
+def test_a_stopped_language_model_resumes_exactly(folder, tmp_path, sig, code):
+    """SIGINT saves the state and stops; SIGKILL stops at once, after a save (train.save_every). Either way
+    --resume then ends where the run uninterrupted ends."""
     (tmp_path / "lm.yaml").write_text(
         LM_CONFIG.replace("train.csv, test: test.csv", str(folder / "train.csv")).replace(
             "num_threads: 1", "num_threads: 1, save_every: 5"
@@ -230,10 +236,10 @@ def test_a_stopped_language_model_resumes_exactly(folder, tmp_path):
     deadline = time.time() + 300
     while not state.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "rnnclf pretrain --resume stopped" in stderr
+    assert process.returncode == code, stderr
+    assert sig == signal.SIGKILL or "rnnclf pretrain --resume stopped" in stderr
     assert not (tmp_path / "stopped" / "metrics.json").exists()
     result = cli(tmp_path, "pretrain", "--resume", "stopped")
     assert result.returncode == 0, result.stderr

@@ -93,8 +93,8 @@ class WordEmbedding(nn.Embedding):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if not self.training or self.word_dropout == 0:
             return super().forward(ids)
-        keep = torch.empty_like(self.weight[:, :1]).bernoulli_(1 - self.word_dropout) / (1 - self.word_dropout)
-        return F.embedding(ids, self.weight * keep, self.padding_idx)
+        keep = torch.empty_like(self.weight[:, 0]).bernoulli_(1 - self.word_dropout) / (1 - self.word_dropout)
+        return super().forward(ids) * keep[ids].unsqueeze(-1)
 
 
 class SequenceDropout(nn.Module):

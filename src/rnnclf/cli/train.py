@@ -115,6 +115,8 @@ def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
     if rank_zero() and not os.environ.get(LAUNCHED):  # --nproc's processes: their launcher said it already
         for warning in inert_settings(resolved):
             log(f"rnnclf: warning: {config}: {warning}")
+        if resolved.data.unlabelled:
+            log(f"rnnclf: warning: {config}: data.unlabelled is read by rnnclf pretrain only; train ignores it")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
         _check_gpus(nproc, resolved.train.device)

@@ -12,19 +12,24 @@ from rnnclf.errors import RnnclfError
 
 
 def read_unlabelled(path: Path, data: DataConfig) -> list[str]:
-    """The non-empty texts of one file: each line of a .txt file, or data.text_field of a .jsonl / .csv / .tsv."""
+    """The non-empty texts of one file: each line of a .txt file, or data.text_field of a .jsonl / .csv / .tsv
+    (the format by extension: data.format describes the labelled files)."""
     where = f"data.unlabelled: {path}"
     if not path.exists():
         raise RnnclfError(f"{where}: file not found")
     if path.is_dir():
         raise RnnclfError(f"{where}: is a directory, expected a text or data file")
+    if path.suffix.lower() not in (".txt", ".jsonl", ".csv", ".tsv"):
+        raise RnnclfError(f"{where}: use .txt (one text per line), .jsonl, .csv or .tsv")
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             if path.suffix.lower() == ".txt":
                 return [line.strip() for line in handle if line.strip()]
-            return _field_texts(handle, detect_format(path, data.format), data.text_field, where)
+            return _field_texts(handle, detect_format(path), data.text_field, where)
     except UnicodeDecodeError as exc:
         raise RnnclfError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise RnnclfError(f"{where}: not readable as CSV / TSV ({exc})") from None
 
 
 def _field_texts(handle, fmt: str, field: str, where: str) -> list[str]:

@@ -31,7 +31,7 @@ from rnnclf.engine import checkpoint, distributed, session
 from rnnclf.engine.checkpoint import Progress
 from rnnclf.engine.device import ThreadGovernor, choose_device, choose_precision, seed_everything
 from rnnclf.engine.distributed import Group
-from rnnclf.engine.step import build_optimizer, build_scheduler
+from rnnclf.engine.step import apply_gradients, build_optimizer, build_scheduler
 from rnnclf.errors import RnnclfError
 from rnnclf.language_model import LanguageModel, detach, direction_streams, windows
 from rnnclf.machine import available_cores
@@ -54,6 +54,13 @@ def check_pretrainable(config: Config, source: Path | str) -> None:
         )
     if model.init is not None:
         raise RnnclfError(f"{source}: model.init is for classifiers; a language model starts from scratch")
+    train = config.train
+    for key, value, default in (("lr_decay", train.lr_decay, 1.0), ("gradual_unfreezing", train.gradual_unfreezing, 0)):
+        if value != default:
+            raise RnnclfError(
+                f"{source}: train.{key} is for fine-tuning a classifier (model.init); a language model trains all "
+                f"its layers at train.lr, so remove it here"
+            )
 
 
 def pretrain(config: Config, command: list[str] | None = None, log=print) -> dict[str, Any]:
@@ -167,10 +174,13 @@ class Pretrainer:
         self.net = self.model
         if self.group.active:  # a window may leave an adaptive softmax cluster without a target: unused there
             ids = [self.device] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+            )
             torch.manual_seed(tc.seed + self.group.rank)
         self.optimizer = build_optimizer(self.model, tc)
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps())
+        # plateau watches the validation loss: lower is better, whatever train.metric says
+        self.scheduler = build_scheduler(self.optimizer, tc.model_copy(update={"metric": "loss"}), self.total_steps())
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.scaler and self.device.type == "cuda")
         self.parameters = count_parameters(self.model)
         kind = type(self.model.softmax[0]).__name__
@@ -181,15 +191,20 @@ class Pretrainer:
 
     def total_steps(self) -> int:
         """Windows in all epochs (the schedule's length): each epoch's batches are known in advance."""
-        lengths, bptt = self.encoded["train"].lengths, self.config.pretrain.bptt
-        total = 0
-        for epoch in range(1, self.tc.epochs + 1):
-            batches = distributed.shard(self.batches(epoch), self.group)
-            total += sum(math.ceil(max(int(lengths[b].max()) - 1, 0) / bptt) for b in batches)
-        return max(total, 1)
+        bptt = self.config.pretrain.bptt
+        plans = (self.epoch_plan(epoch) for epoch in range(1, self.tc.epochs + 1))
+        return max(sum(math.ceil((width - 1) / bptt) for plan in plans for _, width in plan), 1)
 
-    def batches(self, epoch: int) -> list[np.ndarray]:
-        return bucket_by_length(self.encoded["train"].lengths, self.tc.batch_size, self.tc.seed, epoch)
+    def epoch_plan(self, epoch: int) -> list[tuple[np.ndarray, int]]:
+        """This process's batches of an epoch, each with the width it is padded to: with several processes, the
+        widest of the batches the processes take at that step, so that all take the same number of windows."""
+        lengths = self.encoded["train"].lengths
+        batches = bucket_by_length(lengths, self.tc.batch_size, self.tc.seed, epoch)
+        world = self.group.world if self.group.active else 1
+        steps = -(-len(batches) // world)
+        padded = batches + batches[: steps * world - len(batches)]  # as distributed.shard pads them
+        widths = [max(int(lengths[b].max()) for b in padded[i * world : (i + 1) * world]) for i in range(steps)]
+        return [(padded[i * world + self.group.rank], widths[i]) for i in range(steps)]
 
     def start(self) -> None:
         self.progress = Progress(summary={"vocab_size": len(self.vocab), "sizes": self.sizes})
@@ -203,6 +218,12 @@ class Pretrainer:
             return
         if self.saved:
             state = checkpoint.load_state(self.run_dir / files.STATE)
+            processes = len(state.get("ranks") or [None])
+            if processes != self.group.world:  # the schedule's length and the batches' widths depend on it
+                raise RnnclfError(
+                    f"{self.run_dir}: this language model trained in {processes} process(es); resume it with "
+                    f"--nproc {processes}"
+                )
             args = (self.optimizer, self.scheduler, self.scaler, self.device, self.group)
             self.progress = checkpoint.restore_state(state, self.model, *args)
         self.env = session.read_environment(self.run_dir) or {}
@@ -227,22 +248,22 @@ class Pretrainer:
     def run_epoch(self, stop: Any) -> tuple[float, int]:
         p, tc, group = self.progress, self.tc, self.group
         self.model.train()
-        batches = distributed.shard(self.batches(p.epoch), group)
+        plan = self.epoch_plan(p.epoch)
         start = last_save = time.perf_counter()
         tokens = 0
         bar = tqdm(
-            batches[p.batch :],
-            total=len(batches),
+            plan[p.batch :],
+            total=len(plan),
             initial=p.batch,
             desc=f"epoch {p.epoch}/{tc.epochs}",
             leave=False,
             disable=None if group.main else True,
             dynamic_ncols=True,
         )
-        for index in bar:
+        for index, width in bar:
             self.governor.check(p.step)
             steps_before = p.step
-            tokens += self.train_batch(index)
+            tokens += self.train_batch(index, width)
             p.batch += 1
             speed = tokens / (time.perf_counter() - start)
             bar.set_postfix(ppl=f"{math.exp(min(p.total_loss / max(p.seen, 1), 50)):.1f}", tok_s=f"{speed:,.0f}")
@@ -263,61 +284,50 @@ class Pretrainer:
         p.seconds += time.perf_counter() - last_save
         return time.perf_counter() - start, tokens
 
-    def padded_batch(self, encoded: Any, index: np.ndarray) -> tuple[list[torch.Tensor], int]:
-        """Each direction's token stream of a batch, on the device; with several processes all are as wide as the
-        widest, so that every process takes the same number of windows (steps)."""
+    def streams(self, encoded: Any, index: np.ndarray, width: int | None = None) -> tuple[list[torch.Tensor], int]:
+        """Each direction's token stream of a batch (padded to `width`), on the device; and its tokens."""
         batch = collate(encoded, index)
-        ids = batch.ids
-        if self.group.active:
-            widths = distributed.gather(ids.shape[1], self.group)
-            ids = nn.functional.pad(ids, (0, max(widths) - ids.shape[1]))
+        ids = batch.ids if width is None else nn.functional.pad(batch.ids, (0, width - batch.ids.shape[1]))
         streams = direction_streams(ids, batch.lengths, self.model.encoder.bidirectional)
         return [s.to(self.device, non_blocking=True) for s in streams], batch.num_tokens
 
-    def train_batch(self, index: np.ndarray) -> int:
-        """Train on one batch of texts, window by window; returns its tokens."""
-        p, tc = self.progress, self.tc
-        streams, tokens = self.padded_batch(self.encoded["train"], index)
+    def train_batch(self, index: np.ndarray, width: int) -> int:
+        """Train on one batch of texts, window by window (one step each, the state carried); returns its tokens."""
+        p, tc, group = self.progress, self.tc, self.group
+        streams, tokens = self.streams(self.encoded["train"], index, width)
         states: list = [None] * len(streams)
         dtype = self.precision.autocast
         for parts in zip(*(windows(s, self.config.pretrain.bptt) for s in streams), strict=True):
             with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
                 total, count, finals = self.net([w[0] for w in parts], [w[1] for w in parts], states)
-            loss = total / count.clamp(min=1)
-            total_value, count_value = torch.stack([total.detach(), count.to(total.dtype)]).tolist()
+            # the sums of all processes: each scales its loss so that DDP's mean of the gradients is the gradient
+            # of the mean over all their tokens, and all of them see a non-finite loss together
+            total_value, count_value = distributed.sum_all(
+                torch.stack([total.detach(), count.to(total.dtype)]).tolist(), group, self.device
+            )
             if not math.isfinite(total_value):
                 raise RnnclfError(
                     f"language model loss became {total_value} at epoch {p.epoch}, step {p.step + 1}; lower train.lr "
                     "or set train.grad_clip"
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if tc.grad_clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.net.parameters(), tc.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.scheduler is not None and not isinstance(
-                self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau
-            ):
-                self.scheduler.step()
+            loss = total * (group.world if group.active else 1) / max(count_value, 1.0)
+            apply_gradients(loss, self.net, self.optimizer, self.scaler, self.scheduler, tc.grad_clip)
             states = detach(finals)
             p.step += 1
-            p.total_loss += total_value
+            p.total_loss += total_value  # all processes' sums: the same on each
             p.seen += int(count_value)
         p.tokens += tokens
         return tokens
 
     @torch.no_grad()
     def valid_loss(self) -> float:
-        """Mean negative log-likelihood per token on the validation split (every process computes all of it)."""
+        """Mean negative log-likelihood per token on the validation split; several processes share it."""
         self.model.eval()
-        encoded = self.encoded["valid"]
+        encoded, dtype, group = self.encoded["valid"], self.precision.autocast, self.group
+        batches = sequential_batches(encoded.lengths, self.tc.batch_size)
         total = count = 0.0
-        dtype = self.precision.autocast
-        for index in sequential_batches(encoded.lengths, self.tc.batch_size):
-            batch = collate(encoded, index)
-            streams = direction_streams(batch.ids.to(self.device), batch.lengths, self.model.encoder.bidirectional)
+        for index in batches[group.rank :: group.world] if group.active else batches:
+            streams, _ = self.streams(encoded, index)
             states: list = [None] * len(streams)
             for parts in zip(*(windows(s, self.config.pretrain.bptt) for s in streams), strict=True):
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
@@ -325,6 +335,7 @@ class Pretrainer:
                 total += float(part_total)
                 count += float(part_count)
         self.model.train()
+        total, count = distributed.sum_all([total, count], group, self.device)
         return total / max(count, 1.0)
 
     def end_epoch(self, epoch_seconds: float, tokens: int) -> None:
@@ -341,8 +352,8 @@ class Pretrainer:
                 save_tensors(self.run_dir / files.WEIGHTS, self.model.state_dict(), metadata={"epoch": str(p.epoch)})
         else:
             p.stale += 1
-        total_loss, seen, all_tokens = distributed.sum_all([p.total_loss, p.seen, tokens], self.group, self.device)
-        train_loss = total_loss / max(seen, 1)
+        (all_tokens,) = distributed.sum_all([tokens], self.group, self.device)
+        train_loss = p.total_loss / max(p.seen, 1)
         record = {
             "epoch": p.epoch,
             "step": p.step,

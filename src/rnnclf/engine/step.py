@@ -121,18 +121,33 @@ class TrainStep:
         loss_value, correct = torch.stack([loss.detach(), right.sum().to(loss.dtype)]).tolist()
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(loss_value)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        for param in self.frozen:  # no gradient: the optimizer neither moves nor decays it, nor counts its moments
-            param.grad = None
-        if self.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step()
+        apply_gradients(loss, self.net, self.optimizer, self.scaler, self.scheduler, self.grad_clip, self.frozen)
         return loss_value, int(correct)
+
+
+def apply_gradients(
+    loss: torch.Tensor,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    scheduler: Any,
+    grad_clip: float | None,
+    frozen: list | tuple = (),
+) -> None:
+    """Backward, clip, optimizer step and per-step schedule: what every training step (classifier or language
+    model) does once its loss is known to be finite. `frozen` parameters get no gradient, so the optimizer
+    neither moves nor decays them, nor counts their moments (gradual unfreezing)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for param in frozen:
+        param.grad = None
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step()
 
 
 def build_step(
