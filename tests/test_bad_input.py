@@ -475,6 +475,13 @@ CASES = {
     ),
     "pretrain resume finished": (lambda ws: ["pretrain", "--resume", str(ws / "lm")], 2, "has finished"),
     "init missing": (lambda ws: init_args(ws, "nope"), 2, "nope: run directory not found"),
+    "init a file": (lambda ws: init_args(ws, "train.csv"), 2, "train.csv: is a file"),
+    "pretrain resume missing": (lambda ws: ["pretrain", "--resume", str(ws / "nope")], 2, "run directory not found"),
+    "train resume a language model": (
+        lambda ws: ["train", "--resume", str(ws / "lm_unfinished")],
+        2,
+        "a language model; continue it with rnnclf pretrain --resume",
+    ),
     "init a classifier": (lambda ws: init_args(ws, "run"), 2, "not an rnnclf pretrain run directory"),
     "init unfinished": (lambda ws: init_args(ws, "lm_unfinished"), 2, "the language model has not finished"),
     "init and vectors": (

@@ -116,7 +116,7 @@ def test_the_run_directory_and_a_classifier_started_from_it(folder):
 
     result = cli(folder, "train", "--config", "classifier.yaml", "--run-dir", "fine", "--set", "train.epochs=1")
     assert result.returncode == 0, result.stderr
-    assert "embedding and recurrent layers from the language model lm" in result.stderr + result.stdout
+    assert f"embedding and recurrent layers from the language model {folder / 'lm'}" in result.stderr
     assert (folder / "fine" / "tokenizer.json").read_text() != ""
     # predict and eval see an ordinary classifier
     assert cli(folder, "predict", "fine", "not good the film").returncode == 0
@@ -158,10 +158,15 @@ def test_gradual_unfreezing_trains_the_head_alone_first(folder):
     had them; with lr_decay the recurrent layer learns at lr / 2.6."""
     config = load_config(
         folder / "classifier.yaml",
-        [f"model.init={folder / 'lm'}", "train.epochs=1", "train.gradual_unfreezing=1", "train.lr_decay=2.6"],
+        [f"model.init={folder / 'lm'}", "train.epochs=1", "train.gradual_unfreezing=1", "train.lr_decay=2.6"]
+        + ["train.seed=1"],
     )
     config = config.model_copy(update={"output": config.output.model_copy(update={"run_dir": folder / "frozen"})})
-    train(config, log=lambda message: None)
+    lines: list[str] = []
+    train(config, log=lines.append)
+    # both are said: layers that never thaw in so few epochs, and validation texts the language model has read
+    assert any("trains only the top 1 of 3 layer groups" in line for line in lines)
+    assert any("some of this run's validation texts" in line for line in lines)
     language_model, classifier = (
         load_file(folder / "lm" / "model.safetensors"),
         load_file(folder / "frozen" / "model.safetensors"),
@@ -266,5 +271,5 @@ def test_a_language_model_that_does_not_fit_is_refused_in_one_line(folder, chang
     (folder / "misfit.yaml").write_text(CLASSIFIER.replace(change, replacement[change]))
     result = cli(folder, "train", "--config", "misfit.yaml", "--run-dir", "misfit")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"rnnclf: error: model.init: lm: {message}"]
+    assert result.stderr.strip().splitlines() == [f"rnnclf: error: model.init: {folder / 'lm'}: {message}"]
     assert not (folder / "misfit").exists()

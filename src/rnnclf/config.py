@@ -341,7 +341,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"missing key '{name}'"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error" and len(error["loc"]) == 1:  # a check across a section: it names the keys
+    if error["type"] == "value_error" and len(error["loc"]) <= 1:  # a check across a section: it names the keys
         return message
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
@@ -383,6 +383,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     for key in DATA_PATH_KEYS:
         if isinstance(data.get(key), str) and data[key]:
             data[key] = str((base / data[key]).resolve())
+    if isinstance(data.get("unlabelled"), str):  # one file
+        data["unlabelled"] = [data["unlabelled"]]
     if isinstance(data.get("unlabelled"), list):
         data["unlabelled"] = [
             str((base / item).resolve()) if isinstance(item, str) else item for item in data["unlabelled"]
@@ -404,6 +406,9 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Config:
     if config.output.run_dir is None:
         output = config.output.model_copy(update={"run_dir": Path("runs") / path.stem})
         config = config.model_copy(update={"output": output})
+    if config.model.init is not None:  # a run directory, like output.run_dir: from the current folder, kept absolute
+        model = config.model.model_copy(update={"init": config.model.init.absolute()})
+        config = config.model_copy(update={"model": model})
     return config
 
 

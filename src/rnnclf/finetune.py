@@ -30,6 +30,7 @@ class LanguageModelRun:
     path: Path
     tokenizer: Tokenizer  # with the classifier's truncation (data.max_length)
     weights: dict[str, torch.Tensor]  # the embedding and recurrent layers
+    notes: list[str]  # what the user should know, for the log
 
 
 def load_language_model(config: Config) -> LanguageModelRun:
@@ -37,8 +38,13 @@ def load_language_model(config: Config) -> LanguageModelRun:
     that does not fit."""
     path = Path(config.model.init)
     where = f"model.init: {path}"
+    if path.is_file():
+        raise RnnclfError(f"{where}: is a file; name the run directory that rnnclf pretrain wrote")
     if not path.is_dir():
-        raise RnnclfError(f"{where}: run directory not found (train it first with rnnclf pretrain --config FILE)")
+        raise RnnclfError(
+            f"{where}: run directory not found (a relative model.init is read from the current folder; train it "
+            "with rnnclf pretrain --config FILE)"
+        )
     if not (path / files.LANGUAGE_MODEL).exists():
         raise RnnclfError(f"{where}: not an rnnclf pretrain run directory (no {files.LANGUAGE_MODEL})")
     if not (path / files.METRICS).exists():
@@ -54,6 +60,14 @@ def load_language_model(config: Config) -> LanguageModelRun:
             f"{where}: pretrained with tokenizer.{differ} {getattr(pretrained.tokenizer, differ)}, and this config "
             f"has {getattr(config.tokenizer, differ)}"
         )
+    notes = []
+    split = (pretrained.train.seed, pretrained.data.valid_fraction) != (config.train.seed, config.data.valid_fraction)
+    if config.data.valid is None and split:  # validation carved from train, differently
+        notes.append(
+            f"warning: the language model carved its validation split with train.seed {pretrained.train.seed} and "
+            f"data.valid_fraction {pretrained.data.valid_fraction}, this run with {config.train.seed} and "
+            f"{config.data.valid_fraction}: it has read (without labels) some of this run's validation texts"
+        )
     tokenizer = load_tokenizer(path / files.TOKENIZER)
     if config.data.max_length is None:
         tokenizer.no_truncation()
@@ -61,7 +75,7 @@ def load_language_model(config: Config) -> LanguageModelRun:
         tokenizer.enable_truncation(config.data.max_length)
     weights = load_tensors(path / files.WEIGHTS)
     kept = {name: value for name, value in weights.items() if name.split(".")[0] in ("embedding", "encoder")}
-    return LanguageModelRun(path, tokenizer, kept)
+    return LanguageModelRun(path, tokenizer, kept, notes)
 
 
 def take_weights(model: nn.Module, language_model: LanguageModelRun) -> None:
@@ -99,6 +113,18 @@ def parameter_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:
         if trainable:
             groups.append({"params": trainable, "lr": lr / decay**depth})
     return groups
+
+
+def unfreezing_note(model: nn.Module, every: int, epochs: int) -> str | None:
+    """A warning when gradual unfreezing would leave layer groups frozen for the whole run."""
+    groups = len(layer_groups(model))
+    if every == 0 or 1 + (epochs - 1) // every >= groups:
+        return None
+    return (
+        f"warning: train.gradual_unfreezing {every} with {epochs} epochs trains only the top "
+        f"{1 + (epochs - 1) // every} of {groups} layer groups; the rest stay as they start (all thaw by epoch "
+        f"{(groups - 1) * every + 1})"
+    )
 
 
 def frozen_parameters(model: nn.Module, epoch: int, every: int) -> list[nn.Parameter]:

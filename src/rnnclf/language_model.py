@@ -50,7 +50,8 @@ class LanguageModel(nn.Module):
         )
         self.output_dropout = SequenceDropout(head_dropout, variational)
         adaptive = softmax == "adaptive" or (softmax == "auto" and vocab_size > ADAPTIVE_ABOVE)
-        cutoffs = [c for c in CUTOFFS if c < vocab_size - 1]
+        # a small vocabulary asked to be adaptive gets one cluster of its rarer half
+        cutoffs = [c for c in CUTOFFS if c < vocab_size - 1] or ([vocab_size // 2] if vocab_size > 3 else [])
         directions = 2 if bidirectional else 1
         self.softmax = nn.ModuleList(
             nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=4.0)

@@ -86,6 +86,8 @@ def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
     multi_label = any(metrics.get("multi_label") for _, _, metrics in runs)
     if multi_label:
         metrics_used = list(dict.fromkeys(["micro_f1", "macro_f1", *metrics_used]))
+    if all(metrics.get("kind") == "language_model" for _, _, metrics in runs):  # perplexity only
+        metrics_used = []
     test_scores = ("micro_f1", "macro_f1") if multi_label else ("accuracy", "macro_f1")
     rows = []
     for path, config, metrics in runs:

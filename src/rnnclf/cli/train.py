@@ -206,7 +206,8 @@ def pretrain(
 
 def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Path | None) -> dict[str, Any]:
     from rnnclf.config import load_config
-    from rnnclf.engine.pretrainer import check_pretrainable, pretrain, resume_pretrain
+    from rnnclf.engine.distributed import LAUNCHED
+    from rnnclf.engine.pretrainer import check_pretrainable, pretrain, resume_pretrain, unused_settings
     from rnnclf.engine.session import check_run_dir
 
     if resume is not None:
@@ -215,6 +216,9 @@ def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Pat
         return resume_pretrain(resume, command=sys.argv, log=log)
     resolved = load_config(config, overrides)
     check_pretrainable(resolved, config)
+    if rank_zero() and not os.environ.get(LAUNCHED):
+        for warning in unused_settings(resolved):
+            log(f"rnnclf: warning: {config}: {warning}")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))
         _check_gpus(nproc, resolved.train.device)

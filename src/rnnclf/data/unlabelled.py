@@ -48,6 +48,7 @@ def _field_texts(handle, fmt: str, field: str, where: str) -> list[str]:
     else:
         reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
         if field not in (reader.fieldnames or []):
-            raise RnnclfError(f"{where}: no column '{field}' (data.text_field) in its header")
+            columns = ", ".join(reader.fieldnames or [])
+            raise RnnclfError(f"{where}: no column '{field}' (data.text_field) in its header (columns: {columns})")
         texts = [row[field] or "" for row in reader]
     return [text for text in texts if text.strip()]

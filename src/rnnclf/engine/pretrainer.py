@@ -63,6 +63,19 @@ def check_pretrainable(config: Config, source: Path | str) -> None:
             )
 
 
+# classifier keys a language model has no use for: a value other than the default is a warning
+UNUSED = (("train", "label_smoothing"), ("train", "class_weights"), ("train", "metric"), ("model", "pooling"))
+
+
+def unused_settings(config: Config) -> list[str]:
+    changed = [
+        (section, key)
+        for section, key in UNUSED
+        if getattr(getattr(config, section), key) != type(getattr(config, section)).model_fields[key].default
+    ]
+    return [f"{section}.{key} does nothing in rnnclf pretrain (a classifier setting)" for section, key in changed]
+
+
 def pretrain(config: Config, command: list[str] | None = None, log=print) -> dict[str, Any]:
     run_dir = Path(config.output.run_dir)
     if distributed.from_env().main:
@@ -71,6 +84,8 @@ def pretrain(config: Config, command: list[str] | None = None, log=print) -> dic
 
 
 def resume_pretrain(run_dir: Path, command: list[str] | None = None, log=print) -> dict[str, Any]:
+    if not run_dir.is_dir():
+        raise RnnclfError(f"{run_dir}: run directory not found")
     if not (run_dir / files.LANGUAGE_MODEL).exists():
         raise RnnclfError(f"{run_dir}: not an rnnclf pretrain run directory (no {files.LANGUAGE_MODEL})")
     if (run_dir / files.METRICS).exists():
@@ -277,7 +292,7 @@ class Pretrainer:
                     bar.close()
                     raise session.TrainingStopped(
                         stop.signum or signal.SIGTERM,
-                        f"stopped at epoch {p.epoch}, batch {p.batch}; state saved. Continue with: rnnclf pretrain "
+                        f"stopped at epoch {p.epoch}, step {p.step}; state saved. Continue with: rnnclf pretrain "
                         f"--resume {self.run_dir}" + (f" --nproc {group.world}" if group.active else ""),
                     )
         bar.close()

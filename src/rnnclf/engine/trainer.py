@@ -32,7 +32,7 @@ from rnnclf.engine.distributed import Group
 from rnnclf.engine.inference import objective, predict_logits, probabilities, scores
 from rnnclf.engine.step import NonFiniteLoss, build_step, class_weight_tensor
 from rnnclf.errors import RnnclfError
-from rnnclf.finetune import frozen_parameters, load_language_model, take_weights
+from rnnclf.finetune import frozen_parameters, load_language_model, take_weights, unfreezing_note
 from rnnclf.machine import available_cores
 from rnnclf.model import RNNClassifier, count_parameters
 from rnnclf.multilabel import (
@@ -81,6 +81,8 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
         raise RnnclfError(
             f"{run_dir}: no saved training state to resume from (no {files.CONFIG}, no {files.STATE}/{checkpoint.STATE_FILE})"
         )
+    if (run_dir / files.LANGUAGE_MODEL).exists():
+        raise RnnclfError(f"{run_dir}: a language model; continue it with rnnclf pretrain --resume {run_dir}")
     run = load_run(run_dir, weights=False)
     if (run_dir / files.METRICS).exists():  # written last, when training and the final evaluation are done
         raise RnnclfError(
@@ -225,6 +227,11 @@ class Trainer:
         if self.language_model is not None:
             take_weights(self.model, self.language_model)
             self.log(f"model: embedding and recurrent layers from the language model {self.language_model.path}")
+            for note in self.language_model.notes:
+                self.log(note)
+        note = unfreezing_note(self.model, self.tc.gradual_unfreezing, self.tc.epochs)
+        if note:
+            self.log(note)
         if self.multi_label and self.fresh:
             # each label starts at its training frequency rather than 1/2: the first steps learn the texts, not
             # that almost every label is almost always absent
