@@ -58,6 +58,16 @@ def train(
 
     Several processes: rnnclf train --config FILE --nproc 2 (or torchrun --nproc-per-node 2 -m rnnclf train --config FILE)
     """
+    options = (config, overrides, run_dir, device, resume)
+    summary = _session(options, lambda extra: _train(config, extra, nproc), lambda: _resume(resume, nproc), "a run")
+    if rank_zero():  # rank 0 of a distributed run reports
+        _print_summary(summary, fmt)
+
+
+def _session(options: tuple, start: Any, again: Any, what: str) -> dict[str, Any]:
+    """A training session of train or pretrain: a new run from --config (the options turned into overrides), or
+    --resume; a stop on a signal exits with 128 + its number after one line."""
+    config, overrides, run_dir, device, resume = options
     _wait_policy()
     from rnnclf.engine.session import TrainingStopped
 
@@ -65,24 +75,20 @@ def train(
         if resume is not None:
             if config is not None or overrides or run_dir is not None or device is not None:
                 raise RnnclfError(
-                    "--resume continues a run with its own config; do not combine it with --config, --set, --run-dir or --device"
+                    "--resume continues a run with its own config; do not combine it with --config, --set, "
+                    "--run-dir or --device"
                 )
-            summary = _resume(resume, nproc)
-        else:
-            if config is None:
-                raise RnnclfError("give --config FILE (or --resume RUN to continue a run)")
-            extra = list(overrides or [])
-            if run_dir is not None:
-                extra.append(f"output.run_dir={run_dir}")
-            if device is not None:
-                extra.append(f"train.device={device.value}")
-            summary = _train(config, extra, nproc)
+            return again()
+        if config is None:
+            raise RnnclfError(f"give --config FILE (or --resume RUN to continue {what})")
+        extra = list(overrides or [])
+        extra += [f"output.run_dir={run_dir}"] if run_dir is not None else []
+        extra += [f"train.device={device.value}"] if device is not None else []
+        return start(extra)
     except TrainingStopped as stop:
         if rank_zero():
             log(f"rnnclf: {stop}")
         raise typer.Exit(stop.code) from None
-    if rank_zero():  # rank 0 of a distributed run reports
-        _print_summary(summary, fmt)
 
 
 def _wait_policy() -> None:
@@ -171,28 +177,9 @@ def pretrain(
 
     Example: rnnclf pretrain --config configs/r8-lm.yaml, then rnnclf train --config configs/r8.yaml
     """
-    _wait_policy()
-    from rnnclf.engine.session import TrainingStopped
-
-    try:
-        if resume is not None:
-            if config is not None or overrides or run_dir is not None or device is not None:
-                raise RnnclfError(
-                    "--resume continues a run with its own config; do not combine it with --config, "
-                    "--set, --run-dir or --device"
-                )
-            summary = _pretrain(None, [], nproc, resume)
-        else:
-            if config is None:
-                raise RnnclfError("give --config FILE (or --resume RUN to continue a language model)")
-            extra = list(overrides or [])
-            extra += [f"output.run_dir={run_dir}"] if run_dir is not None else []
-            extra += [f"train.device={device.value}"] if device is not None else []
-            summary = _pretrain(config, extra, nproc, None)
-    except TrainingStopped as stop:
-        if rank_zero():
-            log(f"rnnclf: {stop}")
-        raise typer.Exit(stop.code) from None
+    options = (config, overrides, run_dir, device, resume)
+    start = lambda extra: _pretrain(config, extra, nproc, None)  # noqa: E731
+    summary = _session(options, start, lambda: _pretrain(None, [], nproc, resume), "a language model")
     if rank_zero():
         brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "valid_perplexity", "train_seconds")}
         if output_format(fmt) is Format.json:
