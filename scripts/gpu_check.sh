@@ -26,12 +26,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$python" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), 'bf16', torch.cuda.is_bf16_supported())"
 
 # train.device: auto must pick the GPU and train under bf16 autocast (R8; a learned embedding: no GloVe there)
-step train "$python" -m rnnclf train --config configs/r8-scratch.yaml --set embedding.pretrained=null \
+step train "$python" -m rnnclf train --config configs/r8.yaml --set embedding.pretrained=null \
   --set train.epochs=4 --run-dir "$work/r8"
 step eval "$python" -m rnnclf eval "$work/r8" --format json
 step predict "$python" -m rnnclf predict "$work/r8" "crude oil prices rose sharply" "the bank raised its interest rate" --top-k 2
 # the same run on the CPU for comparison of the figures (4 epochs, all host cores)
-step train_cpu "$python" -m rnnclf train --config configs/r8-scratch.yaml --set embedding.pretrained=null \
+step train_cpu "$python" -m rnnclf train --config configs/r8.yaml --set embedding.pretrained=null \
   --set train.epochs=4 --set train.device=cpu --run-dir "$work/r8_cpu"
 
 # the benchmark's GPU sections: training (rnnclf vs the notebook's pipeline), FLOP rates, prediction
@@ -40,14 +40,14 @@ step bench "$python" scripts/bench.py --device cuda --skip tokenize prepare memo
 
 # rnnclf tune on the GPU (issue 14): every trial on CUDA, then the test split once; and its own tests
 printf 'train.lr: {low: 0.001, high: 0.01, log: true}\nmodel.hidden_size: [64, 128]\n' >"$work/space.yaml"
-step tune "$python" -m rnnclf tune --config configs/r8-scratch.yaml --set embedding.pretrained=null --set train.epochs=3 \
+step tune "$python" -m rnnclf tune --config configs/r8.yaml --set embedding.pretrained=null --set train.epochs=3 \
   --space "$work/space.yaml" --trials 4 --device cuda --out "$work/r8-tune" --format json
 step tune_tests timeout 300 "$python" -m pytest -x -q tests/test_tune.py -p no:cacheprovider -k "not nproc"
 
 # rnnclf pretrain on the GPU (issue 15): a language model under autocast, a classifier fine-tuned from it, the tests
 step pretrain "$python" -m rnnclf pretrain --config configs/r8-lm.yaml --set embedding.pretrained=null \
   --set train.epochs=2 --run-dir "$work/r8-lm"
-step finetune "$python" -m rnnclf train --config configs/r8.yaml --set model.init="$work/r8-lm" --set train.epochs=3 \
+step finetune "$python" -m rnnclf train --config configs/r8-pretrained.yaml --set model.init="$work/r8-lm" --set train.epochs=3 \
   --run-dir "$work/r8-finetuned"
 step pretrain_tests timeout 300 "$python" -m pytest -x -q tests/test_pretrain.py -p no:cacheprovider
 

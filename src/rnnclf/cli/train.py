@@ -175,7 +175,7 @@ def pretrain(
     The config is the classifier's (same data, tokenizer, embedding and encoder), with train.* for the language
     model's training and pretrain.* for its windows and output layer.
 
-    Example: rnnclf pretrain --config configs/r8-lm.yaml, then rnnclf train --config configs/r8.yaml
+    Example: rnnclf pretrain --config configs/r8-lm.yaml, then rnnclf train --config configs/r8-pretrained.yaml
     """
     options = (config, overrides, run_dir, device, resume)
     start = lambda extra: _pretrain(config, extra, nproc, None)  # noqa: E731
