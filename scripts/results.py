@@ -364,6 +364,12 @@ def single_label_results(corpora: list[str], seeds: list[int], out: Path, fastte
     print(table)
 
 
+def recipe_name(recipe: str, corpora: list[str]) -> str:
+    """The recipe's config as the table names it: configs/<corpus>....yaml when all corpora agree."""
+    names = {recipes(c).get(recipe, Path("-")).name.replace(c, "&lt;corpus&gt;", 1) for c in corpora}
+    return f"configs/{names.pop()}" if len(names) == 1 else "configs/: see each corpus"
+
+
 def single_label_table(rows: dict, corpora: list[str], seeds: list[int], out: Path) -> str:
     def line(name: str, cell) -> str:
         return f"| {name} | " + " | ".join(cell(rows[c]) for c in corpora) + " |"
@@ -383,7 +389,7 @@ def single_label_table(rows: dict, corpora: list[str], seeds: list[int], out: Pa
         "| model | " + " | ".join(c.upper() for c in corpora) + " |",
         "|---|" + "---|" * len(corpora),
         line(
-            "**rnnclf, pretrained** (configs/&lt;corpus&gt;-lm.yaml, then configs/&lt;corpus&gt;.yaml)",
+            f"**rnnclf, pretrained** (configs/&lt;corpus&gt;-lm.yaml, then {recipe_name('pretrained', corpora)})",
             pretrained(lambda r: f"**{r['mean']:.2f} ± {r['std']:.2f}**"),
         ),
         line("rnnclf pretrained, each seed", pretrained(lambda r: " / ".join(f"{a:.2f}" for a in r["accuracies"]))),
@@ -392,7 +398,10 @@ def single_label_table(rows: dict, corpora: list[str], seeds: list[int], out: Pa
             pretrained(lambda r: f"{r['language_model']['train_seconds'] / 60:.1f} min + {time_cell(r)}"),
         ),
         line("rnnclf pretrained: validation accuracy", pretrained(lambda r: f"{r['valid']:.2f}")),
-        line("**rnnclf, from scratch** (GloVe 6B 50d)", scratch(lambda r: f"**{r['mean']:.2f} ± {r['std']:.2f}**")),
+        line(
+            f"**rnnclf, from scratch** (GloVe 6B 50d; {recipe_name('scratch', corpora)})",
+            scratch(lambda r: f"**{r['mean']:.2f} ± {r['std']:.2f}**"),
+        ),
         line("rnnclf from scratch, each seed", scratch(lambda r: " / ".join(f"{a:.2f}" for a in r["accuracies"]))),
         line("rnnclf from scratch: training time per run (2 CPU cores)", scratch(time_cell)),
         line("rnnclf from scratch: validation accuracy", scratch(lambda r: f"{r['valid']:.2f}")),
