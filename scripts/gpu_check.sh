@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA path in one call on a GPU machine: device choice, AMP, training / prediction speed, tune, resume.
+# The CUDA path in one call on a GPU machine: device choice, AMP, training / prediction speed, tune, pretrain, resume.
 #   bash scripts/gpu_check.sh OUT_DIR RUN
 # RUN is a trained quickstart run (for the predict figures). Needs RNNCLF_CACHE with r8 and 20ng already
 # fetched (such machines may have no internet) and rnnclf importable (pip install -e ., or PYTHONPATH=src).

@@ -3,18 +3,21 @@ fastText trained on the same splits in the same run and the published figures.
 
     .venv/bin/pip install fasttext-numpy2==0.10.4     # script-only dependency, not one of rnnclf's
     .venv/bin/python scripts/results.py [--corpora r8 r52 20ng] [--seeds 0 1 2] [--out results]
+                                        [--recipes scratch pretrained] [--no-fasttext]
     .venv/bin/python scripts/results.py --corpora reuters21578    # multi-label: its own table
 
 Each corpus trains with configs/<corpus>.yaml (chosen on the validation split; the test split is
 only read for the final figures). Runs go to <out>/runs/, the single-label table to <out>/results.md
 and each multi-label corpus's table to <out>/results_<corpus>.md (with .json beside each).
 
-Two recipes per corpus where a language model exists (configs/<corpus>-lm.yaml): from scratch
-(configs/<corpus>-scratch.yaml, else configs/<corpus>.yaml) and pretrained (configs/<corpus>.yaml when it
-names model.init, else configs/<corpus>-pretrained.yaml). The language model is pretrained once, into
-<out>/runs/<corpus>-lm (reused when finished), and each seed fine-tunes from it; its time is reported
-beside the fine-tuning time. `--recipes pretrained` runs only those and keeps the from-scratch figures
-already in <out>/results.json.
+Where a language model exists (configs/<corpus>-lm.yaml) a single-label corpus has a second recipe,
+pretrained: configs/<corpus>-pretrained.yaml, fine-tuned from the language model. (Should the
+pretrained recipe become the best, configs/<corpus>.yaml names model.init and the from-scratch one
+moves to configs/<corpus>-scratch.yaml; `recipes()` reads either layout.) The language model is
+pretrained once, into <out>/runs/<corpus>-lm (reused when finished), and each seed fine-tunes from it;
+its time is reported beside the fine-tuning time. `--recipes pretrained` runs only those and keeps the
+from-scratch figures already in <out>/results.json; fastText reruns unless --no-fasttext (then its
+figures are kept too).
 
 The multi-label fastText baseline (`-loss ova`) trains on a seeded random 90% of the training split,
 takes the one global threshold with the best micro-F1 on the other 10%, and is scored on test by that
