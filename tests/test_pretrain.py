@@ -94,8 +94,8 @@ def test_windows_with_the_state_carried_equal_one_pass_over_the_whole_text():
     @torch.no_grad()
     def loss(bptt: int) -> float:
         total, count, states = 0.0, 0, [None, None]
-        for parts in zip(*(windows(s, bptt) for s in streams), strict=True):
-            part, n, states = model([w[0] for w in parts], [w[1] for w in parts], states)
+        for inputs, targets in windows(streams, bptt):
+            part, n, states = model(inputs, targets, states)
             states = detach(states)
             total, count = total + float(part), count + int(n)
         assert count == 2 * int((lengths - 1).sum())  # every next token once per direction, padding never

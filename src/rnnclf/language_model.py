@@ -108,11 +108,12 @@ def direction_streams(ids: torch.Tensor, lengths: torch.Tensor, bidirectional: b
     return streams
 
 
-def windows(stream: torch.Tensor, bptt: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, next-token targets) per window of `bptt` positions; padding (PAD after each text) is never a
-    target, since a PAD input is only ever followed by PAD."""
-    inputs, targets = stream[:, :-1], stream[:, 1:]
-    return [(inputs[:, i : i + bptt], targets[:, i : i + bptt]) for i in range(0, inputs.shape[1], bptt)]
+def windows(streams: list[torch.Tensor], bptt: int) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """Per window of `bptt` positions, each direction's inputs and next-token targets (what LanguageModel.forward
+    takes). Padding (PAD after each text) is never a target, since a PAD input is only ever followed by PAD."""
+    width = streams[0].shape[1] - 1  # the last token has no next one
+    bounds = [(i, min(i + bptt, width)) for i in range(0, width, bptt)]
+    return [([s[:, i:end] for s in streams], [s[:, i + 1 : end + 1] for s in streams]) for i, end in bounds]
 
 
 def detach(states: list) -> list:

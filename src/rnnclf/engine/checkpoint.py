@@ -13,9 +13,15 @@ import torch
 
 from rnnclf.engine.distributed import Group
 from rnnclf.errors import RnnclfError
+from rnnclf.files import STATE
 from rnnclf.tensor_files import read_tensors, save_tensors
 
 STATE_FILE = "state.safetensors"
+
+
+def has_state(run_dir: Path) -> bool:
+    """Whether a run directory holds a saved training state (RUN/state/state.safetensors)."""
+    return (run_dir / STATE / STATE_FILE).exists()
 
 
 @dataclass

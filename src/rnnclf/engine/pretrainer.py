@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rnnclf import files, machine
 from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.config import Config, classifier_arguments, config_to_dict, parse_config, read_yaml
+from rnnclf.config import SECTIONS, Config, classifier_arguments, config_to_dict, parse_config, read_yaml
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.unlabelled import read_unlabelled
 from rnnclf.embeddings import load_pretrained
@@ -71,7 +71,7 @@ def unused_settings(config: Config) -> list[str]:
     changed = [
         (section, key)
         for section, key in UNUSED
-        if getattr(getattr(config, section), key) != type(getattr(config, section)).model_fields[key].default
+        if getattr(getattr(config, section), key) != SECTIONS[section].model_fields[key].default
     ]
     return [f"{section}.{key} does nothing in rnnclf pretrain (a classifier setting)" for section, key in changed]
 
@@ -103,9 +103,8 @@ def _fit(config: Config, run_dir: Path, resuming: bool, command: list[str], log)
         )
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
-            saved = (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
             again = f"rnnclf pretrain --resume {run_dir} --nproc {group.world}"
-            raise distributed.lost_peers(exc, group, again, saved) from None
+            raise distributed.lost_peers(exc, group, again, checkpoint.has_state(run_dir)) from None
         raise
     finally:
         distributed.stop(group)
@@ -116,7 +115,7 @@ class Pretrainer:
         self.config, self.tc, self.run_dir, self.resuming = config, config.train, run_dir, resuming
         self.command, self.log = command, log
         self.plotting = True
-        self.saved = resuming and (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
+        self.saved = resuming and checkpoint.has_state(run_dir)
 
     def run(self, group: Group, device: torch.device) -> dict[str, Any]:
         self.setup(group, device)
@@ -312,9 +311,9 @@ class Pretrainer:
         streams, tokens = self.streams(self.encoded["train"], index, width)
         states: list = [None] * len(streams)
         dtype = self.precision.autocast
-        for parts in zip(*(windows(s, self.config.pretrain.bptt) for s in streams), strict=True):
+        for inputs, targets in windows(streams, self.config.pretrain.bptt):
             with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                total, count, finals = self.net([w[0] for w in parts], [w[1] for w in parts], states)
+                total, count, finals = self.net(inputs, targets, states)
             # the sums of all processes: each scales its loss so that DDP's mean of the gradients is the gradient
             # of the mean over all their tokens, and all of them see a non-finite loss together
             total_value, count_value = distributed.sum_all(
@@ -344,9 +343,9 @@ class Pretrainer:
         for index in batches[group.rank :: group.world] if group.active else batches:
             streams, _ = self.streams(encoded, index)
             states: list = [None] * len(streams)
-            for parts in zip(*(windows(s, self.config.pretrain.bptt) for s in streams), strict=True):
+            for inputs, targets in windows(streams, self.config.pretrain.bptt):
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                    part_total, part_count, states = self.model([w[0] for w in parts], [w[1] for w in parts], states)
+                    part_total, part_count, states = self.model(inputs, targets, states)
                 total += float(part_total)
                 count += float(part_count)
         self.model.train()

@@ -113,9 +113,8 @@ def _fit(
         return trainer.run(group, device)
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
-            saved = (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
             command = f"rnnclf train --resume {run_dir} --nproc {group.world}"
-            raise distributed.lost_peers(exc, group, command, saved) from None
+            raise distributed.lost_peers(exc, group, command, checkpoint.has_state(run_dir)) from None
         raise
     finally:
         if owned:
@@ -135,7 +134,7 @@ class Trainer:
         self.trial = False
         self.env_noted: dict | None = None  # the last thread change written to env.json
         # a run stopped before its first save starts again from the beginning, with its own tokenizer
-        self.fresh = previous is None or not (run_dir / files.STATE / checkpoint.STATE_FILE).exists()
+        self.fresh = previous is None or not checkpoint.has_state(run_dir)
 
     def run(self, group: Group, device: torch.device) -> dict[str, Any]:
         self.setup(group, device)
