@@ -107,7 +107,7 @@ def _resume(run: Path, nproc: int) -> dict[str, Any]:
         from rnnclf.rundir import load_run
 
         _check_gpus(nproc, load_run(run, weights=False).config.train.device)
-        raise typer.Exit(_launch(nproc, resume=run))
+        raise typer.Exit(_launch(nproc, run, resume=run))
     return resume(run, command=sys.argv, log=log)
 
 
@@ -126,7 +126,7 @@ def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
         _check_gpus(nproc, resolved.train.device)
-        raise typer.Exit(_launch(nproc, config=config, overrides=overrides))
+        raise typer.Exit(_launch(nproc, Path(resolved.output.run_dir), config=config, overrides=overrides))
     return train(resolved, command=sys.argv, log=log)
 
 
@@ -199,7 +199,7 @@ def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Pat
 
     if resume is not None:
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
-            raise typer.Exit(_launch(nproc, resume=resume, command="pretrain"))
+            raise typer.Exit(_launch(nproc, resume, resume=resume, command="pretrain"))
         return resume_pretrain(resume, command=sys.argv, log=log)
     resolved = load_config(config, overrides)
     check_pretrainable(resolved, config)
@@ -209,7 +209,9 @@ def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Pat
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))
         _check_gpus(nproc, resolved.train.device)
-        raise typer.Exit(_launch(nproc, config=config, overrides=overrides, command="pretrain"))
+        raise typer.Exit(
+            _launch(nproc, Path(resolved.output.run_dir), config=config, overrides=overrides, command="pretrain")
+        )
     return pretrain(resolved, command=sys.argv, log=log)
 
 
@@ -227,15 +229,18 @@ def _check_gpus(nproc: int, device: str) -> None:
 
 def _launch(
     nproc: int,
+    run_dir: Path,
     config: Path | None = None,
     overrides: list[str] | None = None,
     resume: Path | None = None,
     command: str = "train",
 ) -> int:
-    """torchrun, in this process, starting `nproc` copies of `rnnclf train` (or `command`) with the same arguments."""
+    """torchrun, in this process, starting `nproc` copies of `rnnclf train` (or `command`) with the same arguments;
+    `run_dir` is where they write, named in the line that says how to continue after a failure."""
     from rnnclf.engine.distributed import launch
 
     argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
     for item in overrides or []:
         argv += ["--set", item]
-    return launch(nproc, ["--debug", command, *argv] if app_state.debug else [command, *argv])
+    again = f"rnnclf {command} --resume {run_dir} --nproc {nproc}"
+    return launch(nproc, ["--debug", command, *argv] if app_state.debug else [command, *argv], run_dir, again)

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,13 +194,16 @@ def lost_peers(exc: BaseException, group: Group, resume_command: str, saved: boo
     return LostPeers(f"rank {group.rank}: lost the other training processes ({first_line(exc)}); {after}")
 
 
-def launch(nproc: int, argv: list[str]) -> int:
+def launch(nproc: int, argv: list[str], run_dir: Path, resume_command: str) -> int:
     """`rnnclf train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m rnnclf ARGV...` in this
-    process and say in one line which process failed, if one did. Returns the exit code."""
+    process and say in one line which process failed, if one did, and how to continue (whether or not rank 0 lived
+    long enough to say so itself). Returns the exit code."""
     os.environ.setdefault("LOGLEVEL", "ERROR")  # torchrun's own warnings; the lines below say what happened
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
+
+    from rnnclf.engine.checkpoint import has_state  # here: checkpoint imports this module
 
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("torch.distributed.elastic") or name == "torch.distributed.run":
@@ -219,8 +223,9 @@ def launch(nproc: int, argv: list[str]) -> int:
                 return code
         rank, failure = failures[0]
         how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        after = f"continue with: {resume_command}" if has_state(run_dir) else "no state was saved yet"
         print(
-            f"rnnclf: error: training process rank {rank} failed first ({how}); the others were stopped",
+            f"rnnclf: error: training process rank {rank} failed first ({how}); the others were stopped; {after}",
             file=sys.stderr,
         )
         return 1
