@@ -1,4 +1,4 @@
-"""rnnclf config show, rnnclf data list / fetch."""
+"""rnnclf config show, rnnclf data list / fetch / check."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from rnnclf.cli.app import (
     Format,
+    ReportFormat,
     config_app,
     data_app,
     log,
@@ -90,3 +91,53 @@ def data_fetch(
         return
     for split, path in files.items():
         typer.echo(f"{split}: {path}")
+
+
+@data_app.command("check")
+def data_check(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Check this config's splits.")] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="Check data files without a config (repeatable; the first is the training split)."),
+    ] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key (repeatable).")] = None,
+    text_field: Annotated[str | None, typer.Option("--text-field", help="--data: the text column or key.")] = None,
+    label_field: Annotated[str | None, typer.Option("--label-field", help="--data: the label column or key.")] = None,
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="--data: several labels per text (data.multi_label).")
+    ] = False,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="table, json or markdown (default: table on a terminal, json otherwise)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as Markdown here.")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 on a serious finding (overlap, conflicting labels, empty texts, ...)."),
+    ] = False,
+) -> None:
+    """Check a corpus before training: labels, empty and repeated texts, conflicting labels, train / valid / test
+    overlap (exact and near-duplicate), lengths in tokens, padding, vocabulary.
+
+    Example: rnnclf data check --config configs/quickstart.yaml --out data_check.md
+
+    Example: rnnclf data check --data train.csv --data test.csv --strict
+    """
+    from rnnclf.data.check import check_data, check_inputs, check_out_path
+    from rnnclf.data.check_report import format_json, format_markdown, format_table
+    from rnnclf.files import write_atomic
+
+    if out is not None:
+        check_out_path(out)
+    given = {"text_field": text_field, "label_field": label_field, "multi_label": multi_label or None}
+    fields = {key: value for key, value in given.items() if value is not None}
+    splits, settings, source = check_inputs(config, data or [], overrides or [], fields)
+    report = check_data(splits, settings, source)
+    chosen = fmt.value if fmt else output_format(None).value
+    typer.echo({"table": format_table, "json": format_json, "markdown": format_markdown}[chosen](report))
+    if out is not None:
+        write_atomic(out, format_markdown(report).encode("utf-8"))
+        log(f"data check written to {out}")
+    if strict and report["serious"]:
+        log(f"data check: {report['serious']} serious finding(s) (--strict)")
+        raise typer.Exit(1)

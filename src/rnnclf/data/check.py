@@ -1,0 +1,382 @@
+"""rnnclf data check: what is wrong with a corpus before training on it, as one report.
+
+Reads every row (empty texts and missing labels are findings here, not errors), normalises each text once, and
+finds labels per split, imbalance, empty texts, duplicates, conflicting labels, exact and near-duplicate overlap
+between splits; check_tokens adds lengths, padding and vocabulary. Linear in the data: one dict and a few numpy
+sorts per pass. Bad rows (invalid JSON, malformed CSV) stay errors naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnclf.config import Config
+from rnnclf.data import check_minhash as minhash
+from rnnclf.data.corpus import data_fields, label_format, stratified_split
+from rnnclf.data.readers import (
+    FIELDS_HINT,
+    LabelFormat,
+    Split,
+    _check_file,
+    _first_undecodable_line,
+    _rows_delimited,
+    _rows_jsonl,
+    detect_format,
+)
+from rnnclf.errors import RnnclfError
+
+NORMALISATION = "Unicode NFKC, case folded, runs of whitespace as one space, trimmed"
+EXAMPLES = 3  # example rows per finding
+IMBALANCE = 10  # largest / smallest class count in train at or above which imbalance is a finding
+SERIOUS = ("empty_texts", "missing_labels", "unseen_labels", "conflicting_labels", "exact_overlap", "near_overlap")
+
+
+@dataclass
+class CheckSplit:
+    """One split's rows as read, problems included: text "" when empty, label None when missing."""
+
+    name: str
+    file: str
+    texts: list[str]
+    labels: list  # str, or a sorted tuple of labels (multi-label), or None
+    lines: np.ndarray  # int64: the line of the file where each row starts
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_rows(path: Path, fmt: str, text_field: str, label_field: str, labels: LabelFormat) -> tuple:
+    """(texts, labels, lines) of every row of a data file; a row that cannot be read is an error naming it."""
+    path = Path(path)
+    _check_file(path)
+    kind = detect_format(path, fmt)
+    texts, parsed, lines = [], [], []
+    rows = (
+        _rows_jsonl(path, text_field, label_field, FIELDS_HINT)
+        if kind == "jsonl"
+        else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field, FIELDS_HINT)
+    )
+    line = 1
+    try:
+        for line, text, label in rows:
+            texts.append(text if isinstance(text, str) else "")
+            parsed.append(_parse_label(labels, label, kind, path, line, label_field))
+            lines.append(line)
+    except UnicodeDecodeError:
+        raise RnnclfError(
+            f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save it as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise RnnclfError(f"{path}: malformed {kind.upper()} after line {line}: {exc}") from None
+    if not lines:
+        raise RnnclfError(f"{path}: no rows of data")
+    return texts, parsed, np.asarray(lines, dtype=np.int64)
+
+
+def _parse_label(labels: LabelFormat, value: object, kind: str, path: Path, line: int, field: str):
+    try:
+        return labels.parse(value, kind)
+    except ValueError as exc:
+        raise RnnclfError(f"{path}: line {line}: the label field '{field}' {exc}") from None
+
+
+def config_splits(config: Config) -> list[CheckSplit]:
+    """train / valid / test as training reads them; without a valid file, valid is carved from train the same
+    way (stratified, train.seed, data.valid_fraction) from the rows training could use."""
+    data = config.data
+    fmt, text_field, label_field = data_fields(data)
+    if data.dataset is not None:
+        from rnnclf.data.builtin import fetch
+
+        files = fetch(data.dataset)
+    else:
+        files = {name: path for name, path in (("train", data.train), ("valid", data.valid), ("test", data.test))}
+    splits = [
+        CheckSplit(name, str(path), *read_rows(path, fmt, text_field, label_field, label_format(data)))
+        for name, path in files.items()
+        if path is not None
+    ]
+    if not any(split.name == "valid" for split in splits):
+        splits[1:1] = carve_valid(splits[0], config)
+    return splits
+
+
+def carve_valid(train: CheckSplit, config: Config) -> list[CheckSplit]:
+    """Split `train` in place into its training part and the carved validation part (returned)."""
+    usable = np.fromiter(
+        (bool(text.strip()) and label is not None for text, label in zip(train.texts, train.labels, strict=True)),
+        dtype=bool,
+        count=len(train),
+    )
+    index = np.flatnonzero(usable)
+    if len(index) < 2:
+        return []
+    labels = [train.labels[i] for i in index]
+    _, held = stratified_split(
+        Split([""] * len(index), labels, train.file, index),
+        config.data.valid_fraction,
+        config.train.seed,
+        config.data.multi_label,
+    )
+    mask = np.zeros(len(train), dtype=bool)
+    mask[np.asarray(held.rows, dtype=np.int64)] = True
+    valid = _take(train, mask, "valid")
+    kept = _take(train, ~mask, "train")
+    train.texts, train.labels, train.lines = kept.texts, kept.labels, kept.lines
+    return [valid]
+
+
+def _take(split: CheckSplit, mask: np.ndarray, name: str) -> CheckSplit:
+    picked = np.flatnonzero(mask).tolist()
+    return CheckSplit(
+        name, split.file, [split.texts[i] for i in picked], [split.labels[i] for i in picked], split.lines[mask]
+    )
+
+
+def file_splits(paths: list[Path], fmt: str, text_field: str, label_field: str, labels: LabelFormat) -> list:
+    """Splits named by their files (the first is the training split)."""
+    names = [Path(path).stem for path in paths]
+    names = [name if names.count(name) == 1 else str(path) for name, path in zip(names, paths, strict=True)]
+    return [
+        CheckSplit(name, str(path), *read_rows(path, fmt, text_field, label_field, labels))
+        for name, path in zip(names, paths, strict=True)
+    ]
+
+
+def normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@dataclass
+class Rows:
+    """Every row of every split, flat, with the keys the findings compare."""
+
+    splits: list[CheckSplit]
+    split: np.ndarray  # split index of each row
+    position: np.ndarray  # row index within its split
+    normal: list[str]  # normalised text
+    group: np.ndarray  # the first row (flat index) with the same normalised text
+    label: np.ndarray  # the first row with the same label (-1: missing)
+    empty: np.ndarray  # bool
+
+
+def flatten(splits: list[CheckSplit]) -> Rows:
+    sizes = [len(split) for split in splits]
+    normal = [normalise(text) for split in splits for text in split.texts]
+    first: dict = {}
+    group = np.fromiter(map(first.setdefault, normal, itertools.count()), dtype=np.int64, count=len(normal))
+    labels = itertools.chain.from_iterable(split.labels for split in splits)
+    seen: dict = {}
+    label = np.fromiter(
+        (-1 if value is None else seen.setdefault(value, i) for i, value in enumerate(labels)),
+        dtype=np.int64,
+        count=len(normal),
+    )
+    return Rows(
+        splits,
+        np.repeat(np.arange(len(splits)), sizes),
+        np.concatenate([np.arange(size) for size in sizes]),
+        normal,
+        group,
+        label,
+        np.fromiter((not text for text in normal), dtype=bool, count=len(normal)),
+    )
+
+
+def example(rows: Rows, index: int, **extra) -> dict:
+    split = rows.splits[rows.split[index]]
+    at = int(rows.position[index])
+    text = split.texts[at]
+    label = split.labels[at]
+    return {
+        "split": split.name,
+        "file": split.file,
+        "line": int(split.lines[at]),
+        "text": text if len(text) <= 80 else text[:77] + "...",
+        "label": list(label) if isinstance(label, tuple) else label,
+        **extra,
+    }
+
+
+def finding(kind: str, message: str, count: int, examples: list[dict], severity: str | None = None) -> dict:
+    severity = severity or ("serious" if kind in SERIOUS else "warning")
+    return {"kind": kind, "severity": severity, "message": message, "count": int(count), "examples": examples}
+
+
+def row_findings(rows: Rows) -> list[dict]:
+    """Empty texts and missing labels, per split."""
+    findings = []
+    for code, split in enumerate(rows.splits):
+        here = rows.split == code
+        for kind, mask, what in (
+            ("empty_texts", here & rows.empty, "empty or whitespace-only texts"),
+            ("missing_labels", here & (rows.label < 0), "rows without a label"),
+        ):
+            index = np.flatnonzero(mask)
+            if index.size:
+                examples = [example(rows, i) for i in index[:EXAMPLES]]
+                findings.append(finding(kind, f"{split.name}: {index.size:,} {what}", index.size, examples))
+    return findings
+
+
+def duplicate_findings(rows: Rows) -> list[dict]:
+    """Repeated texts within a split: each copy after the first counts once."""
+    findings = []
+    for code, split in enumerate(rows.splits):
+        index = np.flatnonzero((rows.split == code) & ~rows.empty)
+        _, first = np.unique(rows.group[index], return_index=True)
+        repeat = np.setdiff1d(index, index[first], assume_unique=True)
+        if repeat.size:
+            first_of = {int(rows.group[i]): int(i) for i in index[first]}
+            examples = [example(rows, i, same_as_line=_line(rows, first_of[int(rows.group[i])])) for i in repeat[:3]]
+            message = f"{split.name}: {repeat.size:,} repeated texts (after normalisation)"
+            findings.append(finding("duplicates", message, repeat.size, examples))
+    return findings
+
+
+def _line(rows: Rows, index: int) -> int:
+    return int(rows.splits[rows.split[index]].lines[rows.position[index]])
+
+
+def conflict_findings(rows: Rows) -> list[dict]:
+    """The same normalised text with different labels, anywhere in the data."""
+    usable = np.flatnonzero(~rows.empty & (rows.label >= 0))
+    pairs = np.unique(np.stack([rows.group[usable], rows.label[usable]], axis=1), axis=0)
+    texts, labels_per_text = np.unique(pairs[:, 0], return_counts=True)
+    conflicted = texts[labels_per_text > 1]
+    if not conflicted.size:
+        return []
+    involved = usable[np.isin(rows.group[usable], conflicted)]
+    examples = [example(rows, i) for g in conflicted[:EXAMPLES] for i in involved[rows.group[involved] == g][:2]]
+    message = f"{conflicted.size:,} texts appear with different labels ({involved.size:,} rows)"
+    return [finding("conflicting_labels", message, conflicted.size, examples)]
+
+
+def overlap_findings(rows: Rows) -> tuple[list[dict], dict]:
+    """Each later split against each earlier one: texts found exactly (after normalisation), then near-duplicates
+    among the rest. Also returns the MinHash settings, for the report."""
+    keep = np.flatnonzero(~rows.empty)
+    shingled = minhash.shingles([rows.normal[i] for i in keep])
+    signature = minhash.signatures(shingled)
+    keys = minhash.band_keys(signature)
+    findings = []
+    for earlier, later in itertools.combinations(range(len(rows.splits)), 2):
+        queries = np.flatnonzero(rows.split[keep] == later)
+        references = np.flatnonzero(rows.split[keep] == earlier)
+        findings += _exact_and_near(rows, keep, shingled, signature, keys, queries, references, later, earlier)
+    return findings, minhash_settings()
+
+
+def _exact_and_near(rows: Rows, keep, shingled, signature, keys, queries, references, later, earlier) -> list[dict]:
+    """`queries` and `references` index `keep` (the non-empty rows, in the order they were hashed)."""
+    q_rows, r_rows = keep[queries], keep[references]
+    named = rows.splits[later].name
+    size = max(int((rows.split == later).sum()), 1)
+    reference_groups, reference_first = np.unique(rows.group[r_rows], return_index=True)
+    exact = np.isin(rows.group[q_rows], reference_groups)
+    findings = []
+    if exact.any():
+        examples = []
+        for i in q_rows[exact][:EXAMPLES]:
+            match = r_rows[reference_first[np.searchsorted(reference_groups, rows.group[i])]]
+            examples.append(example(rows, i, same_as_line=_line(rows, match)))
+        message = f"{named}: {exact.sum():,} texts ({exact.sum() / size:.1%}) are also in {rows.splits[earlier].name} (exact after normalisation)"
+        findings.append(finding("exact_overlap", message, exact.sum(), examples))
+    near = minhash.near_duplicates(shingled, signature, keys, queries[~exact], references)
+    if near:
+        examples = [
+            example(
+                rows,
+                keep[q],
+                same_as_line=_line(rows, keep[r]),
+                same_as_text=_short(rows, keep[r]),
+                jaccard=round(j, 3),
+            )
+            for q, (r, j) in itertools.islice(near.items(), EXAMPLES)
+        ]
+        message = (
+            f"{named}: {len(near):,} texts ({len(near) / size:.1%}) are near-duplicates of {rows.splits[earlier].name} "
+            f"texts (Jaccard >= {minhash.THRESHOLD}, not exact)"
+        )
+        findings.append(finding("near_overlap", message, len(near), examples))
+    return findings
+
+
+def _short(rows: Rows, index: int) -> str:
+    return example(rows, index)["text"]
+
+
+def minhash_settings() -> dict:
+    return {
+        "similarity": f"Jaccard similarity of the sets of {minhash.SHINGLE}-word shingles of the normalised texts",
+        "shingle_words": minhash.SHINGLE,
+        "permutations": minhash.PERMUTATIONS,
+        "bands": minhash.BANDS,
+        "rows_per_band": minhash.ROWS,
+        "jaccard_threshold": minhash.THRESHOLD,
+        "confirmed": "exact Jaccard of each candidate pair (MinHash + LSH only find the candidates)",
+    }
+
+
+def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
+    """The whole report: settings, label counts, findings (serious first), tokens, multi-label statistics."""
+    from rnnclf.data import check_labels, check_tokens
+
+    multi_label = config.data.multi_label
+    rows = flatten(splits)
+    findings = row_findings(rows) + check_labels.label_findings(splits, multi_label) + conflict_findings(rows)
+    findings += duplicate_findings(rows)
+    overlap, near_settings = overlap_findings(rows)
+    del rows
+    tokens, truncated = check_tokens.token_report(splits, config)
+    report = {
+        "source": source,
+        "splits": [{"name": split.name, "file": split.file, "rows": len(split)} for split in splits],
+        "settings": {"normalisation": NORMALISATION, "near_duplicates": near_settings, "seed": config.train.seed},
+        "labels": {split.name: dict(check_labels.label_counts(split, multi_label).most_common()) for split in splits},
+    }
+    findings += overlap + truncated
+    if multi_label:
+        report["multi_label"] = check_labels.multi_label_stats(splits)
+        findings += check_labels.no_label_findings(splits, report["multi_label"])
+    order = {"serious": 0, "warning": 1, "info": 2}
+    report["findings"] = sorted(findings, key=lambda item: order[item["severity"]])
+    report["serious"] = sum(item["severity"] == "serious" for item in findings)
+    report["tokens"] = tokens
+    return report
+
+
+def check_inputs(
+    config_path: Path | None, data: list[Path], overrides: list[str], fields: dict
+) -> tuple[list[CheckSplit], Config, dict]:
+    """The splits to check and the settings to check them with: a config's, or --data files with the config
+    defaults (`fields`: text_field, label_field, multi_label given on the command line) and --set overrides."""
+    from rnnclf.config import apply_overrides, load_config, parse_config
+
+    if (config_path is None) == (not data):
+        raise RnnclfError("give --config FILE, or --data FILE (repeatable) for files without a config; not both")
+    if config_path is not None:
+        if fields:
+            raise RnnclfError(f"--{next(iter(fields)).replace('_', '-')} is for --data; with --config set data.* keys")
+        config = load_config(config_path, overrides)
+        return config_splits(config), config, {"config": str(config_path)}
+    raw = apply_overrides({"data": {"train": str(data[0]), **fields}}, overrides)
+    config = parse_config(raw, "--data")
+    files = [Path(path) for path in data]
+    d = config.data
+    splits = file_splits(files, d.format, d.text_field, d.label_field, label_format(d))
+    return splits, config, {"data": [str(path) for path in files]}
+
+
+def check_out_path(out: Path) -> None:
+    """--out must name a file in a folder that exists: checked before the work, so nothing is written half."""
+    if out.is_dir():
+        raise RnnclfError(f"--out {out}: is a folder; name a file, e.g. {out / 'data_check.md'}")
+    if not out.parent.is_dir():
+        raise RnnclfError(f"--out {out}: folder {out.parent} does not exist")

@@ -1,0 +1,154 @@
+"""Near-duplicate texts across splits: MinHash over word shingles with LSH banding, vectorised in numpy.
+
+Linear in the data: every text is hashed once; each band sorts the reference split's keys once; every query text
+gets at most one candidate per band; candidates are screened by their signature estimate and confirmed by the
+exact Jaccard similarity of their shingle sets. Hashes are stable (blake2b of each word, fixed seeds), unlike
+Python's salted hash(), so a report is the same on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SHINGLE = 2  # words per shingle: on short texts one changed word still leaves most bigrams shared
+PERMUTATIONS = 60
+BANDS, ROWS = 20, 3  # a pair at Jaccard 0.6 shares a band with probability 1 - (1 - 0.6^3)^20 = 0.99
+THRESHOLD = 0.6  # exact Jaccard of the shingle sets at or above which two texts are near-duplicates
+SCREEN = 0.2  # candidates whose estimate is this far below THRESHOLD are dropped (over 3 standard errors)
+CHUNK = 20_000  # texts hashed at a time: bounded memory (shingles x permutations)
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass
+class Shingles:
+    """The shingle hashes of many texts, flat: text i has hashes[offsets[i]:offsets[i + 1]] (none if empty)."""
+
+    hashes: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, len(texts) + 1
+
+    def of(self, index: int) -> set[int]:
+        return set(self.hashes[self.offsets[index] : self.offsets[index + 1]].tolist())
+
+
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def shingles(texts: Sequence[str], size: int = SHINGLE) -> Shingles:
+    """Hashes of the runs of `size` consecutive words of each (already normalised) text; a text with fewer words
+    is one shingle of all of them."""
+    flat = " ".join(texts).split()  # normalised texts: single spaces, so these are each text's words in turn
+    counts = np.fromiter((text.count(" ") + 1 if text else 0 for text in texts), dtype=np.int64, count=len(texts))
+    word_hashes = {word: _word_hash(word) for word in set(flat)}
+    hashed = np.fromiter(map(word_hashes.__getitem__, flat), dtype=np.uint64, count=len(flat))
+    del flat
+    ends = np.repeat(np.cumsum(counts), counts)  # each word position's text end
+    position = np.arange(len(hashed), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        combined = hashed.copy()
+        for step in range(1, size):
+            following = np.zeros_like(hashed)
+            following[: len(hashed) - step] = hashed[step:]
+            inside = position + step < ends
+            combined = combined * np.uint64(0x9E3779B97F4A7C15) + np.where(inside, following, np.uint64(step))
+        combined = _mix(combined)
+    starts = ends - np.repeat(counts, counts)
+    keep = (position + size <= ends) | ((position == starts) & (np.repeat(counts, counts) < size))
+    per_text_count = np.where(counts >= size, counts - size + 1, np.minimum(counts, 1))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(per_text_count, out=offsets[1:])
+    return Shingles(combined[keep], offsets)
+
+
+def _permutations(count: int = PERMUTATIONS, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd multipliers
+    b = rng.integers(0, 2**63, size=count, dtype=np.uint64)
+    return a, b
+
+
+def signatures(shingled: Shingles, count: int = PERMUTATIONS) -> np.ndarray:
+    """(texts, count) uint32 MinHash signatures; h_p(x) = (a_p x + b_p mod 2^64) >> 32. A text without shingles
+    gets the all-ones signature (it never shares a band: the caller leaves empty texts out)."""
+    a, b = _permutations(count)
+    total = len(shingled.offsets) - 1
+    out = np.full((total, count), np.iinfo(np.uint32).max, dtype=np.uint32)
+    for first in range(0, total, CHUNK):
+        last = min(first + CHUNK, total)
+        lo, hi = shingled.offsets[first], shingled.offsets[last]
+        if hi == lo:
+            continue
+        x = shingled.hashes[lo:hi]
+        values = np.multiply.outer(x, a)  # wraps mod 2^64, in place below: memory is the cost here
+        values += b
+        values >>= np.uint64(32)
+        values = values.astype(np.uint32)
+        starts = shingled.offsets[first:last] - lo
+        filled = np.diff(shingled.offsets[first : last + 1]) > 0
+        out[first:last][filled] = np.minimum.reduceat(values, starts[filled], axis=0)
+    return out
+
+
+def band_keys(signature: np.ndarray) -> np.ndarray:
+    """(texts, BANDS) uint64: one hash of each band's ROWS signature values."""
+    keys = np.zeros((len(signature), BANDS), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for row in range(ROWS):
+            keys = keys * np.uint64(0x100000001B3) + signature[:, row : BANDS * ROWS : ROWS].astype(np.uint64)
+        return _mix(keys)
+
+
+def estimate(signature: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The MinHash estimate of the Jaccard similarity of each pair (left[i], right[i])."""
+    return (signature[left] == signature[right]).mean(axis=1)
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def candidates(keys: np.ndarray, queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (query, reference) that share a band: per band, each query meets at most one reference (the first in
+    its bucket), so the pairs are at most BANDS per query."""
+    found_q, found_r = [], []
+    if not queries.size or not references.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    for band in range(keys.shape[1]):
+        reference_keys, first = np.unique(keys[references, band], return_index=True)
+        query_keys = keys[queries, band]
+        at = np.searchsorted(reference_keys, query_keys).clip(max=len(reference_keys) - 1)
+        hit = reference_keys[at] == query_keys
+        found_q.append(queries[hit])
+        found_r.append(references[first[at[hit]]])
+    pairs = np.unique(np.stack([np.concatenate(found_q), np.concatenate(found_r)], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def near_duplicates(
+    shingled: Shingles, signature: np.ndarray, keys: np.ndarray, queries: np.ndarray, references: np.ndarray
+) -> dict[int, tuple[int, float]]:
+    """For each query text with a near-duplicate among the references: (that reference, exact Jaccard), the most
+    similar of its candidates."""
+    if not queries.size or not references.size:
+        return {}
+    left, right = candidates(keys, queries, references)
+    close = estimate(signature, left, right) >= THRESHOLD - SCREEN
+    best: dict[int, tuple[int, float]] = {}
+    for query, reference in zip(left[close].tolist(), right[close].tolist(), strict=True):
+        similarity = jaccard(shingled.of(query), shingled.of(reference))
+        if similarity >= THRESHOLD and similarity > best.get(query, (0, 0.0))[1]:
+            best[query] = (reference, similarity)
+    return best

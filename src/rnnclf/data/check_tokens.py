@@ -1,0 +1,115 @@
+"""rnnclf data check: lengths in tokens, truncation, padding of the batches, vocabulary and pretrained coverage.
+
+Uses the tokenizer a run would use (model.init's, or one fitted on the training split as `train` fits it), the
+project's encode() and its batching. Lengths and out-of-vocabulary rates are measured on a seeded random sample of
+each split (all of it when small), plus its longest texts by characters, so that the maximum is the true one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from rnnclf.config import Config, tokenizer_settings
+from rnnclf.data.check import CheckSplit, finding
+from rnnclf.errors import RnnclfError
+from rnnclf.files import TOKENIZER
+from rnnclf.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer, vocabulary
+
+SAMPLE = 100_000  # texts per split whose tokens are counted
+LONGEST = 100  # and the longest texts by characters, for the maximum
+PERCENTILES = (50, 90, 95, 99)
+
+
+def run_tokenizer(config: Config, train_texts: list[str]) -> tuple[Tokenizer, str]:
+    """model.init's tokenizer when there is one, else one fitted on the training texts; without truncation."""
+    init = config.model.init
+    if init is not None and (Path(init) / TOKENIZER).exists():
+        tokenizer, source = load_tokenizer(Path(init) / TOKENIZER), f"model.init's ({init})"
+    else:
+        tokenizer = fit_tokenizer(train_texts, None, **tokenizer_settings(config))
+        source = "fitted on the training split, as train fits it"
+    tokenizer.no_truncation()
+    return tokenizer, source
+
+
+def measured(texts: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sample, longest): indices of non-empty texts, a seeded random sample and the longest by characters."""
+    index = np.flatnonzero(np.fromiter((bool(text.strip()) for text in texts), dtype=bool, count=len(texts)))
+    sample = index
+    if len(index) > SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(index, SAMPLE, replace=False))
+    sizes = np.fromiter((len(texts[i]) for i in index), dtype=np.int64, count=len(index))
+    longest = index[np.argsort(sizes)[-LONGEST:]] if len(index) > SAMPLE else index[:0]
+    return sample, longest
+
+
+def padding_share(lengths: np.ndarray, batch_size: int, seed: int, training: bool) -> float:
+    """The share of padding in the batches: training's bucketed batches (epoch 0), or evaluation's sorted ones."""
+    from rnnclf.batching import bucket_by_length, sequential_batches
+
+    batches = bucket_by_length(lengths, batch_size, seed, 0) if training else sequential_batches(lengths, batch_size)
+    padded = sum(int(lengths[batch].max()) * len(batch) for batch in batches if len(batch))
+    return 1 - float(lengths.sum()) / padded if padded else 0.0
+
+
+def split_tokens(split: CheckSplit, tokenizer: Tokenizer, config: Config, training: bool) -> tuple[dict, np.ndarray]:
+    """Length percentiles, the share cut by data.max_length, padding and <unk> share of one split; and the ids."""
+    sample, longest = measured(split.texts, config.train.seed)
+    encoded = encode(tokenizer, [split.texts[i] for i in np.concatenate([sample, longest])])
+    lengths = encoded.lengths[: len(sample)]
+    cap = config.data.max_length
+    clipped = np.minimum(lengths, cap) if cap else lengths
+    stats = {
+        "texts": int(sum(1 for text in split.texts if text.strip())),
+        "measured": len(sample),
+        **{f"p{q}": float(np.percentile(lengths, q)) if len(lengths) else 0.0 for q in PERCENTILES},
+        "max": int(encoded.lengths.max()) if len(encoded) else 0,
+        "cut_share": float((lengths > cap).mean()) if cap and len(lengths) else 0.0,
+        "padding_share": padding_share(clipped, config.train.batch_size, config.train.seed, training),
+        "unk_share": float((encoded.ids[: encoded.offsets[len(sample)]] == UNK_ID).mean()) if len(sample) else 0.0,
+    }
+    return stats, encoded.ids[: encoded.offsets[len(sample)]]
+
+
+def token_report(splits: list[CheckSplit], config: Config) -> tuple[dict, list[dict]]:
+    """The tokens section of the report, and its findings (texts cut by max_length)."""
+    train_texts = [text for text in splits[0].texts if text.strip()]
+    tokenizer, source = run_tokenizer(config, train_texts)
+    del train_texts
+    lengths, findings, train_ids = {}, [], None
+    for number, split in enumerate(splits):
+        lengths[split.name], ids = split_tokens(split, tokenizer, config, training=number == 0)
+        train_ids = ids if number == 0 else train_ids
+        cut = lengths[split.name]["cut_share"]
+        if cut:
+            message = (
+                f"{split.name}: {cut:.1%} of texts are longer than data.max_length {config.data.max_length} and are cut"
+            )
+            findings.append(finding("truncated", message, round(cut * lengths[split.name]["texts"]), []))
+    vocab = vocabulary(tokenizer)
+    report = {
+        "tokenizer": {"kind": config.tokenizer.kind, "source": source, "vocabulary": len(vocab)},
+        "max_length": config.data.max_length,
+        "batch_size": config.train.batch_size,
+        "lengths": lengths,
+        "oov": {name: stats["unk_share"] for name, stats in lengths.items()},
+    }
+    if config.embedding.pretrained:
+        report["pretrained"] = pretrained_coverage(config, vocab, train_ids)
+    return report, findings
+
+
+def pretrained_coverage(config: Config, vocab: list[str], train_ids: np.ndarray) -> dict:
+    """Coverage of the vocabulary and of the training tokens by embedding.pretrained; a note if it cannot be read."""
+    from rnnclf.embeddings import load_pretrained
+
+    counts = np.bincount(train_ids, minlength=len(vocab))
+    source = config.embedding.pretrained
+    try:
+        vectors = load_pretrained(source, vocab, config.embedding.dim, counts, config.train.seed)
+    except RnnclfError as exc:
+        return {"source": source, "note": f"coverage not checked: {exc}"}
+    return {"source": source, **vectors.coverage()}
