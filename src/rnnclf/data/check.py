@@ -234,7 +234,9 @@ def duplicate_findings(rows: Rows) -> list[dict]:
         repeat = np.setdiff1d(index, index[first], assume_unique=True)
         if repeat.size:
             first_of = {int(rows.group[i]): int(i) for i in index[first]}
-            examples = [example(rows, i, same_as_line=_line(rows, first_of[int(rows.group[i])])) for i in repeat[:3]]
+            examples = [
+                example(rows, i, same_as_line=_line(rows, first_of[int(rows.group[i])])) for i in repeat[:EXAMPLES]
+            ]
             message = f"{split.name}: {repeat.size:,} repeated texts (after normalisation)"
             findings.append(finding("duplicates", message, repeat.size, examples))
     return findings
@@ -294,8 +296,8 @@ def _exact_and_near(rows: Rows, keep, shingled, signature, keys, queries, refere
             example(
                 rows,
                 keep[q],
-                same_as_line=_line(rows, keep[r]),
-                same_as_text=_short(rows, keep[r]),
+                near_line=_line(rows, keep[r]),
+                near_text=_short(rows, keep[r]),
                 jaccard=round(j, 3),
             )
             for q, (r, j) in itertools.islice(near.items(), EXAMPLES)
