@@ -237,10 +237,16 @@ def _launch(
 ) -> int:
     """torchrun, in this process, starting `nproc` copies of `rnnclf train` (or `command`) with the same arguments;
     `run_dir` is where they write, named in the line that says how to continue after a failure."""
+    from rnnclf.engine.checkpoint import has_state
     from rnnclf.engine.distributed import launch
 
     argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
     for item in overrides or []:
         argv += ["--set", item]
-    again = f"rnnclf {command} --resume {run_dir} --nproc {nproc}"
-    return launch(nproc, ["--debug", command, *argv] if app_state.debug else [command, *argv], run_dir, again)
+
+    def after_failure() -> str:
+        if not has_state(run_dir):
+            return "no state was saved yet"
+        return f"continue with: rnnclf {command} --resume {run_dir} --nproc {nproc}"
+
+    return launch(nproc, ["--debug", command, *argv] if app_state.debug else [command, *argv], after_failure)

@@ -83,7 +83,8 @@ def tune(
         from rnnclf.engine.distributed import launch
 
         _check_gpus(nproc, base.train.device)
-        raise typer.Exit(launch(nproc, ["tune", *_without_nproc(sys.argv[1:])]))
+        again = f"the study keeps its finished trials; continue with the same command: {_command()}"
+        raise typer.Exit(launch(nproc, ["tune", *_without_nproc(sys.argv[1:])], lambda: again))
     new_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:

@@ -16,9 +16,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,16 +194,14 @@ def lost_peers(exc: BaseException, group: Group, resume_command: str, saved: boo
     return LostPeers(f"rank {group.rank}: lost the other training processes ({first_line(exc)}); {after}")
 
 
-def launch(nproc: int, argv: list[str], run_dir: Path, resume_command: str) -> int:
+def launch(nproc: int, argv: list[str], after_failure: Callable[[], str]) -> int:
     """`rnnclf train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m rnnclf ARGV...` in this
-    process and say in one line which process failed, if one did, and how to continue (whether or not rank 0 lived
-    long enough to say so itself). Returns the exit code."""
+    process and say in one line which process failed, if one did, and what `after_failure()` says about going on
+    (said here, since rank 0 may be stopped before it can say it). Returns the exit code."""
     os.environ.setdefault("LOGLEVEL", "ERROR")  # torchrun's own warnings; the lines below say what happened
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
-
-    from rnnclf.engine.checkpoint import has_state  # here: checkpoint imports this module
 
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("torch.distributed.elastic") or name == "torch.distributed.run":
@@ -223,9 +221,9 @@ def launch(nproc: int, argv: list[str], run_dir: Path, resume_command: str) -> i
                 return code
         rank, failure = failures[0]
         how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
-        after = f"continue with: {resume_command}" if has_state(run_dir) else "no state was saved yet"
         print(
-            f"rnnclf: error: training process rank {rank} failed first ({how}); the others were stopped; {after}",
+            f"rnnclf: error: training process rank {rank} failed first ({how}); the others were stopped; "
+            f"{after_failure()}",
             file=sys.stderr,
         )
         return 1
