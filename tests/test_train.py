@@ -11,6 +11,7 @@ from rnnclf.config import load_config
 from rnnclf.engine.step import class_weight_tensor
 from rnnclf.engine.trainer import train
 from rnnclf.errors import RnnclfError
+from rnnclf.rundir import load_run
 
 
 def tiny_run(tmp_path, order_files, name, *overrides):
@@ -118,8 +119,11 @@ def test_valid_objective_is_the_training_loss_on_valid(tmp_path, order_files):
     weights = class_weight_tensor("balanced", data.labels, data.targets["train"])
     smoothed = torch.nn.functional.cross_entropy(logits, targets, weight=weights, label_smoothing=0.3).item()
     plain = torch.nn.functional.cross_entropy(logits, targets).item()
-    assert summary["valid"]["objective"] == pytest.approx(smoothed, rel=1e-5)
-    assert summary["valid"]["loss"] == pytest.approx(plain, rel=1e-5)
+    assert summary["valid"]["objective"] == pytest.approx(smoothed, rel=1e-5)  # of the model's logits
+    assert summary["valid"]["calibration"]["loss_before"] == pytest.approx(plain, rel=1e-5)
+    temperature = load_run(tmp_path / "run").temperature[0]  # the loss of the probabilities the run answers
+    calibrated = torch.nn.functional.cross_entropy(logits / float(temperature), targets).item()
+    assert summary["valid"]["loss"] == pytest.approx(calibrated, rel=1e-5)
     assert smoothed > plain + 0.05  # the two differ here, so the test tells them apart
     best = epochs[summary["best_epoch"] - 1]
     assert best["valid_objective"] == pytest.approx(smoothed, rel=1e-5) and best["valid_loss"] == pytest.approx(

@@ -199,6 +199,12 @@ class TrainConfig(Section):
         3, ge=1, description="per_label: labels with fewer validation positives get the global threshold"
     )
     threshold_floor: float = Field(0.05, ge=0, lt=1, description="multi-label: a tuned threshold is never below this")
+    calibration: Literal["temperature", "none"] = Field(
+        "temperature",
+        description="after training, fit a temperature on validation that divides the logits (multi-label: one "
+        "per label, before the thresholds are chosen) so that probabilities match observed frequencies; "
+        "predict, eval, serve and the ONNX export apply it (calibration.json); none = raw softmax / sigmoid",
+    )
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without improvement; null = off"
     )

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from rnnclf.calibration import calibrate, calibration_report
 from rnnclf.data.corpus import check_labels, data_fields, label_format, label_targets, load_corpus
 from rnnclf.data.readers import Split, read_split
 from rnnclf.engine.inference import probabilities, scores
 from rnnclf.errors import RnnclfError
 from rnnclf.files import write_json
-from rnnclf.plots import save_confusion, save_label_f1
+from rnnclf.plots import save_eval_figures
 from rnnclf.predict import Predictor
 from rnnclf.quantize import INT8_FILE, MAX_ACCURACY_DROP, MIN_AGREEMENT, judge, quantize_int8, quantized_layers
 from rnnclf.rundir import Run, weights_digest
@@ -33,8 +34,10 @@ def evaluate_run(
     """Metrics of a run on a labelled file, or on its own valid / test split; with `int8`, of its int8 model,
     with the fp32 model's accuracy and macro F1 beside them (`fp32`) and the share of labels they agree on.
 
-    Written to RUN/eval/<name>.json (<name>-int8.json), and the confusion matrix beside it as a PNG (multi-label:
-    the F1 of each label). A multi-label run decides at its thresholds, or at `threshold` for every label.
+    Written to RUN/eval/<name>.json (<name>-int8.json), and beside it as PNGs the confusion matrix (multi-label:
+    the F1 of each label) and the reliability diagram. Probabilities are divided by the run's temperature; the
+    calibration figures show them before it too. A multi-label run decides at its thresholds, or at `threshold`
+    for every label.
     """
     predictor = Predictor.load(path, device, workers, int8=int8)
     predictor.set_threshold(threshold)
@@ -56,10 +59,7 @@ def evaluate_run(
     write_json(written, evaluation)
     log(f"wrote {written}")
     title = f"{Path(path).resolve().name} on {name}"
-    if predictor.multi_label:
-        save_label_f1(evaluation, Path(path) / "eval" / f"{name}_label_f1.png", title, log)
-    else:
-        save_confusion(evaluation, Path(path) / "eval" / f"{name}_confusion_matrix.png", title, log)
+    save_eval_figures(evaluation, Path(path) / "eval", name, title, log)
     return evaluation
 
 
@@ -98,8 +98,12 @@ def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, 
 
 
 def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
+    """The report at the run's temperature and thresholds, with its calibration before and after the temperature."""
     encoded, targets = encoded_split(predictor, labelled)
-    return scores(predictor.encoded_logits(encoded), targets, predictor.labels, predictor.thresholds)
+    logits = predictor.model_logits(encoded)
+    report = scores(calibrate(logits, predictor.temperature), targets, predictor.labels, predictor.thresholds)
+    report["calibration"] = calibration_report(logits, predictor.temperature, targets, predictor.labels)
+    return report
 
 
 def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from rnnclf import __version__
 from rnnclf.batching import collate, sequential_batches
+from rnnclf.calibration import describe_temperature
 from rnnclf.config import ModelConfig
 from rnnclf.data.readers import read_split
 from rnnclf.errors import RnnclfError
@@ -39,15 +40,16 @@ IDS, LENGTHS, OUTPUT = "ids", "lengths", "probabilities"
 
 
 class Probabilities(nn.Module):
-    """The classifier with its softmax (multi-label: a sigmoid per label): what a program that only runs the ONNX
-    file wants."""
+    """The classifier with its temperature and softmax (multi-label: a sigmoid per label): what a program that only
+    runs the ONNX file wants."""
 
-    def __init__(self, model: nn.Module, multi_label: bool = False) -> None:
+    def __init__(self, model: nn.Module, multi_label: bool = False, temperature: np.ndarray | None = None) -> None:
         super().__init__()
         self.model, self.multi_label = model, multi_label
+        self.register_buffer("temperature", torch.ones(1) if temperature is None else torch.from_numpy(temperature))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        logits = self.model(ids, lengths)
+        logits = self.model(ids, lengths) / self.temperature
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
 
@@ -69,7 +71,7 @@ def export_onnx(path: Path | str, out: Path | None = None, log: Callable[[str], 
     if out.is_dir():
         raise RnnclfError(f"{out}: is a directory; give --out a file name such as {out / ONNX_FILE}")
     what = describe(run.config.model)
-    model = to_onnx(predictor.model, what, predictor.multi_label)
+    model = to_onnx(Probabilities(predictor.model, predictor.multi_label, predictor.temperature), what)
     texts, source = texts_to_check(run)
     log(f"checking the ONNX model against PyTorch on {len(texts)} {source}")
     try:
@@ -101,7 +103,7 @@ def describe(model: ModelConfig) -> str:
     return f"{direction} {model.num_layers}-layer {model.encoder} with {model.pooling} pooling"
 
 
-def to_onnx(model: nn.Module, what: str, multi_label: bool = False) -> bytes:
+def to_onnx(model: Probabilities, what: str) -> bytes:
     """The model as ONNX bytes, with dynamic batch and time axes."""
     lengths = torch.tensor([7, 4, 2])  # the check below uses other batch sizes and widths
     ids = torch.where(torch.arange(7)[None, :] < lengths[:, None], UNK_ID, PAD_ID)
@@ -112,7 +114,7 @@ def to_onnx(model: nn.Module, what: str, multi_label: bool = False) -> bytes:
             # TorchScript exporter: torch 2.13's dynamo exporter fixes a bidirectional model's time axis
             # to the example's width (ONNX Runtime then refuses other widths), and takes seconds per model
             torch.onnx.export(
-                Probabilities(model, multi_label).eval(),
+                model.eval(),
                 (ids, lengths),
                 buffer,
                 dynamo=False,
@@ -230,6 +232,7 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
         "labels": run.labels,
         "multi_label": run.config.data.multi_label,
         **({"thresholds": _thresholds(run)} if run.config.data.multi_label else {}),
+        "temperature": describe_temperature(run.temperature, run.labels, run.config.data.multi_label),
         "tokenizer": tokenizer_path(run.path, out),
         "tokenizer_about": "Hugging Face tokenizers JSON with normalization and truncation to max_length built in; "
         "a text with no tokens is one unk_id",
@@ -243,9 +246,10 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
 
 
 def _output_about(run: Run) -> str:
+    calibrated = ", of the logits divided by the temperature" if run.temperature is not None else ""
     if run.config.data.multi_label:
-        return "a sigmoid per label, in their order: a label applies when its probability >= its threshold"
-    return "softmax over labels, in their order"
+        return f"a sigmoid per label, in their order{calibrated}: a label applies when its probability >= its threshold"
+    return f"softmax over labels, in their order{calibrated}"
 
 
 def _thresholds(run: Run) -> dict[str, float]:

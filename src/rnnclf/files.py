@@ -19,6 +19,7 @@ from rnnclf.errors import RnnclfError
 CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.json", "model.safetensors"
 METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
 THRESHOLDS = "thresholds.json"  # multi-label runs: the decision threshold of each label
+CALIBRATION = "calibration.json"  # the temperature fitted on validation after training (train.calibration)
 LANGUAGE_MODEL = "language_model.json"  # rnnclf pretrain's runs: what the language model read, its output layers
 FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnclf.calibration import describe_calibration
+
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -58,6 +60,8 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
         f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  weighted F1 {report['weighted_f1']:.4f}"
         f"  ({report['support']} texts){loss}"
     )
+    if "calibration" in report:
+        lines.append(f"calibration: {describe_calibration(report['calibration'])}")
     labels = report["labels"]
     width = max(12, *(len(label) for label in labels))
     lines.append(f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnclf.calibration import describe_calibration
 from rnnclf.errors import RnnclfError
 
 
@@ -84,6 +85,8 @@ def format_multilabel_report(report: dict[str, Any], title: str = "") -> str:
         f"  subset accuracy {report['subset_accuracy']:.4f}  Hamming loss {report['hamming_loss']:.4f}"
         f"  ({report['support']} texts){loss}"
     )
+    if "calibration" in report:
+        lines.append(f"calibration (every text and label): {describe_calibration(report['calibration'])}")
     labels = sorted(report["labels"], key=lambda label: -report["per_class"][label]["support"])
     width = max(12, *(len(label) for label in labels)) if labels else 12
     lines.append(f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8} {'threshold':>9}")

@@ -140,6 +140,44 @@ def label_f1_figure(report: dict[str, Any], title: str) -> Any:
     return figure
 
 
+def reliability_figure(figures: dict[str, Any], title: str) -> Any:
+    """The reliability diagram of an eval's calibration figures: each bin's observed frequency against its mean
+    confidence, after the temperature (bars) and before it (line), with the texts per bin below."""
+    from matplotlib.figure import Figure
+
+    after, before = figures["reliability"], figures["reliability_before"]
+    width = 1 / len(after)
+    centres = [b["upper"] - width / 2 for b in after]
+    figure = Figure(figsize=(5.5, 6), dpi=110, layout="constrained")
+    top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    filled = [i for i, b in enumerate(after) if b["count"]]
+    top.bar(
+        [centres[i] for i in filled],
+        [after[i]["frequency"] for i in filled],
+        width=width * 0.9,
+        alpha=0.7,
+        label=f"{'calibrated' if figures['temperature'] is not None else 'model'}: ECE {figures['ece']:.4f}",
+    )
+    if figures["temperature"] is not None:
+        shown = [b for b in before if b["count"]]
+        top.plot(
+            [b["confidence"] for b in shown],
+            [b["frequency"] for b in shown],
+            "o-",
+            color="tab:red",
+            markersize=3,
+            label=f"before the temperature: ECE {figures['ece_before']:.4f}",
+        )
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed frequency")
+    top.legend(fontsize="small", loc="upper left")
+    top.grid(alpha=0.3)
+    bottom.bar(centres, [b["count"] for b in after], width=width * 0.9, color="tab:grey")
+    bottom.set(xlabel="predicted probability (single-label: of the top class)", ylabel="predictions", yscale="log")
+    top.set_title(f"{title}\nreliability, {len(after)} bins; Brier {figures['brier']:.4f}", fontsize=10)
+    return figure
+
+
 def plt_color(values: list[float]) -> list[Any]:
     """Bars coloured from red (F1 0) to blue (F1 1)."""
     from matplotlib import colormaps
@@ -168,11 +206,19 @@ def perplexity_figure(records: list[dict[str, Any]], title: str) -> Any:
     return figure
 
 
-def save_label_f1(report: dict[str, Any], path: Path, title: str, log: Log) -> bool:
-    """Write the per-label F1 chart of a multi-label eval report as a PNG. False when matplotlib is missing."""
-    if not plotting_available(path.name, log):
+def save_eval_figures(evaluation: dict[str, Any], folder: Path, name: str, title: str, log: Log) -> bool:
+    """An eval report's PNGs in `folder`: <name>_confusion_matrix.png (multi-label: <name>_label_f1.png) and
+    <name>_calibration.png, the reliability diagram. False (after one log line) when matplotlib is missing."""
+    if evaluation.get("multi_label"):
+        drawn = {f"{name}_label_f1.png": lambda: label_f1_figure(evaluation, title)}
+    else:
+        drawn = {f"{name}_confusion_matrix.png": lambda: confusion_figure(evaluation, title)}
+    if "calibration" in evaluation:
+        drawn[f"{name}_calibration.png"] = lambda: reliability_figure(evaluation["calibration"], title)
+    if not plotting_available(", ".join(drawn), log):
         return False
-    save_figure(label_f1_figure(report, title), path)
+    for file, figure in drawn.items():
+        save_figure(figure(), folder / file)
     return True
 
 
@@ -195,14 +241,6 @@ def save_curves(run_dir: Path, metric: str, log: Log) -> bool:
     elif records:
         title = f"{run_dir.resolve().name}: loss and validation scores per epoch"
         save_figure(curves_figure(records, metric, title), run_dir / CURVES)
-    return True
-
-
-def save_confusion(report: dict[str, Any], path: Path, title: str, log: Log) -> bool:
-    """Write the confusion matrix of an eval report as a PNG. False (after one log line) when matplotlib is missing."""
-    if not plotting_available(path.name, log):
-        return False
-    save_figure(confusion_figure(report, title), path)
     return True
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnclf.calibration import calibrate
 from rnnclf.config import classifier_arguments
 from rnnclf.data.readers import FORMATS, read_split
 from rnnclf.engine.device import choose_device, choose_precision
@@ -83,6 +84,7 @@ class Predictor(Decisions):
         self.run = run
         self.labels = run.labels
         self.multi_label, self.thresholds = run.config.data.multi_label, run.thresholds
+        self.temperature = run.temperature
         self.tokenizer = run.tokenizer
         if int8 and device == "cuda":
             raise RnnclfError("--int8 runs on the CPU; use --device cpu (a GPU predicts fast in bf16 already)")
@@ -112,7 +114,12 @@ class Predictor(Decisions):
         return self.encoded_logits(encode(self.tokenizer, texts))
 
     def encoded_logits(self, encoded: EncodedTexts) -> np.ndarray:
-        """Logits of texts already turned into token ids by this run's tokenizer."""
+        """Logits of texts already turned into token ids by this run's tokenizer, divided by the run's temperature:
+        what its probabilities come from."""
+        return calibrate(self.model_logits(encoded), self.temperature)
+
+    def model_logits(self, encoded: EncodedTexts) -> np.ndarray:
+        """The model's own logits, before the temperature."""
         return predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

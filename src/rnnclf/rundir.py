@@ -18,9 +18,20 @@ import yaml
 from tokenizers import Tokenizer
 
 from rnnclf import __version__
+from rnnclf.calibration import read_temperature
 from rnnclf.config import Config, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, ENV, FORMAT_VERSION, LABELS, LANGUAGE_MODEL, THRESHOLDS, TOKENIZER, WEIGHTS
+from rnnclf.files import (
+    CALIBRATION,
+    CONFIG,
+    ENV,
+    FORMAT_VERSION,
+    LABELS,
+    LANGUAGE_MODEL,
+    THRESHOLDS,
+    TOKENIZER,
+    WEIGHTS,
+)
 from rnnclf.multilabel import read_thresholds
 from rnnclf.tensor_files import load_tensors
 from rnnclf.tokenizer import load_tokenizer
@@ -36,6 +47,7 @@ class Run:
     tokenizer: Tokenizer
     weights: dict[str, torch.Tensor]
     thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json, else 0.5)
+    temperature: np.ndarray | None = None  # divides the logits (calibration.json); None: not calibrated
 
 
 def load_run(path: Path | str, weights: bool = True) -> Run:
@@ -76,7 +88,12 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
         thresholds = (
             read_thresholds(_read_json(file), labels, str(file)) if file.exists() else np.full(len(labels), 0.5)
         )
-    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds)
+    temperature = None  # calibration.json is written when training ends, before thresholds.json
+    if (path / CALIBRATION).exists():
+        temperature = read_temperature(
+            _read_json(path / CALIBRATION), labels, config.data.multi_label, str(path / CALIBRATION)
+        )
+    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds, temperature)
 
 
 def weights_digest(run_path: Path) -> str:

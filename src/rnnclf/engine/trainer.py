@@ -23,6 +23,15 @@ from tqdm import tqdm
 
 from rnnclf import files, machine
 from rnnclf.batching import bucket_by_length, iterate
+from rnnclf.calibration import (
+    HIGHEST,
+    LOWEST,
+    bounded,
+    calibrate,
+    calibration_report,
+    describe_calibration,
+    fit_calibration,
+)
 from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
 from rnnclf.engine import checkpoint, distributed, session
@@ -386,11 +395,18 @@ class Trainer:
             logits[index] = part
         return logits
 
-    def scores(self, logits: np.ndarray, split: str, thresholds: np.ndarray | None = None) -> dict[str, Any]:
-        """Metrics on a split (multi-label: at 0.5 unless `thresholds`), with `objective`: the training loss function
-        (label smoothing and class weights included) on it, comparable with train_loss."""
+    def scores(
+        self,
+        logits: np.ndarray,
+        split: str,
+        thresholds: np.ndarray | None = None,
+        temperature: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Metrics on a split (multi-label: at 0.5 unless `thresholds`) of the logits divided by `temperature`, with
+        `objective`: the training loss function (label smoothing and class weights included) on the model's logits,
+        comparable with train_loss."""
         targets = self.data.targets[split]
-        report = scores(logits, targets, self.labels, thresholds)
+        report = scores(calibrate(logits, temperature), targets, self.labels, thresholds)
         report["objective"] = objective(logits, targets, self.class_weights, self.tc.label_smoothing)
         return report
 
@@ -471,12 +487,16 @@ class Trainer:
         reports = {}
         for split in splits:
             logits = known[split] if split in known else self.logits(split)
-            if split == "valid":
-                thresholds = self.choose_thresholds(logits) if self.multi_label else None
-            reports[split] = self.scores(logits, split, thresholds)
+            if split == "valid":  # the temperature first: thresholds are chosen on calibrated probabilities
+                temperature = self.fit_calibration(logits)
+                thresholds = self.choose_thresholds(calibrate(logits, temperature)) if self.multi_label else None
+            reports[split] = self.scores(logits, split, thresholds, temperature)
+            figures = calibration_report(logits, temperature, self.data.targets[split], self.labels)
+            reports[split]["calibration"] = {k: v for k, v in figures.items() if not k.startswith("reliability")}
             if thresholds is not None:  # beside them, each threshold rule's figures (fixed: one global 0.5)
                 reports[split]["by_rule"] = {
-                    rule: headline(self.scores(logits, split, cut)) for rule, cut in self.rule_thresholds.items()
+                    rule: headline(self.scores(logits, split, cut, temperature))
+                    for rule, cut in self.rule_thresholds.items()
                 }
                 reports[split]["at_0.5"] = reports[split]["by_rule"]["fixed"]
         test = reports.get("test")
@@ -505,9 +525,26 @@ class Trainer:
             files.write_json(self.run_dir / files.ENV, self.env)
         return summary
 
+    def fit_calibration(self, valid_logits: np.ndarray) -> np.ndarray | None:
+        """The temperature (train.calibration), fitted on the best weights' validation logits, written to
+        calibration.json; None when the config asks for none."""
+        if self.tc.calibration == "none":
+            return None
+        targets = self.data.targets["valid"]
+        temperature, payload = fit_calibration(valid_logits, targets, self.labels, self.tc.threshold_min_support)
+        if self.group.main:
+            files.write_json(self.run_dir / files.CALIBRATION, payload)
+        self.log(f"calibration on valid: {describe_calibration(payload['valid'])}, written to {files.CALIBRATION}")
+        if bounded(temperature):
+            self.log(
+                f"rnnclf: warning: a temperature stopped at its bound ({LOWEST} or {HIGHEST}): the validation texts "
+                "are too few or too easy to measure confidence on (probabilities then sit near 0 and 1)"
+            )
+        return temperature
+
     def choose_thresholds(self, valid_logits: np.ndarray) -> np.ndarray:
-        """Multi-label: each label's decision threshold, chosen on the validation split (train.thresholds), written
-        to thresholds.json."""
+        """Multi-label: each label's decision threshold, chosen on the validation split (train.thresholds) from its
+        calibrated logits, written to thresholds.json."""
         tc = self.tc
         valid = probabilities(valid_logits, True), self.data.targets["valid"], self.labels
         thresholds, info = choose_thresholds(*valid, tc.thresholds, tc.threshold_min_support, tc.threshold_floor)
@@ -526,7 +563,11 @@ def _describe_test(test: dict[str, Any]) -> str:
     if "micro_f1" not in test:
         return (
             f"accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, weighted F1 {test['weighted_f1']:.4f}"
+            f"; {describe_calibration(test['calibration'])}"
         )
     plain = test.get("at_0.5")
     at_half = f" (at 0.5: {plain['micro_f1']:.4f} / {plain['macro_f1']:.4f})" if plain else ""
-    return f"micro F1 {test['micro_f1']:.4f}, macro F1 {test['macro_f1']:.4f}{at_half}, subset accuracy {test['accuracy']:.4f}"
+    return (
+        f"micro F1 {test['micro_f1']:.4f}, macro F1 {test['macro_f1']:.4f}{at_half}, subset accuracy "
+        f"{test['accuracy']:.4f}; {describe_calibration(test['calibration'])}"
+    )
