@@ -262,52 +262,56 @@ def conflict_findings(rows: Rows) -> list[dict]:
 
 def overlap_findings(rows: Rows) -> tuple[list[dict], dict]:
     """Each later split against each earlier one: texts found exactly (after normalisation), then near-duplicates
-    among the rest. Also returns the MinHash settings, for the report."""
-    keep = np.flatnonzero(~rows.empty)
+    among the rest. Every later split is matched against an earlier one at once (one sort per band). Also returns
+    the MinHash settings, for the report."""
+    keep = np.flatnonzero(~rows.empty)  # the rows hashed, in order: positions below index `keep`
     shingled = minhash.shingles([rows.normal[i] for i in keep])
     signature = minhash.signatures(shingled)
     keys = minhash.band_keys(signature)
+    split_of = rows.split[keep]
     findings = []
-    for earlier, later in itertools.combinations(range(len(rows.splits)), 2):
-        queries = np.flatnonzero(rows.split[keep] == later)
-        references = np.flatnonzero(rows.split[keep] == earlier)
-        findings += _exact_and_near(rows, keep, shingled, signature, keys, queries, references, later, earlier)
+    for earlier in range(len(rows.splits) - 1):
+        references, queries = np.flatnonzero(split_of == earlier), np.flatnonzero(split_of > earlier)
+        groups, first = np.unique(rows.group[keep[references]], return_index=True)
+        exact = np.isin(rows.group[keep[queries]], groups)
+        near = minhash.near_duplicates(shingled, signature, keys, queries[~exact], references)
+        for later in range(earlier + 1, len(rows.splits)):
+            copies = keep[queries[exact & (split_of[queries] == later)]]
+            matches = keep[references[first[np.searchsorted(groups, rows.group[copies[:EXAMPLES]])]]]
+            findings += _exact_finding(rows, copies, matches, later, earlier)
+            close = {int(keep[q]): (int(keep[r]), j) for q, (r, j) in near.items() if split_of[q] == later}
+            findings += _near_finding(rows, close, later, earlier)
     return findings, minhash_settings()
 
 
-def _exact_and_near(rows: Rows, keep, shingled, signature, keys, queries, references, later, earlier) -> list[dict]:
-    """`queries` and `references` index `keep` (the non-empty rows, in the order they were hashed)."""
-    q_rows, r_rows = keep[queries], keep[references]
-    named = rows.splits[later].name
-    size = max(int((rows.split == later).sum()), 1)
-    reference_groups, reference_first = np.unique(rows.group[r_rows], return_index=True)
-    exact = np.isin(rows.group[q_rows], reference_groups)
-    findings = []
-    if exact.any():
-        examples = []
-        for i in q_rows[exact][:EXAMPLES]:
-            match = r_rows[reference_first[np.searchsorted(reference_groups, rows.group[i])]]
-            examples.append(example(rows, i, same_as_line=_line(rows, match)))
-        message = f"{named}: {exact.sum():,} texts ({exact.sum() / size:.1%}) are also in {rows.splits[earlier].name} (exact after normalisation)"
-        findings.append(finding("exact_overlap", message, exact.sum(), examples))
-    near = minhash.near_duplicates(shingled, signature, keys, queries[~exact], references)
-    if near:
-        examples = [
-            example(
-                rows,
-                keep[q],
-                near_line=_line(rows, keep[r]),
-                near_text=_short(rows, keep[r]),
-                jaccard=round(j, 3),
-            )
-            for q, (r, j) in itertools.islice(near.items(), EXAMPLES)
-        ]
-        message = (
-            f"{named}: {len(near):,} texts ({len(near) / size:.1%}) are near-duplicates of {rows.splits[earlier].name} "
-            f"texts (Jaccard >= {minhash.THRESHOLD}, not exact)"
-        )
-        findings.append(finding("near_overlap", message, len(near), examples))
-    return findings
+def _share(rows: Rows, count: int, split: int) -> str:
+    return f"{count:,} texts ({count / max(int((rows.split == split).sum()), 1):.1%})"
+
+
+def _exact_finding(rows: Rows, copies: np.ndarray, matches: np.ndarray, later: int, earlier: int) -> list[dict]:
+    if not copies.size:
+        return []
+    examples = [example(rows, i, same_as_line=_line(rows, m)) for i, m in zip(copies, matches, strict=False)]
+    message = (
+        f"{rows.splits[later].name}: {_share(rows, copies.size, later)} are also in {rows.splits[earlier].name} "
+        "(exact after normalisation)"
+    )
+    return [finding("exact_overlap", message, copies.size, examples)]
+
+
+def _near_finding(rows: Rows, close: dict[int, tuple[int, float]], later: int, earlier: int) -> list[dict]:
+    """`close`: row -> (its nearest row in the earlier split, exact Jaccard)."""
+    if not close:
+        return []
+    examples = [
+        example(rows, q, near_line=_line(rows, r), near_text=_short(rows, r), jaccard=round(j, 3))
+        for q, (r, j) in itertools.islice(close.items(), EXAMPLES)
+    ]
+    message = (
+        f"{rows.splits[later].name}: {_share(rows, len(close), later)} are near-duplicates of "
+        f"{rows.splits[earlier].name} texts (Jaccard >= {minhash.THRESHOLD}, not exact)"
+    )
+    return [finding("near_overlap", message, len(close), examples)]
 
 
 def _short(rows: Rows, index: int) -> str:

@@ -2,13 +2,12 @@
 
 Linear in the data: every text is hashed once; each band sorts the reference split's keys once; every query text
 gets at most one candidate per band; candidates are screened by their signature estimate and confirmed by the
-exact Jaccard similarity of their shingle sets. Hashes are stable (blake2b of each word, fixed seeds), unlike
+exact Jaccard similarity of their shingle sets. Hashes are stable (a polynomial hash of each word's bytes, fixed seeds), unlike
 Python's salted hash(), so a report is the same on every run.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,8 +33,38 @@ class Shingles:
         return set(self.hashes[self.offsets[index] : self.offsets[index + 1]].tolist())
 
 
-def _word_hash(word: str) -> int:
-    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+_BASE = 0x100000001B3  # odd: invertible mod 2^64
+WORD_CHUNK = 50_000  # texts whose bytes are hashed at a time
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    """base^0 .. base^(count - 1) mod 2^64."""
+    powers = np.full(count, base, dtype=np.uint64)
+    powers[0] = 1
+    return np.cumprod(powers, dtype=np.uint64)
+
+
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(a stable 64-bit hash of every word, words per text) of normalised texts (words split by single spaces).
+
+    A polynomial hash of each word's UTF-8 bytes from prefix sums, all in numpy: no Python call per word."""
+    hashes, counts = [], []
+    for first in range(0, len(texts), WORD_CHUNK):
+        data = np.frombuffer(("\n".join(texts[first : first + WORD_CHUNK]) + "\n").encode("utf-8"), dtype=np.uint8)
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+            np.cumsum(data * _powers(_BASE, len(data)), out=prefix[1:], dtype=np.uint64)
+            ends = np.flatnonzero((data == 32) | (data == 10))  # each word ends at a space or a text's end
+            starts = np.concatenate([[0], ends[:-1] + 1])
+            word = ends > starts  # an empty text is an empty segment
+            text = np.cumsum(data == 10)[ends] - (data[ends] == 10)
+            value = (prefix[ends] - prefix[starts]) * _powers(pow(_BASE, -1, 2**64), len(data))[starts]
+            value ^= (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        hashes.append(_mix(value[word]))
+        counts.append(np.bincount(text[word], minlength=min(WORD_CHUNK, len(texts) - first)))
+    if not hashes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(hashes), np.concatenate(counts).astype(np.int64)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -50,11 +79,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def shingles(texts: Sequence[str], size: int = SHINGLE) -> Shingles:
     """Hashes of the runs of `size` consecutive words of each (already normalised) text; a text with fewer words
     is one shingle of all of them."""
-    flat = " ".join(texts).split()  # normalised texts: single spaces, so these are each text's words in turn
-    counts = np.fromiter((text.count(" ") + 1 if text else 0 for text in texts), dtype=np.int64, count=len(texts))
-    word_hashes = {word: _word_hash(word) for word in set(flat)}
-    hashed = np.fromiter(map(word_hashes.__getitem__, flat), dtype=np.uint64, count=len(flat))
-    del flat
+    hashed, counts = word_hashes(texts)
     ends = np.repeat(np.cumsum(counts), counts)  # each word position's text end
     position = np.arange(len(hashed), dtype=np.int64)
     with np.errstate(over="ignore"):
@@ -75,14 +100,15 @@ def shingles(texts: Sequence[str], size: int = SHINGLE) -> Shingles:
 
 def _permutations(count: int = PERMUTATIONS, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a = rng.integers(0, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd multipliers
-    b = rng.integers(0, 2**63, size=count, dtype=np.uint64)
+    a = rng.integers(0, 2**31, size=count, dtype=np.uint32) * np.uint32(2) + np.uint32(1)  # odd: a bijection
+    b = rng.integers(0, 2**32, size=count, dtype=np.uint32)
     return a, b
 
 
 def signatures(shingled: Shingles, count: int = PERMUTATIONS) -> np.ndarray:
-    """(texts, count) uint32 MinHash signatures; h_p(x) = (a_p x + b_p mod 2^64) >> 32. A text without shingles
-    gets the all-ones signature (it never shares a band: the caller leaves empty texts out)."""
+    """(texts, count) uint32 MinHash signatures: h_p(x) = a_p x + b_p mod 2^32 of each shingle's mixed 32-bit hash,
+    a permutation of the 32-bit values per p. 32-bit arithmetic moves half the memory of 64-bit, and memory is the
+    cost here. A text without shingles keeps the all-ones signature (the caller leaves empty texts out)."""
     a, b = _permutations(count)
     total = len(shingled.offsets) - 1
     out = np.full((total, count), np.iinfo(np.uint32).max, dtype=np.uint32)
@@ -91,11 +117,8 @@ def signatures(shingled: Shingles, count: int = PERMUTATIONS) -> np.ndarray:
         lo, hi = shingled.offsets[first], shingled.offsets[last]
         if hi == lo:
             continue
-        x = shingled.hashes[lo:hi]
-        values = np.multiply.outer(x, a)  # wraps mod 2^64, in place below: memory is the cost here
+        values = np.multiply.outer((shingled.hashes[lo:hi] >> np.uint64(32)).astype(np.uint32), a)  # wraps
         values += b
-        values >>= np.uint64(32)
-        values = values.astype(np.uint32)
         starts = shingled.offsets[first:last] - lo
         filled = np.diff(shingled.offsets[first : last + 1]) > 0
         out[first:last][filled] = np.minimum.reduceat(values, starts[filled], axis=0)
