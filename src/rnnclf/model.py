@@ -66,16 +66,21 @@ class RNNClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (batch, classes) for padded ids (batch, time) and true lengths (batch,)."""
-        lengths = lengths.to(ids.device)
-        x = self.embedding_dropout(self.embedding(ids))
-        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+        return self.classify_embedded(self.embedding(ids), lengths)
+
+    def classify_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits from embedded texts x (batch, time, dim): everything after the embedding lookup (integrated
+        gradients, rnnclf.explain, differentiate through it with respect to x)."""
+        lengths = lengths.to(x.device)
+        x = self.embedding_dropout(x)
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
         if self.encoder is None:
             pooled = masked_pool(x, mask, self.pooling)
         else:
             # each direction is pooled on its own: no (batch, time, 2 * hidden) tensor for the last layer
             directions = self.encoder(x, lengths)
             if self.pooling == "last":
-                rows = torch.arange(ids.shape[0], device=ids.device)
+                rows = torch.arange(x.shape[0], device=x.device)
                 pooled = torch.cat([outputs[rows, lengths - 1] for outputs in directions], dim=-1)
             else:
                 pooled = torch.cat([masked_pool(outputs, mask, self.pooling) for outputs in directions], dim=-1)
