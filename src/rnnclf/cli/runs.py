@@ -124,14 +124,38 @@ def predict(
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
     threshold: Threshold = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also score each token for the predicted label (multi-label: each label over its threshold, or the "
+            "most probable): integrated gradients over the embeddings, toward the label's log-odds.",
+        ),
+    ] = False,
+    explain_steps: Annotated[
+        int,
+        typer.Option("--explain-steps", min=1, max=1024, help="Integration steps per text for --explain."),
+    ] = 32,
+    explain_html: Annotated[
+        Path | None,
+        typer.Option("--explain-html", help="Write the explanations as one self-contained page; implies --explain."),
+    ] = None,
 ) -> None:
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
     every label's probability.
 
+    With --explain, each text's tokens with their scores: JSON "explanation": [[token, score], ...], or coloured
+    on a terminal (green supports the label, red speaks against it).
+
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
+
+    Example: rnnclf predict runs/quickstart "not a good film" --explain --explain-html why.html
     """
     from rnnclf.predict import format_label_sets, format_predictions, read_inputs
 
+    explaining = explain or explain_html is not None
+    if explaining:
+        _check_explainable(backend, int8, explain_html)
     predictor = _predictor(run, backend, device, int8)
     items = list(texts or [])
     if input_path is not None:
@@ -140,10 +164,42 @@ def predict(
         raise RnnclfError("no texts to classify: give them as arguments, or --input FILE (or - for stdin)")
     predictor.set_threshold(threshold)
     shown = output_format(fmt).value
-    if predictor.multi_label:
+    if explaining:
+        _explain(predictor, items, top_k, shown, explain_steps, explain_html)
+    elif predictor.multi_label:
         typer.echo(format_label_sets(items, predictor.predict_labels(items, top_k or 0), shown))
     else:
         typer.echo(format_predictions(items, predictor.predict(items, top_k or 1), shown))
+
+
+def _check_explainable(backend: Backend, int8: bool, html: Path | None) -> None:
+    """--explain's refusals, before any work."""
+    if backend is Backend.onnx:
+        raise RnnclfError("--explain needs the torch model's gradients; drop --backend onnx")
+    if int8:
+        raise RnnclfError("--explain needs the fp32 model's gradients (int8 layers have none); drop --int8")
+    if html is not None:
+        from rnnclf.explain_view import check_html_target
+
+        check_html_target(html)
+
+
+def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: int, html: Path | None) -> None:
+    """Predictions with each text's explanation, printed; and the page, when asked for."""
+    import sys
+
+    from rnnclf.explain import explain_predictions
+    from rnnclf.explain_view import format_explained, write_html
+
+    if predictor.multi_label:
+        predictions = predictor.predict_labels(items, top_k or 0)
+    else:
+        predictions = predictor.predict(items, top_k or 1)
+    attributions = explain_predictions(predictor, items, predictions, steps)
+    typer.echo(format_explained(items, predictions, attributions, shown, colour=sys.stdout.isatty()))
+    if html is not None:
+        write_html(html, items, attributions, str(predictor.run.path))
+        log(f"explanations written to {html}")
 
 
 def _predictor(run: Path, backend: Backend, device: Device, int8: bool):
@@ -213,8 +269,16 @@ def serve(
         bool,
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
+    max_explain_texts: Annotated[
+        int, typer.Option("--max-explain-texts", min=1, help="Most texts in one POST /explain (more answer 413).")
+    ] = 16,
+    max_explain_steps: Annotated[
+        int,
+        typer.Option("--max-explain-steps", min=1, max=1024, help="Most integration steps per text in /explain."),
+    ] = 256,
 ) -> None:
-    """Serve a run's predictions over HTTP: POST /predict, GET /info, GET /health; API docs at /docs.
+    """Serve a run's predictions over HTTP: POST /predict, POST /explain (the predictions with a score per
+    token, as `rnnclf predict --explain`), GET /info, GET /health; API docs at /docs.
 
     Needs FastAPI and uvicorn: pip install 'rnnclf\\[serve]'.
 
@@ -222,7 +286,20 @@ def serve(
     """
     from rnnclf.serve import serve as serve_run
 
-    serve_run(run, host, port, device.value, max_texts, max_body_bytes, threads, access_log, log=log, int8=int8)
+    serve_run(
+        run,
+        host,
+        port,
+        device.value,
+        max_texts,
+        max_body_bytes,
+        threads,
+        access_log,
+        log=log,
+        int8=int8,
+        max_explain_texts=max_explain_texts,
+        max_explain_steps=max_explain_steps,
+    )
 
 
 @app.command()
