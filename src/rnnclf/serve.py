@@ -1,12 +1,14 @@
 """A run's predictions over HTTP: a FastAPI app around one Predictor, served by uvicorn (extra rnnclf[serve]).
 
 POST /predict  {"text": "..."} or {"texts": ["...", ...]}, optional "top_k"  ->  {"predictions": [...]}
+POST /explain  the same, optional "steps"  ->  the predictions, each with its tokens' scores (rnnclf.explain)
 GET  /info     labels, a model summary, the run, the rnnclf version and the limits
 GET  /health   {"status": "ok"}
 GET  /docs     the OpenAPI documentation (FastAPI's), schema at /openapi.json
 
 Limits answer 413 with {"detail": "..."}: more than max_texts texts, or a body over max_body_bytes (checked
-against Content-Length and against the bytes actually received). A long text is no error: the tokenizer
+against Content-Length and against the bytes actually received); /explain, a gradient pass per integration step,
+has its own smaller max_explain_texts and max_explain_steps. A long text is no error: the tokenizer
 truncates it to the run's max_length.
 """
 
@@ -23,6 +25,8 @@ from pydantic_core import PydanticCustomError
 from rnnclf import __version__
 from rnnclf.engine.device import use_cpu_threads
 from rnnclf.errors import RnnclfError
+from rnnclf.explain import DEFAULT_STEPS, explain_predictions
+from rnnclf.explain_view import pairs
 from rnnclf.predict import LabelSet, Predictor
 
 try:
@@ -34,6 +38,8 @@ except ImportError:
 
 MAX_TEXTS = 256
 MAX_BODY_BYTES = 1_000_000
+MAX_EXPLAIN_TEXTS = 16
+MAX_EXPLAIN_STEPS = 256
 
 
 class PredictRequest(BaseModel):
@@ -64,6 +70,22 @@ class PredictRequest(BaseModel):
         return self
 
 
+class ExplainRequest(PredictRequest):
+    """Texts to classify and explain."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "not a good film"}, {"texts": ["first text", "second"], "steps": 64}]},
+    )
+
+    steps: int | None = Field(
+        None, ge=1, description=f"Integration steps per text (default {DEFAULT_STEPS}); more: closer to exact, slower."
+    )
+
+
+Explanation = list[tuple[str, float]]
+
+
 class LabelProbability(BaseModel):
     label: str
     probability: float
@@ -91,6 +113,29 @@ class LabelSetResponse(BaseModel):
     predictions: list[LabelSetPrediction] = Field(description="One per text, in request order.")
 
 
+class ExplainedPrediction(Prediction):
+    explained: str = Field(description="The label explained: the predicted one.")
+    explanation: Explanation = Field(
+        description="[token, score] for each token the model saw: its integrated-gradients attribution to the "
+        "label's log-odds; positive supports the label."
+    )
+
+
+class ExplainResponse(BaseModel):
+    predictions: list[ExplainedPrediction] = Field(description="One per text, in request order.")
+
+
+class ExplainedLabelSet(LabelSetPrediction):
+    explanations: dict[str, Explanation] = Field(
+        description="For each label over its threshold (or the most probable label when none is): [token, score] "
+        "for each token, the attribution to that label's log-odds."
+    )
+
+
+class ExplainedLabelSetResponse(BaseModel):
+    predictions: list[ExplainedLabelSet] = Field(description="One per text, in request order.")
+
+
 class ModelSummary(BaseModel):
     encoder: str
     hidden_size: int
@@ -107,6 +152,12 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(description="Largest request body; larger answers 413.")
 
 
+class ExplainLimits(BaseModel):
+    max_texts: int = Field(description="Most texts in one POST /explain; more answer 413.")
+    max_steps: int = Field(description="Most integration steps per text; more answer 413.")
+    default_steps: int
+
+
 class Info(BaseModel):
     run: str = Field(description="The run directory being served.")
     labels: list[str] = Field(description="Label names in index order.")
@@ -118,6 +169,9 @@ class Info(BaseModel):
     thresholds: dict[str, float] | None = Field(None, description="Multi-label: each label's decision threshold.")
     version: str = Field(description="rnnclf version.")
     limits: Limits
+    explain: ExplainLimits | None = Field(
+        description="POST /explain's limits; null when the server runs int8 (explanations need the fp32 model)."
+    )
 
 
 class Health(BaseModel):
@@ -155,7 +209,7 @@ class LimitBodySize:
         await self.app(scope, receive_within_limit, send)
 
 
-def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
+def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain: ExplainLimits) -> Info:
     """What GET /info answers."""
     config = predictor.run.config
     return Info(
@@ -180,6 +234,7 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int) -> Info:
         else None,
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
+        explain=None if predictor.int8 else explain,
     )
 
 
@@ -209,13 +264,39 @@ def label_set_response(sets: list[LabelSet]) -> LabelSetResponse:
     )
 
 
+def explain_response(
+    predictions: list[list[tuple[str, float]]] | list[LabelSet], attributions: list[list[Any]]
+) -> ExplainResponse | ExplainedLabelSetResponse:
+    if predictions and isinstance(predictions[0], LabelSet):
+        answered = label_set_response(predictions).predictions
+        return ExplainedLabelSetResponse(
+            predictions=[
+                ExplainedLabelSet(**found.model_dump(), explanations={a.label: pairs(a) for a in explained})
+                for found, explained in zip(answered, attributions, strict=True)
+            ]
+        )
+    return ExplainResponse(
+        predictions=[
+            ExplainedPrediction(**found.model_dump(), explained=explained[0].label, explanation=pairs(explained[0]))
+            for found, explained in zip(predict_response(predictions).predictions, attributions, strict=True)
+        ]
+    )
+
+
 def create_app(
-    predictor: Predictor | Path | str, max_texts: int = MAX_TEXTS, max_body_bytes: int = MAX_BODY_BYTES
+    predictor: Predictor | Path | str,
+    max_texts: int = MAX_TEXTS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_explain_texts: int = MAX_EXPLAIN_TEXTS,
+    max_explain_steps: int = MAX_EXPLAIN_STEPS,
 ) -> FastAPI:
     """The FastAPI app serving `predictor`, or the run directory at that path (loaded with device auto)."""
     if not isinstance(predictor, Predictor):
         predictor = Predictor.load(predictor)
-    info = describe(predictor, max_texts, max_body_bytes)
+    explain_limits = ExplainLimits(
+        max_texts=max_explain_texts, max_steps=max_explain_steps, default_steps=min(DEFAULT_STEPS, max_explain_steps)
+    )
+    info = describe(predictor, max_texts, max_body_bytes, explain_limits)
     app = FastAPI(
         title="rnnclf",
         version=__version__,
@@ -241,6 +322,44 @@ def create_app(
                 return label_set_response(predictor.predict_labels(texts, request.top_k or 0))
             return predict_response(predictor.predict(texts, request.top_k or 1))
         except RnnclfError as exc:  # "text N: empty text; nothing to classify"
+            raise HTTPException(422, str(exc)) from None
+
+    @app.post(
+        "/explain",
+        response_model=ExplainedLabelSetResponse if predictor.multi_label else ExplainResponse,
+        responses={
+            413: {
+                "model": ErrorMessage,
+                "description": "Over max_explain_texts or max_explain_steps; a body too large.",
+            },
+            501: {"model": ErrorMessage, "description": "The server runs int8: explanations need the fp32 model."},
+        },
+    )
+    def explain(request: ExplainRequest) -> Any:
+        """/predict's answer, each text with a score per token for its label (multi-label runs: each label over
+        its threshold, or the most probable): integrated gradients over the embeddings, toward the label's
+        log-odds. Positive scores support the label."""
+        if predictor.int8:
+            raise HTTPException(501, "explanations need the fp32 model's gradients; this server runs int8 (--int8)")
+        texts = [request.text] if request.text is not None else request.texts
+        steps = request.steps or explain_limits.default_steps
+        if len(texts) > max_explain_texts:
+            raise HTTPException(
+                413,
+                f"too many texts to explain: {len(texts)} in one request, the limit is {max_explain_texts} "
+                "(rnnclf serve --max-explain-texts)",
+            )
+        if steps > max_explain_steps:
+            raise HTTPException(
+                413, f"too many steps: {steps}, the limit is {max_explain_steps} (rnnclf serve --max-explain-steps)"
+            )
+        try:
+            if predictor.multi_label:
+                predictions = predictor.predict_labels(texts, request.top_k or 0)
+            else:
+                predictions = predictor.predict(texts, request.top_k or 1)
+            return explain_response(predictions, explain_predictions(predictor, texts, predictions, steps))
+        except RnnclfError as exc:  # an empty text, or one the tokenizer keeps no token of
             raise HTTPException(422, str(exc)) from None
 
     @app.get("/info")
@@ -283,6 +402,8 @@ def serve(
     access_log: bool = False,
     log: Callable[[str], None] = print,
     int8: bool = False,
+    max_explain_texts: int = MAX_EXPLAIN_TEXTS,
+    max_explain_steps: int = MAX_EXPLAIN_STEPS,
 ) -> None:
     """Load the run once and serve it until Ctrl-C (or SIGTERM).
 
@@ -291,7 +412,7 @@ def serve(
     """
     use_cpu_threads(threads)  # once, for every request: requests run in parallel threads
     predictor = Predictor.load(run, device, int8=int8)
-    app = create_app(predictor, max_texts, max_body_bytes)
+    app = create_app(predictor, max_texts, max_body_bytes, max_explain_texts, max_explain_steps)
     sock = listen(host, port)
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"
