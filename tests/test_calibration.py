@@ -230,3 +230,20 @@ def test_multi_label_thresholds_are_chosen_on_calibrated_probabilities(tmp_path)
     )
     assert not np.allclose(uncalibrated, expected, atol=1e-3)  # the test can tell the two apart
     assert np.array_equal(label_targets(valid.labels, run.labels, True), targets)
+
+
+def test_serve_answers_the_calibrated_probabilities(ws):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from test_serve import running_server
+
+    from rnnclf.tokenizer import encode
+
+    texts = [text for text, _ in order_task(5, 9)]
+    predictor = Predictor.load(ws / "run", "cpu")
+    raw = probabilities(predictor.model_logits(encode(predictor.tokenizer, texts)), False).max(axis=1)
+    with running_server(ws / "run", ws / "serve.log") as (url, _):
+        answered = httpx.post(f"{url}/predict", json={"texts": texts}, timeout=30).json()["predictions"]
+    got = [prediction["probability"] for prediction in answered]
+    assert got == pytest.approx([p[0][1] for p in predictor.predict(texts)], abs=1e-6)
+    assert not np.allclose(got, raw, atol=1e-3)
