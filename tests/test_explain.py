@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import NEGATIVE, POSITIVE, order_task, write_csv
+from conftest import NEGATIVE, POSITIVE, TOPICS, multi_label_task, order_task, write_csv, write_jsonl
 from test_cli import assert_user_error, rnnclf
 
 from rnnclf.config import load_config
@@ -254,3 +254,24 @@ def test_serve_explain(trained, predictor):
 def test_serve_help_names_explain():
     result = rnnclf("serve", "--help")
     assert "/explain" in result.stdout and "--max-explain-texts" in result.stdout
+
+
+def test_multi_label_explains_each_label_by_its_own_words(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", multi_label_task(800, seed=1))
+    (tmp_path / "ml.yaml").write_text(
+        "data: {train: train.jsonl, multi_label: true, label_field: labels, max_length: 40}\n"
+        "embedding: {dim: 16}\n"
+        "model: {encoder: gru, hidden_size: 16}\n"
+        "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 0, calibration: none}\n"
+    )
+    assert rnnclf("train", "--config", "ml.yaml", "--run-dir", "run", cwd=tmp_path).returncode == 0
+    texts = ["the bank was a story and the match", "the film and the movie was a story"]
+    result = rnnclf("predict", str(tmp_path / "run"), *texts, "--explain")
+    assert result.returncode == 0, result.stderr
+    with_topics, without = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(with_topics["labels"]) == ["money", "sport"]
+    assert list(with_topics["explanations"]) == with_topics["labels"]
+    for label, explanation in with_topics["explanations"].items():
+        top_word = max(explanation, key=lambda pair: pair[1])[0]
+        assert top_word in TOPICS[label]  # bank for money, match for sport
+    assert without["labels"] == [] and list(without["explanations"]) == [next(iter(without["scores"]))]
