@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,12 +336,15 @@ def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
     from rnnclf.data import check_labels, check_tokens
 
     multi_label = config.data.multi_label
-    rows = flatten(splits)
-    findings = row_findings(rows) + check_labels.label_findings(splits, multi_label) + conflict_findings(rows)
-    findings += duplicate_findings(rows)
-    overlap, near_settings = overlap_findings(rows)
-    del rows
-    tokens, truncated = check_tokens.token_report(splits, config)
+    with ThreadPoolExecutor(1) as pool:  # the tokenizer fits in Rust (no GIL) while the rest runs here
+        fitting = pool.submit(check_tokens.run_tokenizer, config, splits[0])
+        rows = flatten(splits)
+        findings = row_findings(rows) + check_labels.label_findings(splits, multi_label) + conflict_findings(rows)
+        findings += duplicate_findings(rows)
+        overlap, near_settings = overlap_findings(rows)
+        del rows
+        tokenizer, tokenizer_source = fitting.result()
+    tokens, truncated = check_tokens.token_report(splits, config, tokenizer, tokenizer_source)
     report = {
         "source": source,
         "splits": [{"name": split.name, "file": split.file, "rows": len(split)} for split in splits],

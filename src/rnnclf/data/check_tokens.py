@@ -23,13 +23,14 @@ LONGEST = 100  # and the longest texts by characters, for the maximum
 PERCENTILES = (50, 90, 95, 99)
 
 
-def run_tokenizer(config: Config, train_texts: list[str]) -> tuple[Tokenizer, str]:
+def run_tokenizer(config: Config, train: CheckSplit) -> tuple[Tokenizer, str]:
     """model.init's tokenizer when there is one, else one fitted on the training texts; without truncation."""
     init = config.model.init
     if init is not None and (Path(init) / TOKENIZER).exists():
         tokenizer, source = load_tokenizer(Path(init) / TOKENIZER), f"model.init's ({init})"
     else:
-        tokenizer = fit_tokenizer(train_texts, None, **tokenizer_settings(config))
+        texts = [text for text in train.texts if text.strip()]
+        tokenizer = fit_tokenizer(texts, None, **tokenizer_settings(config))
         source = "fitted on the training split, as train fits it"
     tokenizer.no_truncation()
     return tokenizer, source
@@ -74,11 +75,10 @@ def split_tokens(split: CheckSplit, tokenizer: Tokenizer, config: Config, traini
     return stats, encoded.ids[: encoded.offsets[len(sample)]]
 
 
-def token_report(splits: list[CheckSplit], config: Config) -> tuple[dict, list[dict]]:
-    """The tokens section of the report, and its findings (texts cut by max_length)."""
-    train_texts = [text for text in splits[0].texts if text.strip()]
-    tokenizer, source = run_tokenizer(config, train_texts)
-    del train_texts
+def token_report(
+    splits: list[CheckSplit], config: Config, tokenizer: Tokenizer, source: str
+) -> tuple[dict, list[dict]]:
+    """The tokens section of the report, and its findings (texts cut by max_length); `tokenizer` is run_tokenizer's."""
     lengths, findings, train_ids = {}, [], None
     for number, split in enumerate(splits):
         lengths[split.name], ids = split_tokens(split, tokenizer, config, training=number == 0)
