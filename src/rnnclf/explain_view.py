@@ -10,7 +10,7 @@ from pathlib import Path
 from rnnclf.errors import RnnclfError
 from rnnclf.explain import Attribution
 from rnnclf.files import write_atomic
-from rnnclf.predict import LabelSet, format_label_sets, format_predictions
+from rnnclf.predict import LabelSet, format_label_sets, format_predictions, label_set_record, prediction_record
 
 DIGITS = 4
 # 256-colour backgrounds from faint to strong: green supports the explained label, red speaks against it
@@ -37,18 +37,17 @@ def format_explained(
     label (tokens coloured when `colour`, otherwise each with its score)."""
     blocks = []
     for text, prediction, explained in zip(texts, predictions, attributions, strict=True):
-        if isinstance(prediction, LabelSet):
-            shown = format_label_sets([text], [prediction], fmt)
-        else:
-            shown = format_predictions([text], [prediction], fmt)
+        multi_label = isinstance(prediction, LabelSet)
         if fmt == "json":
-            record = json.loads(shown)
-            if isinstance(prediction, LabelSet):
+            if multi_label:
+                record = label_set_record(text, prediction)
                 record["explanations"] = {found.label: pairs(found) for found in explained}
             else:
+                record = prediction_record(text, prediction)
                 record["explained"], record["explanation"] = explained[0].label, pairs(explained[0])
             blocks.append(json.dumps(record, ensure_ascii=False))
         else:
+            shown = (format_label_sets if multi_label else format_predictions)([text], [prediction], fmt)
             lines = [f"    {found.label}: {tokens_line(found, colour)}" for found in explained]
             blocks.append("\n".join([shown, *lines]))
     return "\n".join(blocks)

@@ -165,18 +165,7 @@ def read_inputs(path: str, text_field: str = "text") -> list[str]:
 def format_predictions(texts: Sequence[str], predictions: Iterable[list[tuple[str, float]]], fmt: str) -> str:
     rows = list(zip(texts, predictions, strict=True))
     if fmt == "json":
-        return "\n".join(
-            json.dumps(
-                {
-                    "text": text,
-                    "label": pred[0][0],
-                    "probability": round(pred[0][1], 6),
-                    "top": [{"label": label, "probability": round(p, 6)} for label, p in pred],
-                },
-                ensure_ascii=False,
-            )
-            for text, pred in rows
-        )
+        return "\n".join(json.dumps(prediction_record(text, pred), ensure_ascii=False) for text, pred in rows)
     lines = []
     for text, pred in rows:
         shown = text if len(text) <= 60 else text[:57] + "..."
@@ -189,7 +178,7 @@ def format_label_sets(texts: Sequence[str], sets: Iterable[LabelSet], fmt: str) 
     (with their probabilities) and, when asked for, its top labels."""
     rows = list(zip(texts, sets, strict=True))
     if fmt == "json":
-        return "\n".join(json.dumps(_label_set_record(text, found), ensure_ascii=False) for text, found in rows)
+        return "\n".join(json.dumps(label_set_record(text, found), ensure_ascii=False) for text, found in rows)
     lines = []
     for text, found in rows:
         shown = text if len(text) <= 60 else text[:57] + "..."
@@ -199,7 +188,17 @@ def format_label_sets(texts: Sequence[str], sets: Iterable[LabelSet], fmt: str) 
     return "\n".join(lines)
 
 
-def _label_set_record(text: str, found: LabelSet) -> dict:
+def prediction_record(text: str, pred: list[tuple[str, float]]) -> dict:
+    """A single-label prediction as JSON: the text, its label and probability, and the top labels."""
+    return {
+        "text": text,
+        "label": pred[0][0],
+        "probability": round(pred[0][1], 6),
+        "top": [{"label": label, "probability": round(p, 6)} for label, p in pred],
+    }
+
+
+def label_set_record(text: str, found: LabelSet) -> dict:
     record = {
         "text": text,
         "labels": found.labels,
