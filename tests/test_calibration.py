@@ -244,6 +244,8 @@ def test_serve_answers_the_calibrated_probabilities(ws):
     raw = probabilities(predictor.model_logits(encode(predictor.tokenizer, texts)), False).max(axis=1)
     with running_server(ws / "run", ws / "serve.log") as (url, _):
         answered = httpx.post(f"{url}/predict", json={"texts": texts}, timeout=30).json()["predictions"]
+        info = httpx.get(f"{url}/info", timeout=30).json()
+    assert info["temperature"] == pytest.approx(float(predictor.temperature[0]))
     got = [prediction["probability"] for prediction in answered]
     assert got == pytest.approx([p[0][1] for p in predictor.predict(texts)], abs=1e-6)
     assert not np.allclose(got, raw, atol=1e-3)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from rnnclf import __version__
+from rnnclf.calibration import describe_temperature
 from rnnclf.engine.device import use_cpu_threads
 from rnnclf.errors import RnnclfError
 from rnnclf.explain import DEFAULT_STEPS, explain_predictions
@@ -167,6 +168,11 @@ class Info(BaseModel):
     int8: bool = Field(description="The model computes in int8 (rnnclf serve --int8).")
     multi_label: bool = Field(False, description="Several labels per text, each decided by its own threshold.")
     thresholds: dict[str, float] | None = Field(None, description="Multi-label: each label's decision threshold.")
+    temperature: float | dict[str, float] | None = Field(
+        None,
+        description="The temperature that divides the logits before the softmax / sigmoid (calibration.json; "
+        "multi-label: per label); null when the run has none.",
+    )
     version: str = Field(description="rnnclf version.")
     limits: Limits
     explain: ExplainLimits | None = Field(
@@ -232,6 +238,7 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain:
         thresholds=dict(zip(predictor.labels, map(float, predictor.thresholds), strict=True))
         if predictor.multi_label
         else None,
+        temperature=describe_temperature(predictor.temperature, predictor.labels, predictor.multi_label),
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
         explain=None if predictor.int8 else explain,
