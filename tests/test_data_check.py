@@ -274,6 +274,7 @@ def test_cli_json_when_piped_strict_exit_and_markdown(planted, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [split["name"] for split in report["splits"]] == ["train", "valid", "test"]
+    assert report["splits"][1]["carved"] == "data.valid_fraction 0.1 of train, train.seed 0"
     assert report["serious"] > 0
     markdown = (tmp_path / "report.md").read_text()
     assert markdown.startswith("# Data check") and "near-duplicates" in markdown

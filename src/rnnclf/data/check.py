@@ -47,6 +47,7 @@ class CheckSplit:
     texts: list[str]
     labels: list  # str, or a sorted tuple of labels (multi-label), or None
     lines: np.ndarray  # int64: the line of the file where each row starts
+    carved: str = ""  # how a validation split was carved from train, if it was
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -128,6 +129,7 @@ def carve_valid(train: CheckSplit, config: Config) -> list[CheckSplit]:
     mask = np.zeros(len(train), dtype=bool)
     mask[np.asarray(held.rows, dtype=np.int64)] = True
     valid = _take(train, mask, "valid")
+    valid.carved = f"data.valid_fraction {config.data.valid_fraction} of train, train.seed {config.train.seed}"
     kept = _take(train, ~mask, "train")
     train.texts, train.labels, train.lines = kept.texts, kept.labels, kept.lines
     return [valid]
@@ -347,7 +349,11 @@ def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
     tokens, truncated = check_tokens.token_report(splits, config, tokenizer, tokenizer_source)
     report = {
         "source": source,
-        "splits": [{"name": split.name, "file": split.file, "rows": len(split)} for split in splits],
+        "splits": [
+            {"name": split.name, "file": split.file, "rows": len(split)}
+            | ({"carved": split.carved} if split.carved else {})
+            for split in splits
+        ],
         "settings": {"normalisation": NORMALISATION, "near_duplicates": near_settings, "seed": config.train.seed},
         "labels": {split.name: dict(check_labels.label_counts(split, multi_label).most_common()) for split in splits},
     }

@@ -74,7 +74,10 @@ def _notes(report: dict) -> list[str]:
 
 
 def _title(report: dict) -> str:
-    splits = ", ".join(f"{s['name']} {s['rows']:,} rows ({s['file']})" for s in report["splits"])
+    splits = ", ".join(
+        f"{s['name']} {s['rows']:,} rows ({s['file']}{', carved: ' + s['carved'] if 'carved' in s else ''})"
+        for s in report["splits"]
+    )
     return f"rnnclf data check: {report['serious']} serious finding(s), {len(report['findings'])} in all; {splits}"
 
 
