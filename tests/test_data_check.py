@@ -175,6 +175,12 @@ def test_labels_unseen_missing_and_imbalance(tmp_path):
     assert "train.class_weights: balanced" in imbalance["message"] and "100x" in imbalance["message"]
 
 
+def test_one_class_is_serious(tmp_path):
+    report = run_check([write_csv(tmp_path / "one.csv", [(t, "only") for t in sentences(random.Random(2), 5)])])
+    (item,) = of_kind(report, "too_few_labels")
+    assert item["severity"] == "serious" and report["serious"] == 1
+
+
 def test_lengths_cut_padding_and_oov(tmp_path):
     from rnnclf.batching import bucket_by_length
 

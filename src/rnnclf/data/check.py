@@ -35,7 +35,15 @@ from rnnclf.errors import RnnclfError
 NORMALISATION = "Unicode NFKC, case folded, runs of whitespace as one space, trimmed"
 EXAMPLES = 3  # example rows per finding
 IMBALANCE = 10  # largest / smallest class count in train at or above which imbalance is a finding
-SERIOUS = ("empty_texts", "missing_labels", "unseen_labels", "conflicting_labels", "exact_overlap", "near_overlap")
+SERIOUS = (
+    "empty_texts",
+    "missing_labels",
+    "too_few_labels",
+    "unseen_labels",
+    "conflicting_labels",
+    "exact_overlap",
+    "near_overlap",
+)
 
 
 @dataclass

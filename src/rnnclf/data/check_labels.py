@@ -18,6 +18,11 @@ def label_findings(splits: list[CheckSplit], multi_label: bool) -> list[dict]:
     """Labels in valid / test that train lacks (training refuses them), train labels a split lacks, imbalance."""
     counts = [label_counts(split, multi_label) for split in splits]
     train, findings = counts[0], []
+    if len(train) < (1 if multi_label else 2):  # train refuses such data
+        message = (
+            f"{splits[0].name}: {len(train)} label(s); a classifier needs {'one' if multi_label else 'two'} or more"
+        )
+        findings.append(finding("too_few_labels", message, len(train), []))
     for split, found in zip(splits[1:], counts[1:], strict=True):
         unseen = sorted(set(found) - set(train))
         if unseen:
