@@ -292,7 +292,7 @@ def overlap_findings(rows: Rows) -> tuple[list[dict], dict]:
             findings += _exact_finding(rows, copies, matches, later, earlier)
             close = {int(keep[q]): (int(keep[r]), j) for q, (r, j) in near.items() if split_of[q] == later}
             findings += _near_finding(rows, close, later, earlier)
-    return findings, minhash_settings()
+    return findings, minhash.settings()
 
 
 def _share(rows: Rows, count: int, split: int) -> str:
@@ -327,18 +327,6 @@ def _near_finding(rows: Rows, close: dict[int, tuple[int, float]], later: int, e
 
 def _short(rows: Rows, index: int) -> str:
     return example(rows, index)["text"]
-
-
-def minhash_settings() -> dict:
-    return {
-        "similarity": f"Jaccard similarity of the sets of {minhash.SHINGLE}-word shingles of the normalised texts",
-        "shingle_words": minhash.SHINGLE,
-        "permutations": minhash.PERMUTATIONS,
-        "bands": minhash.BANDS,
-        "rows_per_band": minhash.ROWS,
-        "jaccard_threshold": minhash.THRESHOLD,
-        "confirmed": "exact Jaccard of each candidate pair (MinHash + LSH only find the candidates)",
-    }
 
 
 def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:

@@ -175,3 +175,15 @@ def near_duplicates(
         if similarity >= THRESHOLD and similarity > best.get(query, (0, 0.0))[1]:
             best[query] = (reference, similarity)
     return best
+
+
+def settings() -> dict:
+    return {
+        "similarity": f"Jaccard similarity of the sets of {SHINGLE}-word shingles of the normalised texts",
+        "shingle_words": SHINGLE,
+        "permutations": PERMUTATIONS,
+        "bands": BANDS,
+        "rows_per_band": ROWS,
+        "jaccard_threshold": THRESHOLD,
+        "confirmed": "exact Jaccard of each candidate pair (MinHash + LSH only find the candidates)",
+    }
