@@ -110,8 +110,8 @@ def found(report: dict) -> dict[str, int]:
 
 def minhash_ratio(splits: dict, count: int = 20_000) -> dict:
     """datasketch's per-text MinHash against rnnclf's vectorised signatures on the same texts and shingles."""
-    from rnnclf.data import check_minhash
-    from rnnclf.data.check import normalise
+    from rnnclf.check import minhash as check_minhash
+    from rnnclf.check.findings import normalise
 
     texts = [normalise(text) for text, _ in splits["train"][:count]]
     start = time.perf_counter()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import multi_label_task, order_task, write_csv, write_jsonl
 
-from rnnclf.data import check_minhash as minhash
-from rnnclf.data.check import check_data, check_inputs, normalise
+from rnnclf.check import minhash
+from rnnclf.check.findings import check_data, check_inputs, normalise
 
 
 def words(rng: random.Random, count: int) -> list[str]:
@@ -142,7 +142,7 @@ def test_minhash_agrees_with_datasketch_on_the_same_shingles():
 
 def test_signatures_do_not_depend_on_the_python_hash_seed():
     code = (
-        "from rnnclf.data import check_minhash as m; import hashlib; "
+        "from rnnclf.check import minhash as m; import hashlib; "
         "print(hashlib.sha256(m.signatures(m.shingles(['a b c d', 'the cat sat on the mat'])).tobytes()).hexdigest())"
     )
     digests = {

@@ -123,8 +123,8 @@ def data_check(
 
     Example: rnnclf data check --data train.csv --data test.csv --strict
     """
-    from rnnclf.data.check import check_data, check_inputs, check_out_path
-    from rnnclf.data.check_report import format_json, format_markdown, format_table
+    from rnnclf.check.findings import check_data, check_inputs, check_out_path
+    from rnnclf.check.report import format_json, format_markdown, format_table
     from rnnclf.files import write_atomic
 
     if out is not None:

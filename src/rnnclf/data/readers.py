@@ -45,7 +45,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if not path.exists():
         raise RnnclfError(f"{path}: file not found")
     if path.is_dir():
@@ -166,7 +166,7 @@ def read_split(
     (FileTexts), so that a corpus of millions of documents costs memory for its labels only.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     kind = detect_format(path, fmt)
     version = _version(path)  # before reading: a change from here on is caught when the texts are read again
     texts: list[str] = []
@@ -194,6 +194,26 @@ def _checked_rows(
     label_format: LabelFormat = SINGLE_LABEL,
 ) -> Iterator[tuple[int, str, str | tuple[str, ...]]]:
     """(row number, text, label) of every row, each checked; labels are read only when need_labels (else "")."""
+    for number, text, label in raw_rows(path, kind, text_field, label_field, hint):
+        if not isinstance(text, str) or not text.strip():
+            raise RnnclfError(f"{path}: line {number}: empty text in '{text_field}'")
+        if not need_labels:
+            yield number, text, ""
+            continue
+        try:
+            parsed = label_format.parse(label, kind)
+        except ValueError as exc:
+            raise RnnclfError(f"{path}: line {number}: the label field '{label_field}' {exc}") from None
+        if parsed is None:
+            raise RnnclfError(f"{path}: line {number}: missing label in '{label_field}'")
+        yield number, text, parsed
+
+
+def raw_rows(
+    path: Path, kind: str, text_field: str, label_field: str, hint: str = FIELDS_HINT
+) -> Iterator[tuple[int, object, object]]:
+    """(row number, text, label) of every row as the file has them (empty or missing values too); a row that
+    cannot be read (bad JSON, malformed CSV, not UTF-8) is an error naming the file and line."""
     rows = (
         _rows_jsonl(path, text_field, label_field, hint)
         if kind == "jsonl"
@@ -202,18 +222,7 @@ def _checked_rows(
     number = 1
     try:
         for number, text, label in rows:
-            if not isinstance(text, str) or not text.strip():
-                raise RnnclfError(f"{path}: line {number}: empty text in '{text_field}'")
-            if not need_labels:
-                yield number, text, ""
-                continue
-            try:
-                parsed = label_format.parse(label, kind)
-            except ValueError as exc:
-                raise RnnclfError(f"{path}: line {number}: the label field '{label_field}' {exc}") from None
-            if parsed is None:
-                raise RnnclfError(f"{path}: line {number}: missing label in '{label_field}'")
-            yield number, text, parsed
+            yield number, text, label
     except UnicodeDecodeError:
         raise RnnclfError(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"

@@ -2,13 +2,12 @@
 
 Reads every row (empty texts and missing labels are findings here, not errors), normalises each text once, and
 finds labels per split, imbalance, empty texts, duplicates, conflicting labels, exact and near-duplicate overlap
-between splits; check_tokens adds lengths, padding and vocabulary. Linear in the data: one dict and a few numpy
+between splits; tokens.py adds lengths, padding and vocabulary. Linear in the data: one dict and a few numpy
 sorts per pass. Bad rows (invalid JSON, malformed CSV) stay errors naming the file and line.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -17,18 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnclf.check import minhash
 from rnnclf.config import Config
-from rnnclf.data import check_minhash as minhash
 from rnnclf.data.corpus import data_fields, label_format, stratified_split
 from rnnclf.data.readers import (
-    FIELDS_HINT,
     LabelFormat,
     Split,
-    _check_file,
-    _first_undecodable_line,
-    _rows_delimited,
-    _rows_jsonl,
+    check_file,
     detect_format,
+    raw_rows,
 )
 from rnnclf.errors import RnnclfError
 
@@ -64,26 +60,13 @@ class CheckSplit:
 def read_rows(path: Path, fmt: str, text_field: str, label_field: str, labels: LabelFormat) -> tuple:
     """(texts, labels, lines) of every row of a data file; a row that cannot be read is an error naming it."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     kind = detect_format(path, fmt)
     texts, parsed, lines = [], [], []
-    rows = (
-        _rows_jsonl(path, text_field, label_field, FIELDS_HINT)
-        if kind == "jsonl"
-        else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field, FIELDS_HINT)
-    )
-    line = 1
-    try:
-        for line, text, label in rows:
-            texts.append(text if isinstance(text, str) else "")
-            parsed.append(_parse_label(labels, label, kind, path, line, label_field))
-            lines.append(line)
-    except UnicodeDecodeError:
-        raise RnnclfError(
-            f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save it as UTF-8"
-        ) from None
-    except csv.Error as exc:
-        raise RnnclfError(f"{path}: malformed {kind.upper()} after line {line}: {exc}") from None
+    for line, text, label in raw_rows(path, kind, text_field, label_field):
+        texts.append(text if isinstance(text, str) else "")
+        parsed.append(_parse_label(labels, label, kind, path, line, label_field))
+        lines.append(line)
     if not lines:
         raise RnnclfError(f"{path}: no rows of data")
     return texts, parsed, np.asarray(lines, dtype=np.int64)
@@ -331,7 +314,8 @@ def _short(rows: Rows, index: int) -> str:
 
 def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
     """The whole report: settings, label counts, findings (serious first), tokens, multi-label statistics."""
-    from rnnclf.data import check_labels, check_tokens
+    from rnnclf.check import labels as check_labels
+    from rnnclf.check import tokens as check_tokens
 
     multi_label = config.data.multi_label
     with ThreadPoolExecutor(1) as pool:  # the tokenizer fits in Rust (no GIL) while the rest runs here

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from rnnclf.check.findings import CheckSplit, finding
 from rnnclf.config import Config, tokenizer_settings
-from rnnclf.data.check import CheckSplit, finding
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER
 from rnnclf.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer, vocabulary

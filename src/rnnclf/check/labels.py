@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-from rnnclf.data.check import EXAMPLES, IMBALANCE, CheckSplit, finding
+from rnnclf.check.findings import EXAMPLES, IMBALANCE, CheckSplit, finding
 
 
 def label_counts(split: CheckSplit, multi_label: bool) -> Counter:
