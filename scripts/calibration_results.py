@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnclf.calibration import calibration_report, fit_calibration
+from rnnclf.calibration import calibrate, calibration_report, fit_calibration
 from rnnclf.engine.device import use_cpu_threads
 from rnnclf.engine.inference import probabilities, scores
 from rnnclf.evaluate import encoded_split, labelled_split
@@ -51,7 +51,7 @@ def measure(run_path: Path) -> dict:
         "test": {key: value for key, value in test.items() if not key.startswith("reliability")},
     }
     if run.config.data.multi_label:
-        valid_probabilities = probabilities(logits["valid"] / temperature, True)
+        valid_probabilities = probabilities(calibrate(logits["valid"], temperature), True)
         chosen, _ = choose_thresholds(
             valid_probabilities,
             targets["valid"],
@@ -61,7 +61,7 @@ def measure(run_path: Path) -> dict:
             tc.threshold_floor,
         )
         before = scores(logits["test"], targets["test"], run.labels, run.thresholds)
-        after = scores(logits["test"] / temperature, targets["test"], run.labels, chosen)
+        after = scores(calibrate(logits["test"], temperature), targets["test"], run.labels, chosen)
         row["test_f1"] = {
             "micro_before": before["micro_f1"],
             "micro_after": after["micro_f1"],

@@ -1,5 +1,6 @@
 """Calibrated probabilities: the temperature, ECE and Brier score, and the runs that fit and apply them."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import torch
 from conftest import multi_label_task, order_task, write_csv, write_jsonl
 from test_cli import assert_user_error, rnnclf
 
-from rnnclf.calibration import bounded, calibrate, fit_temperature, reliability
+from rnnclf.calibration import calibrate, fit_temperature, read_temperature, reliability
 from rnnclf.data.corpus import label_targets
 from rnnclf.engine.inference import probabilities
+from rnnclf.errors import RnnclfError
 from rnnclf.evaluate import encoded_split, labelled_split
 from rnnclf.multilabel import choose_thresholds
 from rnnclf.predict import Predictor
@@ -31,7 +33,7 @@ def overconfident(n: int = 3000, classes: int = 4, scale: float = 3.0, seed: int
 
 def test_the_temperature_is_the_minimum_of_the_validation_loss():
     logits, targets = overconfident()
-    temperature, _ = fit_temperature(logits, targets)
+    temperature = fit_temperature(logits, targets).temperature
     grid = np.linspace(0.5, 8, 3001)
     nll = [torch.nn.functional.cross_entropy(torch.from_numpy(logits / t), torch.from_numpy(targets)) for t in grid]
     assert temperature.shape == (1,)
@@ -39,31 +41,47 @@ def test_the_temperature_is_the_minimum_of_the_validation_loss():
     assert abs(temperature[0] - 3.0) < 0.25  # the scale put on calibrated logits, recovered
 
 
-def test_each_label_gets_its_own_temperature_and_thin_labels_the_shared_one():
-    rng = np.random.default_rng(1)
-    n = 4000
+def multi_label_logits(n: int = 4000, seed: int = 1):
+    """Three labels drawn from the sigmoid of `raw`, their logits `raw` scaled by 1, 4 and 2."""
+    rng = np.random.default_rng(seed)
     raw = rng.normal(0, 2, size=(n, 3))
     targets = (rng.random((n, 3)) < 1 / (1 + np.exp(-raw))).astype(np.float32)
+    return (raw * np.array([1.0, 4.0, 2.0])).astype(np.float32), targets
+
+
+def test_each_label_gets_its_own_temperature_and_thin_labels_the_shared_one():
+    logits, targets = multi_label_logits()
     targets[:, 2] = 0
     targets[:2, 2] = 1  # two positives: under the minimum support of 3
-    logits = (raw * np.array([1.0, 4.0, 2.0])).astype(np.float32)
-    temperature, thin = fit_temperature(logits, targets, min_support=3)
-    assert abs(temperature[0] - 1.0) < 0.15 and abs(temperature[1] - 4.0) < 0.6
-    assert thin == [2]
-    shared, _ = fit_temperature(logits.reshape(-1, 1), targets.reshape(-1, 1), min_support=1)
-    assert temperature[2] == pytest.approx(shared[0], rel=1e-6)  # fitted on all labels' pairs together
+    fit = fit_temperature(logits, targets, min_support=3)
+    assert abs(fit.temperature[0] - 1.0) < 0.15 and abs(fit.temperature[1] - 4.0) < 0.6
+    assert fit.shared_labels == [2] and not fit.kept_at_one
+    shared = fit_temperature(logits.reshape(-1, 1), targets.reshape(-1, 1), min_support=1).temperature
+    assert fit.temperature[2] == pytest.approx(shared[0], rel=1e-6)  # fitted on all labels' pairs together
 
 
-def test_a_separable_validation_split_stops_at_the_lowest_temperature():
+def test_a_separable_validation_split_keeps_the_temperature_at_one():
+    # no error to learn from: the loss keeps falling as T falls, and the fit reaches its lower bound
     logits = np.array([[2.0, -2.0], [-3.0, 3.0]] * 20, dtype=np.float32)
-    temperature, _ = fit_temperature(logits, np.array([0, 1] * 20))
-    assert temperature[0] == pytest.approx(0.05, rel=1e-3) and bounded(temperature)
-    assert not bounded(fit_temperature(*overconfident())[0])
+    fit = fit_temperature(logits, np.array([0, 1] * 20))
+    assert fit.kept_at_one and fit.temperature[0] == 1.0
+    assert not fit_temperature(*overconfident()).kept_at_one
+
+
+def test_a_separable_label_takes_the_shared_temperature():
+    logits, targets = multi_label_logits(seed=2)
+    targets[:, 1] = (logits[:, 1] > 0).astype(np.float32)  # label 1 is decided by its logit's sign: separable
+    fit = fit_temperature(logits, targets)
+    assert 1 in fit.shared_labels and 0 not in fit.shared_labels and not fit.kept_at_one
+    shared = fit_temperature(logits.reshape(-1, 1), targets.reshape(-1, 1), min_support=1).temperature[0]
+    assert fit.temperature[1] == pytest.approx(shared, rel=1e-6)
+    all_separable = fit_temperature(logits, (logits > 0).astype(np.float32))
+    assert all_separable.kept_at_one and np.all(all_separable.temperature == 1.0)
 
 
 def test_the_temperature_never_changes_the_most_probable_class():
     logits, targets = overconfident(seed=2)
-    temperature, _ = fit_temperature(logits, targets)
+    temperature = fit_temperature(logits, targets).temperature
     assert np.array_equal(calibrate(logits, temperature).argmax(axis=1), logits.argmax(axis=1))
 
 
@@ -103,7 +121,7 @@ def test_multi_label_calibration_is_over_every_text_and_label():
 
 def test_calibrated_logits_have_a_lower_error_than_overconfident_ones():
     logits, targets = overconfident(seed=4)
-    temperature, _ = fit_temperature(logits[:1500], targets[:1500])  # fitted on one half, judged on the other
+    temperature = fit_temperature(logits[:1500], targets[:1500]).temperature  # fitted on one half, judged on the other
     held_out = logits[1500:], targets[1500:]
     before = reliability(probabilities(held_out[0], False), held_out[1])
     after = reliability(probabilities(calibrate(held_out[0], temperature), False), held_out[1])
@@ -144,7 +162,7 @@ def test_training_fits_a_temperature_on_valid_and_writes_it(ws):
     predictor = Predictor(run, "cpu")
     valid, _ = labelled_split(run, None, "valid")
     encoded, targets = encoded_split(predictor, valid)
-    expected, _ = fit_temperature(predictor.model_logits(encoded), targets)
+    expected = fit_temperature(predictor.model_logits(encoded), targets).temperature
     assert payload["temperature"] == pytest.approx(float(expected[0]), rel=1e-4)  # the best weights' valid logits
     summary = json.loads((ws / "run" / "metrics.json").read_text())
     assert summary["valid"]["calibration"]["ece"] <= summary["valid"]["calibration"]["ece_before"]
@@ -173,7 +191,7 @@ def test_eval_shows_calibration_before_and_after_and_draws_the_diagram(ws):
     assert figures["ece"] != figures["ece_before"]
     table = rnnclf("eval", str(ws / "run"), "--format", "table", cwd=ws)
     assert "calibration: ECE" in table.stdout and "->" in table.stdout
-    if pytest.importorskip("matplotlib"):
+    if importlib.util.find_spec("matplotlib"):
         assert (ws / "run" / "eval" / "test_calibration.png").stat().st_size > 0
     raw = rnnclf("eval", str(ws / "raw"), "--format", "table", cwd=ws)
     assert "(not calibrated)" in raw.stdout
@@ -187,6 +205,7 @@ def test_onnx_export_applies_the_temperature(ws):
     assert result.returncode == 0, result.stderr
     sidecar = json.loads((ws / "run" / "model.onnx.json").read_text())
     assert sidecar["temperature"] == pytest.approx(float(load_run(ws / "run").temperature[0]))
+    assert abs(sidecar["temperature"] - 1) > 0.05  # the comparison below can tell calibrated from raw
     texts = [text for text, _ in order_task(40, 8)]
     onnx = OnnxPredictor.load(ws / "run").predict_proba(texts)
     assert np.allclose(onnx, Predictor.load(ws / "run", "cpu").predict_proba(texts), atol=1e-4)
@@ -201,6 +220,16 @@ def test_a_damaged_calibration_file_is_one_line(ws, tmp_path):
     assert_user_error(rnnclf("predict", str(copy), "not good at all", cwd=ws), "calibration.json")
     (copy / "calibration.json").write_text('{"temperature": "hot"}')
     assert_user_error(rnnclf("eval", str(copy), cwd=ws), "calibration.json")
+
+
+@pytest.mark.parametrize(
+    ("value", "multi_label"),
+    [("2", False), (True, False), (1e308, False), (1e-300, False), ({"a": "x", "b": 1}, True), ({"a": 1}, True)],
+)
+def test_a_temperature_that_is_not_a_number_in_bounds_is_refused(value, multi_label):
+    with pytest.raises(RnnclfError, match="the run directory is damaged"):
+        read_temperature({"temperature": value}, ["a", "b"], multi_label, "calibration.json")
+    assert read_temperature({"temperature": {"a": 2, "b": 0.5}}, ["a", "b"], True, "x").tolist() == [2.0, 0.5]
 
 
 def test_multi_label_thresholds_are_chosen_on_calibrated_probabilities(tmp_path):
@@ -218,7 +247,7 @@ def test_multi_label_thresholds_are_chosen_on_calibrated_probabilities(tmp_path)
     payload = json.loads((tmp_path / "run" / "calibration.json").read_text())
     assert set(payload["temperature"]) == set(run.labels)  # one per label
     assert payload["shared_temperature_labels"] == ["rare"]  # about 2% of the texts: too few validation positives
-    assert not bounded(np.array([payload["temperature"][label] for label in run.labels if label != "rare"]))
+    assert "kept_at_1" not in payload
     predictor = Predictor(run, "cpu")
     valid, _ = labelled_split(run, None, "valid")
     encoded, targets = encoded_split(predictor, valid)
@@ -230,6 +259,14 @@ def test_multi_label_thresholds_are_chosen_on_calibrated_probabilities(tmp_path)
     )
     assert not np.allclose(uncalibrated, expected, atol=1e-3)  # the test can tell the two apart
     assert np.array_equal(label_targets(valid.labels, run.labels, True), targets)
+    if importlib.util.find_spec("onnxruntime"):  # the ONNX graph divides each label's logit by its own temperature
+        from rnnclf.export import OnnxPredictor
+
+        assert rnnclf("export", "run", cwd=tmp_path).returncode == 0
+        texts = [text for text, _ in multi_label_task(30, seed=12)]
+        onnx = OnnxPredictor.load(tmp_path / "run").predict_proba(texts)
+        assert np.allclose(onnx, predictor.predict_proba(texts), atol=1e-4)
+        assert len(set(np.round(run.temperature, 3))) > 1
 
 
 def test_serve_answers_the_calibrated_probabilities(ws):

@@ -24,9 +24,7 @@ CONFIG = (
     "data: {train: train.jsonl, test: test.jsonl, multi_label: true, label_field: labels, max_length: 40}\n"
     "embedding: {dim: 32}\n"
     "model: {encoder: gru, hidden_size: 32}\n"
-    # calibration: none: the topic task is separable, and a fitted temperature would put every probability at 0 or 1
-    # (tests/test_calibration.py trains calibrated multi-label runs on noisy labels)
-    "train: {epochs: 5, batch_size: 32, lr: 0.005, num_threads: 1, thresholds: per_label, calibration: none}\n"
+    "train: {epochs: 5, batch_size: 32, lr: 0.005, num_threads: 1, thresholds: per_label}\n"
 )
 
 

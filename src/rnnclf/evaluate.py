@@ -98,27 +98,35 @@ def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, 
 
 
 def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
-    """The report at the run's temperature and thresholds, with its calibration before and after the temperature."""
     encoded, targets = encoded_split(predictor, labelled)
+    return report_with_calibration(predictor, encoded, targets)[0]
+
+
+def report_with_calibration(
+    predictor: Predictor, encoded: EncodedTexts, targets: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The report at the run's temperature and thresholds, with its calibration before and after the temperature;
+    and the calibrated logits."""
     logits = predictor.model_logits(encoded)
-    report = scores(calibrate(logits, predictor.temperature), targets, predictor.labels, predictor.thresholds)
+    calibrated = calibrate(logits, predictor.temperature)
+    report = scores(calibrated, targets, predictor.labels, predictor.thresholds)
     report["calibration"] = calibration_report(logits, predictor.temperature, targets, predictor.labels)
-    return report
+    return report, calibrated
 
 
 def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:
     """Both predictors' reports on the same texts (read and tokenized once: they share the run's tokenizer),
     and the share of texts they give the same label (multi-label: the same set of labels)."""
     encoded, targets = encoded_split(predictor, labelled)
-    logits, reference_logits = predictor.encoded_logits(encoded), reference.encoded_logits(encoded)
+    report, logits = report_with_calibration(predictor, encoded, targets)
+    reference_report, reference_logits = report_with_calibration(reference, encoded, targets)
     if predictor.multi_label:
         cut = predictor.thresholds  # the same for both: the reference was given the same --threshold
         decided = probabilities(logits, True) >= cut, probabilities(reference_logits, True) >= cut
         agreement = float(np.mean((decided[0] == decided[1]).all(axis=1)))
     else:
         agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
-    report = scores(logits, targets, predictor.labels, predictor.thresholds)
-    return report, scores(reference_logits, targets, predictor.labels, reference.thresholds), agreement
+    return report, reference_report, agreement
 
 
 def check_int8(path: Path | str, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:

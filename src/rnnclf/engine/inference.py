@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnclf import calibration
 from rnnclf.batching import Batch, iterate, sequential_batches
 from rnnclf.engine.device import flush_denormals
 from rnnclf.metrics import classification_report
@@ -98,9 +99,8 @@ def objective(
 
 
 def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
-    """Softmax over classes, or a sigmoid per label."""
-    scores = torch.from_numpy(logits)
-    return (torch.sigmoid(scores) if multi_label else torch.softmax(scores, dim=1)).numpy()
+    """Softmax over classes, or a sigmoid per label (float32)."""
+    return calibration.probabilities(logits, multi_label).astype(np.float32)
 
 
 def scores(

@@ -23,15 +23,7 @@ from tqdm import tqdm
 
 from rnnclf import files, machine
 from rnnclf.batching import bucket_by_length, iterate
-from rnnclf.calibration import (
-    HIGHEST,
-    LOWEST,
-    bounded,
-    calibrate,
-    calibration_report,
-    describe_calibration,
-    fit_calibration,
-)
+from rnnclf.calibration import calibrate, calibration_report, describe_calibration, fit_calibration
 from rnnclf.config import Config, classifier_arguments, config_to_dict
 from rnnclf.embeddings import load_pretrained
 from rnnclf.engine import checkpoint, distributed, session
@@ -535,11 +527,8 @@ class Trainer:
         if self.group.main:
             files.write_json(self.run_dir / files.CALIBRATION, payload)
         self.log(f"calibration on valid: {describe_calibration(payload['valid'])}, written to {files.CALIBRATION}")
-        if bounded(temperature):
-            self.log(
-                f"rnnclf: warning: a temperature stopped at its bound ({LOWEST} or {HIGHEST}): the validation texts "
-                "are too few or too easy to measure confidence on (probabilities then sit near 0 and 1)"
-            )
+        if "kept_at_1" in payload:
+            self.log(f"rnnclf: warning: calibration: {payload['kept_at_1']}")
         return temperature
 
     def choose_thresholds(self, valid_logits: np.ndarray) -> np.ndarray:
