@@ -211,12 +211,40 @@ def test_explain_html_is_one_self_contained_page(trained, tmp_path):
         (["--explain-html", "missing/why.html"], ["--explain-html missing/why.html", "missing does not exist"]),
         (["--explain", "--backend", "onnx"], ["--explain needs the torch model", "drop --backend onnx"]),
         (["--explain", "--int8"], ["--explain needs the fp32 model", "drop --int8"]),
+        (["--explain-steps", "0"], ["--explain-steps 0", "1 to 1024"]),
+        (["--explain-steps", "2000", "--format", "json"], ["--explain-steps 2000"]),
     ],
 )
 def test_bad_explain_options_are_one_line_before_any_work(trained, tmp_path, args, fragments):
     result = rnnclf("predict", str(trained), "a good film", *args, cwd=tmp_path)
     assert_user_error(result, *fragments)
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_explain_steps_alone_explains(trained):
+    result = rnnclf("predict", str(trained), "not a good film", "--explain-steps", "8", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [token for token, _ in json.loads(result.stdout)["explanation"]] == ["not", "a", "good", "film"]
+
+
+def test_control_characters_reach_the_terminal_escaped(trained):
+    result = rnnclf("predict", str(trained), "not a \x1b[31mgood film", "--explain", "--format", "table")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\\x1b" in result.stdout  # written as the escape, not sent
+
+
+def test_linear_model_scores_are_each_tokens_share_of_the_logit():
+    """A known case in closed form: a bag of embeddings with mean pooling is linear in the embeddings, so from the
+    zero baseline each token's integrated gradient is exactly its embedding · the label's weights / length."""
+    torch.manual_seed(0)
+    model = RNNClassifier(30, 3, embedding_dim=8, encoder="bag", pooling="mean", head_dropout=0.0).eval()
+    ids = torch.tensor([4, 17, 9, 4, 22])
+    [(scores, value, baseline)] = integrated_gradients(model, ids, [1], multi_label=True, steps=2)
+    with torch.no_grad():
+        expected = (model.embedding.weight[ids] @ model.head.weight[1]) / len(ids)
+    assert np.allclose(scores, expected.numpy(), atol=1e-6)
+    assert baseline == pytest.approx(model.head.bias[1].item(), abs=1e-6)  # f(zero embeddings) is the bias
+    assert scores[0] == pytest.approx(scores[3], abs=1e-7)  # the same word scores the same wherever it stands
 
 
 def test_explaining_an_empty_text_names_it(trained):
@@ -262,7 +290,7 @@ def test_multi_label_explains_each_label_by_its_own_words(tmp_path):
         "data: {train: train.jsonl, multi_label: true, label_field: labels, max_length: 40}\n"
         "embedding: {dim: 16}\n"
         "model: {encoder: gru, hidden_size: 16}\n"
-        "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 0, calibration: none}\n"
+        "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 0}\n"
     )
     assert rnnclf("train", "--config", "ml.yaml", "--run-dir", "run", cwd=tmp_path).returncode == 0
     texts = ["the bank was a story and the match", "the film and the movie was a story"]
@@ -275,3 +303,6 @@ def test_multi_label_explains_each_label_by_its_own_words(tmp_path):
         top_word = max(explanation, key=lambda pair: pair[1])[0]
         assert top_word in TOPICS[label]  # bank for money, match for sport
     assert without["labels"] == [] and list(without["explanations"]) == [next(iter(without["scores"]))]
+    page = tmp_path / "why.html"
+    assert rnnclf("predict", str(tmp_path / "run"), *texts, "--explain-html", str(page)).returncode == 0
+    assert page.read_text().count("no label reaches its threshold") == 1  # the second text only

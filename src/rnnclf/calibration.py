@@ -141,8 +141,8 @@ def reliability(probabilities: np.ndarray, targets: np.ndarray, bins: int = BINS
             {
                 "upper": (i + 1) / bins,
                 "count": int(count[i]),
-                "confidence": float(mean_confidence[i]),
-                "frequency": float(frequency[i]),
+                "confidence": float(mean_confidence[i]) if count[i] else None,  # an empty bin has neither
+                "frequency": float(frequency[i]) if count[i] else None,
             }
             for i in range(bins)
         ],
@@ -214,7 +214,7 @@ def fit_calibration(
         "bounds": [LOWEST, HIGHEST],
         **({"shared_temperature_labels": [labels[i] for i in fit.shared_labels]} if fit.shared_labels else {}),
         **({"kept_at_1": KEPT_AT_ONE} if fit.kept_at_one else {}),
-        "valid": {key: value for key, value in figures.items() if not key.startswith("reliability")},
+        "valid": {key: value for key, value in figures.items() if key != "temperature" and "reliability" not in key},
     }
     return temperature, payload
 
@@ -233,5 +233,5 @@ def describe_calibration(figures: dict[str, Any]) -> str:
     shown = f"temperature {value:.3f}" if isinstance(value, float) else f"{len(value)} temperatures"
     return (
         f"ECE {figures['ece_before']:.4f} -> {figures['ece']:.4f}, Brier {figures['brier_before']:.4f} -> "
-        f"{figures['brier']:.4f} ({shown}, {figures['bins_count']} bins)"
+        f"{figures['brier']:.4f} (before -> after the {shown}, {figures['bins_count']} bins)"
     )

@@ -20,7 +20,9 @@ f(x) - f(baseline) (completeness), up to the error of the quadrature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +32,7 @@ from tokenizers import Tokenizer
 from rnnclf.errors import RnnclfError
 from rnnclf.model import RNNClassifier
 from rnnclf.predict import LabelSet, Predictor
-from rnnclf.tokenizer import CHARS_PER_TOKEN_CAP, UNK
+from rnnclf.tokenizer import UNK, character_limit
 
 DEFAULT_STEPS = 32
 MAX_STEPS = 1024
@@ -63,7 +65,7 @@ class Attribution:
 
 def token_views(tokenizer: Tokenizer, texts: Sequence[str]) -> list[TokenView]:
     """Each text's tokens as the run's tokenizer makes them; a text with no tokens is an error naming it."""
-    limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP if tokenizer.truncation else None
+    limit = character_limit(tokenizer)
     views = []
     for position, text in enumerate(texts, start=1):
         cut = text[:limit]  # as rnnclf.tokenizer.encode cuts it
@@ -116,6 +118,18 @@ def explain_predictions(
     return explained
 
 
+def explain_texts(
+    predictor: Predictor, texts: Sequence[str], top_k: int | None = None, steps: int = DEFAULT_STEPS
+) -> tuple[list, list[list[Attribution]]]:
+    """The predictions of `texts` as `rnnclf predict` gives them (multi-label: label sets), and their
+    attributions: what `predict --explain` and `POST /explain` answer."""
+    if predictor.multi_label:
+        predictions = predictor.predict_labels(texts, top_k or 0)
+    else:
+        predictions = predictor.predict(texts, top_k or 1)
+    return predictions, explain_predictions(predictor, texts, predictions, steps)
+
+
 def check_steps(steps: int) -> None:
     if not 1 <= steps <= MAX_STEPS:
         raise RnnclfError(f"--explain-steps {steps}: give 1 to {MAX_STEPS} (default {DEFAULT_STEPS})")
@@ -136,13 +150,28 @@ def quadrature(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1) / 2, weights / 2
 
 
+_cudnn_lock = threading.Lock()
+
+
+@contextmanager
+def without_cudnn(device: torch.device) -> Iterator[None]:
+    """cuDNN off while a CUDA explanation runs (its recurrent kernels have no backward pass in eval mode). The
+    switch is process-wide, so explanations take turns (serve runs requests in threads) and the switch is back on
+    between them; a prediction that overlaps one runs without cuDNN, slower but the same. Nothing on the CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    with _cudnn_lock, torch.backends.cudnn.flags(enabled=False):
+        yield
+
+
 def integrated_gradients(
     model: RNNClassifier, ids: torch.Tensor, labels: list[int], multi_label: bool, steps: int = DEFAULT_STEPS
 ) -> list[tuple[np.ndarray, float, float]]:
     """For one text's ids (time,) and each label: the score of every token, f(x) and f(baseline).
 
-    Runs in float32 without autocast (gradients in bf16 are too coarse to rank tokens), with cuDNN off: its
-    recurrent kernels have no backward pass in eval mode.
+    Runs in float32 without autocast (gradients in bf16 are too coarse to rank tokens), on CUDA with cuDNN off
+    (without_cudnn).
     """
     model.eval()
     nodes, weights = quadrature(steps)
@@ -151,7 +180,7 @@ def integrated_gradients(
     length = ids.shape[0]
     per_pass = max(1, TOKEN_STEPS_PER_PASS // length)
     gradients = torch.zeros(len(labels), *x.shape[1:], device=x.device)
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+    with torch.enable_grad(), without_cudnn(x.device):
         for start in range(0, steps, per_pass):
             alphas = torch.tensor(nodes[start : start + per_pass], dtype=x.dtype, device=x.device)
             path = (alphas[:, None, None] * x).requires_grad_()

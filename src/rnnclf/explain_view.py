@@ -10,7 +10,14 @@ from pathlib import Path
 from rnnclf.errors import RnnclfError
 from rnnclf.explain import Attribution
 from rnnclf.files import write_atomic
-from rnnclf.predict import LabelSet, format_label_sets, format_predictions, label_set_record, prediction_record
+from rnnclf.predict import (
+    LabelSet,
+    format_label_sets,
+    format_predictions,
+    label_set_record,
+    prediction_record,
+    printable,
+)
 
 DIGITS = 4
 # 256-colour backgrounds from faint to strong: green supports the explained label, red speaks against it
@@ -54,14 +61,12 @@ def format_explained(
 
 
 def tokens_line(attribution: Attribution, colour: bool) -> str:
+    """The tokens on one line: coloured by score, or each followed by its score."""
+    words = [printable(word) for word in attribution.words]
     if not colour:
-        return " ".join(
-            f"{word}({score:+.2f})" for word, score in zip(attribution.words, attribution.scores, strict=True)
-        )
+        return " ".join(f"{word}({score:+.2f})" for word, score in zip(words, attribution.scores, strict=True))
     largest = float(abs(attribution.scores).max()) or 1.0
-    return " ".join(
-        _ansi(word, float(score) / largest) for word, score in zip(attribution.words, attribution.scores, strict=True)
-    )
+    return " ".join(_ansi(word, float(score) / largest) for word, score in zip(words, attribution.scores, strict=True))
 
 
 def _ansi(word: str, share: float) -> str:
@@ -81,9 +86,11 @@ def check_html_target(path: Path) -> None:
         raise RnnclfError(f"--explain-html {path}: the folder {path.parent} does not exist")
 
 
-def write_html(path: Path, texts: Sequence[str], attributions: Sequence[list[Attribution]], run: str) -> None:
+def write_html(
+    path: Path, texts: Sequence[str], predictions: Sequence, attributions: Sequence[list[Attribution]], run: str
+) -> None:
     """One self-contained page (inline CSS, no script, nothing fetched), written atomically."""
-    write_atomic(path, render_html(texts, attributions, run).encode("utf-8"))
+    write_atomic(path, render_html(texts, predictions, attributions, run).encode("utf-8"))
 
 
 PAGE = """<!doctype html>
@@ -108,13 +115,17 @@ a dotted underline marks a word the model did not know (&lt;unk&gt;).</p>
 """
 
 
-def render_html(texts: Sequence[str], attributions: Sequence[list[Attribution]], run: str) -> str:
+def render_html(
+    texts: Sequence[str], predictions: Sequence, attributions: Sequence[list[Attribution]], run: str
+) -> str:
     sections = []
-    for number, (text, explained) in enumerate(zip(texts, attributions, strict=True), start=1):
+    for number, (text, prediction, explained) in enumerate(zip(texts, predictions, attributions, strict=True), 1):
         parts = [f'<div class="text" id="text-{number}">']
+        unlabelled = isinstance(prediction, LabelSet) and not prediction.labels
         for found in explained:
             label = html.escape(found.label)
-            parts.append(f'<div class="label">{number}. {label} ({found.probability:.3f})</div>')
+            note = " &mdash; no label reaches its threshold; the most probable one is explained" if unlabelled else ""
+            parts.append(f'<div class="label">{number}. {label} ({found.probability:.3f}){note}</div>')
             parts.append(f'<div class="tokens">{_html_tokens(found)}</div>')
         parts.append(f'<div class="source">{html.escape(text)}</div></div>')
         sections.append("\n".join(parts))

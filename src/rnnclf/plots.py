@@ -151,6 +151,7 @@ def reliability_figure(figures: dict[str, Any], title: str) -> Any:
     figure = Figure(figsize=(5.5, 6), dpi=110, layout="constrained")
     top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    multi_label = isinstance(figures["temperature"], dict)
     filled = [i for i, b in enumerate(after) if b["count"]]
     top.bar(
         [centres[i] for i in filled],
@@ -170,10 +171,11 @@ def reliability_figure(figures: dict[str, Any], title: str) -> Any:
             label=f"before the temperature: ECE {figures['ece_before']:.4f}",
         )
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed frequency")
-    top.legend(fontsize="small", loc="upper left")
+    top.legend(fontsize="small", loc="upper left", framealpha=0.9)
     top.grid(alpha=0.3)
     bottom.bar(centres, [b["count"] for b in after], width=width * 0.9, color="tab:grey")
-    bottom.set(xlabel="predicted probability (single-label: of the top class)", ylabel="predictions", yscale="log")
+    what = "every text and label's probability" if multi_label else "the top class's probability"
+    bottom.set(xlabel=f"predicted probability ({what})", ylabel="predictions", yscale="log")
     top.set_title(f"{title}\nreliability, {len(after)} bins; Brier {figures['brier']:.4f}", fontsize=10)
     return figure
 

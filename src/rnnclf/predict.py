@@ -162,12 +162,18 @@ def read_inputs(path: str, text_field: str = "text") -> list[str]:
     return texts
 
 
+def printable(text: str) -> str:
+    """A text for a terminal: control characters (escape sequences, newlines) written as Python escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def format_predictions(texts: Sequence[str], predictions: Iterable[list[tuple[str, float]]], fmt: str) -> str:
     rows = list(zip(texts, predictions, strict=True))
     if fmt == "json":
         return "\n".join(json.dumps(prediction_record(text, pred), ensure_ascii=False) for text, pred in rows)
     lines = []
     for text, pred in rows:
+        text = printable(text)
         shown = text if len(text) <= 60 else text[:57] + "..."
         lines.append(f"{shown:<60}  " + "  ".join(f"{label} {p:.3f}" for label, p in pred))
     return "\n".join(lines)
@@ -181,6 +187,7 @@ def format_label_sets(texts: Sequence[str], sets: Iterable[LabelSet], fmt: str) 
         return "\n".join(json.dumps(label_set_record(text, found), ensure_ascii=False) for text, found in rows)
     lines = []
     for text, found in rows:
+        text = printable(text)
         shown = text if len(text) <= 60 else text[:57] + "..."
         labels = "  ".join(f"{label} {found.scores[label]:.3f}" for label in found.labels) or "(no label)"
         top = ("  | top: " + "  ".join(f"{label} {p:.3f}" for label, p in found.top)) if found.top else ""

@@ -19,16 +19,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
-
 from rnnclf import __version__
 from rnnclf.calibration import describe_temperature
 from rnnclf.engine.device import use_cpu_threads
 from rnnclf.errors import RnnclfError
-from rnnclf.explain import DEFAULT_STEPS, explain_predictions
-from rnnclf.explain_view import pairs
-from rnnclf.predict import LabelSet, Predictor
+from rnnclf.explain import DEFAULT_STEPS, explain_texts
+from rnnclf.predict import Predictor
+from rnnclf.serve_schemas import (
+    ErrorMessage,
+    ExplainedLabelSetResponse,
+    ExplainLimits,
+    ExplainRequest,
+    ExplainResponse,
+    Health,
+    Info,
+    LabelSetResponse,
+    Limits,
+    ModelSummary,
+    PredictRequest,
+    PredictResponse,
+    explain_response,
+    label_set_response,
+    predict_response,
+)
 
 try:
     import uvicorn
@@ -41,151 +54,6 @@ MAX_TEXTS = 256
 MAX_BODY_BYTES = 1_000_000
 MAX_EXPLAIN_TEXTS = 16
 MAX_EXPLAIN_STEPS = 256
-
-
-class PredictRequest(BaseModel):
-    """One text, or a list of texts classified in one batch."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"text": "oil prices rose sharply", "top_k": 3}, {"texts": ["first text", "second text"]}]
-        },
-    )
-
-    text: str | None = Field(None, description="One text to classify. Give `text` or `texts`, not both.")
-    texts: list[str] | None = Field(None, min_length=1, description="Several texts; answered in the same order.")
-    top_k: int | None = Field(
-        None,
-        ge=1,
-        description="Labels per text, most likely first, capped at the number of labels (default 1); multi-label "
-        "runs: the K most probable labels in `top`, beside the labels over their thresholds (default none).",
-    )
-
-    @model_validator(mode="after")
-    def _text_or_texts(self) -> PredictRequest:
-        if (self.text is None) == (self.texts is None):
-            raise PydanticCustomError(
-                "text_or_texts", "give exactly one of 'text' (a string) or 'texts' (a list of strings)"
-            )
-        return self
-
-
-class ExplainRequest(PredictRequest):
-    """Texts to classify and explain."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"text": "not a good film"}, {"texts": ["first text", "second"], "steps": 64}]},
-    )
-
-    steps: int | None = Field(
-        None, ge=1, description=f"Integration steps per text (default {DEFAULT_STEPS}); more: closer to exact, slower."
-    )
-
-
-Explanation = list[tuple[str, float]]
-
-
-class LabelProbability(BaseModel):
-    label: str
-    probability: float
-
-
-class Prediction(BaseModel):
-    label: str = Field(description="The most likely label.")
-    probability: float = Field(description="Its probability (softmax over all labels).")
-    top: list[LabelProbability] = Field(description="The top_k labels with their probabilities, most likely first.")
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Prediction] = Field(description="One per text, in request order; a list even for one text.")
-
-
-class LabelSetPrediction(BaseModel):
-    labels: list[str] = Field(description="Every label whose probability reaches its threshold; may be empty.")
-    scores: dict[str, float] = Field(description="Every label's probability (a sigmoid each), most probable first.")
-    top: list[LabelProbability] = Field(
-        [], description="The top_k most probable labels, whatever their thresholds (only when top_k is given)."
-    )
-
-
-class LabelSetResponse(BaseModel):
-    predictions: list[LabelSetPrediction] = Field(description="One per text, in request order.")
-
-
-class ExplainedPrediction(Prediction):
-    explained: str = Field(description="The label explained: the predicted one.")
-    explanation: Explanation = Field(
-        description="[token, score] for each token the model saw: its integrated-gradients attribution to the "
-        "label's log-odds; positive supports the label."
-    )
-
-
-class ExplainResponse(BaseModel):
-    predictions: list[ExplainedPrediction] = Field(description="One per text, in request order.")
-
-
-class ExplainedLabelSet(LabelSetPrediction):
-    explanations: dict[str, Explanation] = Field(
-        description="For each label over its threshold (or the most probable label when none is): [token, score] "
-        "for each token, the attribution to that label's log-odds."
-    )
-
-
-class ExplainedLabelSetResponse(BaseModel):
-    predictions: list[ExplainedLabelSet] = Field(description="One per text, in request order.")
-
-
-class ModelSummary(BaseModel):
-    encoder: str
-    hidden_size: int
-    num_layers: int
-    bidirectional: bool
-    pooling: str
-    tokenizer: str
-    max_length: int | None = Field(description="Texts are truncated to this many tokens; null = no limit.")
-    embedding_dim: int
-
-
-class Limits(BaseModel):
-    max_texts: int = Field(description="Most texts in one request; more answer 413.")
-    max_body_bytes: int = Field(description="Largest request body; larger answers 413.")
-
-
-class ExplainLimits(BaseModel):
-    max_texts: int = Field(description="Most texts in one POST /explain; more answer 413.")
-    max_steps: int = Field(description="Most integration steps per text; more answer 413.")
-    default_steps: int
-
-
-class Info(BaseModel):
-    run: str = Field(description="The run directory being served.")
-    labels: list[str] = Field(description="Label names in index order.")
-    num_labels: int
-    model: ModelSummary
-    device: str
-    int8: bool = Field(description="The model computes in int8 (rnnclf serve --int8).")
-    multi_label: bool = Field(False, description="Several labels per text, each decided by its own threshold.")
-    thresholds: dict[str, float] | None = Field(None, description="Multi-label: each label's decision threshold.")
-    temperature: float | dict[str, float] | None = Field(
-        None,
-        description="The temperature that divides the logits before the softmax / sigmoid (calibration.json; "
-        "multi-label: per label); null when the run has none.",
-    )
-    version: str = Field(description="rnnclf version.")
-    limits: Limits
-    explain: ExplainLimits | None = Field(
-        description="POST /explain's limits; null when the server runs int8 (explanations need the fp32 model)."
-    )
-
-
-class Health(BaseModel):
-    status: str
-
-
-class ErrorMessage(BaseModel):
-    detail: str
 
 
 class LimitBodySize:
@@ -245,51 +113,6 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain:
     )
 
 
-def predict_response(predictions: list[list[tuple[str, float]]]) -> PredictResponse:
-    return PredictResponse(
-        predictions=[
-            Prediction(
-                label=top[0][0],
-                probability=top[0][1],
-                top=[LabelProbability(label=label, probability=p) for label, p in top],
-            )
-            for top in predictions
-        ]
-    )
-
-
-def label_set_response(sets: list[LabelSet]) -> LabelSetResponse:
-    return LabelSetResponse(
-        predictions=[
-            LabelSetPrediction(
-                labels=found.labels,
-                scores=found.scores,
-                top=[LabelProbability(label=label, probability=p) for label, p in found.top],
-            )
-            for found in sets
-        ]
-    )
-
-
-def explain_response(
-    predictions: list[list[tuple[str, float]]] | list[LabelSet], attributions: list[list[Any]]
-) -> ExplainResponse | ExplainedLabelSetResponse:
-    if predictions and isinstance(predictions[0], LabelSet):
-        answered = label_set_response(predictions).predictions
-        return ExplainedLabelSetResponse(
-            predictions=[
-                ExplainedLabelSet(**found.model_dump(), explanations={a.label: pairs(a) for a in explained})
-                for found, explained in zip(answered, attributions, strict=True)
-            ]
-        )
-    return ExplainResponse(
-        predictions=[
-            ExplainedPrediction(**found.model_dump(), explained=explained[0].label, explanation=pairs(explained[0]))
-            for found, explained in zip(predict_response(predictions).predictions, attributions, strict=True)
-        ]
-    )
-
-
 def create_app(
     predictor: Predictor | Path | str,
     max_texts: int = MAX_TEXTS,
@@ -319,17 +142,7 @@ def create_app(
     def predict(request: PredictRequest) -> Any:
         """The top_k labels of each text with their probabilities (multi-label runs: the labels over their
         thresholds and every label's probability). Empty texts answer 422."""
-        texts = [request.text] if request.text is not None else request.texts
-        if len(texts) > max_texts:
-            raise HTTPException(
-                413, f"too many texts: {len(texts)} in one request, the limit is {max_texts} (rnnclf serve --max-texts)"
-            )
-        try:  # a sync endpoint runs in FastAPI's thread pool; torch releases the GIL, so requests run in parallel
-            if predictor.multi_label:
-                return label_set_response(predictor.predict_labels(texts, request.top_k or 0))
-            return predict_response(predictor.predict(texts, request.top_k or 1))
-        except RnnclfError as exc:  # "text N: empty text; nothing to classify"
-            raise HTTPException(422, str(exc)) from None
+        return answer_predict(predictor, request, max_texts)
 
     @app.post(
         "/explain",
@@ -346,28 +159,7 @@ def create_app(
         """/predict's answer, each text with a score per token for its label (multi-label runs: each label over
         its threshold, or the most probable): integrated gradients over the embeddings, toward the label's
         log-odds. Positive scores support the label."""
-        if predictor.int8:
-            raise HTTPException(501, "explanations need the fp32 model's gradients; this server runs int8 (--int8)")
-        texts = [request.text] if request.text is not None else request.texts
-        steps = request.steps or explain_limits.default_steps
-        if len(texts) > max_explain_texts:
-            raise HTTPException(
-                413,
-                f"too many texts to explain: {len(texts)} in one request, the limit is {max_explain_texts} "
-                "(rnnclf serve --max-explain-texts)",
-            )
-        if steps > max_explain_steps:
-            raise HTTPException(
-                413, f"too many steps: {steps}, the limit is {max_explain_steps} (rnnclf serve --max-explain-steps)"
-            )
-        try:
-            if predictor.multi_label:
-                predictions = predictor.predict_labels(texts, request.top_k or 0)
-            else:
-                predictions = predictor.predict(texts, request.top_k or 1)
-            return explain_response(predictions, explain_predictions(predictor, texts, predictions, steps))
-        except RnnclfError as exc:  # an empty text, or one the tokenizer keeps no token of
-            raise HTTPException(422, str(exc)) from None
+        return answer_explain(predictor, request, explain_limits)
 
     @app.get("/info")
     def get_info() -> Info:
@@ -380,6 +172,41 @@ def create_app(
         return Health(status="ok")
 
     return app
+
+
+def requested_texts(request: PredictRequest, limit: int, option: str, what: str = "texts") -> list[str]:
+    """The request's texts; more than `limit` answer 413 naming the serve option that sets it."""
+    texts = [request.text] if request.text is not None else request.texts
+    if len(texts) > limit:
+        raise HTTPException(
+            413, f"too many {what}: {len(texts)} in one request, the limit is {limit} (rnnclf serve {option})"
+        )
+    return texts
+
+
+def answer_predict(predictor: Predictor, request: PredictRequest, max_texts: int) -> Any:
+    texts = requested_texts(request, max_texts, "--max-texts")
+    try:  # a sync endpoint runs in FastAPI's thread pool; torch releases the GIL, so requests run in parallel
+        if predictor.multi_label:
+            return label_set_response(predictor.predict_labels(texts, request.top_k or 0))
+        return predict_response(predictor.predict(texts, request.top_k or 1))
+    except RnnclfError as exc:  # "text N: empty text; nothing to classify"
+        raise HTTPException(422, str(exc)) from None
+
+
+def answer_explain(predictor: Predictor, request: ExplainRequest, limits: ExplainLimits) -> Any:
+    if predictor.int8:
+        raise HTTPException(501, "explanations need the fp32 model's gradients; this server runs int8 (--int8)")
+    texts = requested_texts(request, limits.max_texts, "--max-explain-texts", "texts to explain")
+    steps = request.steps or limits.default_steps
+    if steps > limits.max_steps:
+        raise HTTPException(
+            413, f"too many steps: {steps}, the limit is {limits.max_steps} (rnnclf serve --max-explain-steps)"
+        )
+    try:
+        return explain_response(*explain_texts(predictor, texts, request.top_k, steps))
+    except RnnclfError as exc:  # an empty text, or one the tokenizer keeps no token of
+        raise HTTPException(422, str(exc)) from None
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -409,8 +236,8 @@ def serve(
     access_log: bool = False,
     log: Callable[[str], None] = print,
     int8: bool = False,
-    max_explain_texts: int = MAX_EXPLAIN_TEXTS,
-    max_explain_steps: int = MAX_EXPLAIN_STEPS,
+    max_explain_texts: int | None = None,
+    max_explain_steps: int | None = None,
 ) -> None:
     """Load the run once and serve it until Ctrl-C (or SIGTERM).
 
@@ -419,7 +246,8 @@ def serve(
     """
     use_cpu_threads(threads)  # once, for every request: requests run in parallel threads
     predictor = Predictor.load(run, device, int8=int8)
-    app = create_app(predictor, max_texts, max_body_bytes, max_explain_texts, max_explain_steps)
+    explain_texts, explain_steps = max_explain_texts or MAX_EXPLAIN_TEXTS, max_explain_steps or MAX_EXPLAIN_STEPS
+    app = create_app(predictor, max_texts, max_body_bytes, explain_texts, explain_steps)
     sock = listen(host, port)
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"

@@ -106,6 +106,11 @@ CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before t
 ENCODE_CHUNK = 20_000
 
 
+def character_limit(tokenizer: Tokenizer) -> int | None:
+    """How many characters of a text the tokenizer is given (None: all): max_length * CHARS_PER_TOKEN_CAP."""
+    return tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP if tokenizer.truncation else None
+
+
 def encode(tokenizer: Tokenizer, texts: Iterable[str]) -> EncodedTexts:
     """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`.
 
@@ -113,7 +118,7 @@ def encode(tokenizer: Tokenizer, texts: Iterable[str]) -> EncodedTexts:
     With truncation set, each text is first cut to max_length * CHARS_PER_TOKEN_CAP characters, so a
     100 MB line costs no more than a long document (the tokenizer would otherwise split all of it).
     """
-    limit = tokenizer.truncation["max_length"] * CHARS_PER_TOKEN_CAP if tokenizer.truncation else None
+    limit = character_limit(tokenizer)
     stream = iter(texts)
     lengths, chunks = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
     while part := [text[:limit] for text in itertools.islice(stream, ENCODE_CHUNK)]:  # text[:None]: all of it

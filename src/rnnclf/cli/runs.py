@@ -133,9 +133,9 @@ def predict(
         ),
     ] = False,
     explain_steps: Annotated[
-        int,
-        typer.Option("--explain-steps", min=1, max=1024, help="Integration steps per text for --explain."),
-    ] = 32,
+        int | None,
+        typer.Option("--explain-steps", help="Integration steps per text (1 to 1024, default 32); implies --explain."),
+    ] = None,
     explain_html: Annotated[
         Path | None,
         typer.Option("--explain-html", help="Write the explanations as one self-contained page; implies --explain."),
@@ -144,7 +144,7 @@ def predict(
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
     every label's probability.
 
-    With --explain, each text's tokens with their scores: JSON "explanation": [[token, score], ...], or coloured
+    With --explain, each text's tokens with their scores: JSON "explanation": \[\[token, score], ...], or coloured
     on a terminal (green supports the label, red speaks against it).
 
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
@@ -153,9 +153,9 @@ def predict(
     """
     from rnnclf.predict import format_label_sets, format_predictions, read_inputs
 
-    explaining = explain or explain_html is not None
+    explaining = explain or explain_html is not None or explain_steps is not None
     if explaining:
-        _check_explainable(backend, int8, explain_html)
+        _check_explainable(backend, int8, explain_html, explain_steps)
     predictor = _predictor(run, backend, device, int8)
     items = list(texts or [])
     if input_path is not None:
@@ -172,8 +172,12 @@ def predict(
         typer.echo(format_predictions(items, predictor.predict(items, top_k or 1), shown))
 
 
-def _check_explainable(backend: Backend, int8: bool, html: Path | None) -> None:
+def _check_explainable(backend: Backend, int8: bool, html: Path | None, steps: int | None) -> None:
     """--explain's refusals, before any work."""
+    from rnnclf.explain import check_steps
+
+    if steps is not None:
+        check_steps(steps)
     if backend is Backend.onnx:
         raise RnnclfError("--explain needs the torch model's gradients; drop --backend onnx")
     if int8:
@@ -184,21 +188,20 @@ def _check_explainable(backend: Backend, int8: bool, html: Path | None) -> None:
         check_html_target(html)
 
 
-def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: int, html: Path | None) -> None:
-    """Predictions with each text's explanation, printed; and the page, when asked for."""
+def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: int | None, html: Path | None) -> None:
+    """Predictions with each text's explanation; the page first, when asked for, so a failed write prints nothing."""
+    import os
     import sys
 
-    from rnnclf.explain import explain_predictions
+    from rnnclf.explain import DEFAULT_STEPS, explain_texts
     from rnnclf.explain_view import format_explained, write_html
 
-    if predictor.multi_label:
-        predictions = predictor.predict_labels(items, top_k or 0)
-    else:
-        predictions = predictor.predict(items, top_k or 1)
-    attributions = explain_predictions(predictor, items, predictions, steps)
-    typer.echo(format_explained(items, predictions, attributions, shown, colour=sys.stdout.isatty()))
+    predictions, attributions = explain_texts(predictor, items, top_k, steps or DEFAULT_STEPS)
     if html is not None:
-        write_html(html, items, attributions, str(predictor.run.path))
+        write_html(html, items, predictions, attributions, str(predictor.run.path))
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    typer.echo(format_explained(items, predictions, attributions, shown, colour=colour))
+    if html is not None:
         log(f"explanations written to {html}")
 
 
@@ -270,12 +273,17 @@ def serve(
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
     max_explain_texts: Annotated[
-        int, typer.Option("--max-explain-texts", min=1, help="Most texts in one POST /explain (more answer 413).")
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--max-explain-texts", min=1, help="Most texts in one POST /explain (default 16; more answer 413)."
+        ),
+    ] = None,
     max_explain_steps: Annotated[
-        int,
-        typer.Option("--max-explain-steps", min=1, max=1024, help="Most integration steps per text in /explain."),
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--max-explain-steps", min=1, max=1024, help="Most integration steps per text in /explain (default 256)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a run's predictions over HTTP: POST /predict, POST /explain (the predictions with a score per
     token, as `rnnclf predict --explain`), GET /info, GET /health; API docs at /docs.

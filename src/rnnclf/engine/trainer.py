@@ -526,7 +526,8 @@ class Trainer:
         temperature, payload = fit_calibration(valid_logits, targets, self.labels, self.tc.threshold_min_support)
         if self.group.main:
             files.write_json(self.run_dir / files.CALIBRATION, payload)
-        self.log(f"calibration on valid: {describe_calibration(payload['valid'])}, written to {files.CALIBRATION}")
+        figures = payload["valid"] | {"temperature": payload["temperature"]}
+        self.log(f"calibration on valid: {describe_calibration(figures)}, written to {files.CALIBRATION}")
         if "kept_at_1" in payload:
             self.log(f"rnnclf: warning: calibration: {payload['kept_at_1']}")
         return temperature
