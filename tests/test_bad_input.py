@@ -44,6 +44,7 @@ def ws(tmp_path_factory) -> Path:
     (folder / "header_only.csv").write_text("text,label\n")
     (folder / "latin1.csv").write_bytes(b"text,label\ncaf\xe9 ok,pos\nbad,neg\n")
     (folder / "extra_fields.csv").write_text("text,label\na,pos,oops\n")
+    (folder / "unclosed.csv").write_text('text,label\ngood film,pos\n"good movie,pos\nbad film,neg\n')
     (folder / "bad.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": \n')
     (folder / "list.jsonl").write_text('["a", "x"]\n')
     (folder / "data.xlsx").write_text("nope")
@@ -257,6 +258,11 @@ CASES = {
         lambda ws: train_args(ws, "data: {train: extra_fields.csv}\n"),
         2,
         "extra_fields.csv: line 2: 3 fields",
+    ),
+    "unclosed csv quote": (
+        lambda ws: train_args(ws, "data: {train: unclosed.csv}\n"),
+        2,
+        "unclosed.csv: a quoted field after line 2 runs to the end of the file (an unclosed quote?)",
     ),
     "crlf and bom work": (lambda ws: train_args(ws, GOOD.replace("train.csv", "crlf_bom.csv")), 0, ""),
     "quotes and newlines work": (lambda ws: train_args(ws, GOOD.replace("train.csv", "quoted.csv")), 0, ""),

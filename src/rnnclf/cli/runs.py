@@ -144,7 +144,7 @@ def predict(
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
     every label's probability.
 
-    With --explain, each text's tokens with their scores: JSON "explanation": \[\[token, score], ...], or coloured
+    With --explain, each text's tokens with their scores: JSON "explanation": \\[\\[token, score], ...], or coloured
     on a terminal (green supports the label, red speaks against it).
 
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3

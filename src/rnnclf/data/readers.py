@@ -99,7 +99,7 @@ def _rows_delimited(
 ) -> Iterator[tuple[int, object, object]]:
     """(line, text, label) per record; the line is where the record starts (a quoted field may span lines)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)  # strict: an unclosed quote is an error
         header = [name.strip() for name in next(reader, [])]
         if not header:
             raise RnnclfError(f"{path}: file is empty (expected a header row with '{text_field}' and '{label_field}')")
@@ -228,6 +228,10 @@ def raw_rows(
             f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text; re-save the file as UTF-8"
         ) from None
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise RnnclfError(
+                f"{path}: a quoted field after line {number} runs to the end of the file (an unclosed quote?)"
+            ) from None
         raise RnnclfError(f"{path}: malformed {kind.upper()} after line {number}: {exc}") from None
 
 
