@@ -51,6 +51,12 @@ step finetune "$python" -m rnnclf train --config configs/r8-pretrained.yaml --se
   --run-dir "$work/r8-finetuned"
 step pretrain_tests timeout 300 "$python" -m pytest -x -q tests/test_pretrain.py -p no:cacheprovider
 
+# issue 16 on CUDA: explanations (cuDNN off under a lock, float32 gradients), calibration under autocast, the tests
+step explain "$python" -m rnnclf predict "$work/r8" "crude oil prices rose sharply" "the bank did not raise its rate" \
+  --explain --format json --device cuda
+step calibration cat "$work/r8/calibration.json"
+step trust_tests timeout 300 "$python" -m pytest -x -q tests/test_explain.py tests/test_calibration.py -p no:cacheprovider
+
 # kill-and-resume exactness, the resume tests, with device auto = CUDA here
 step resume_tests timeout 240 "$python" -m pytest -x -q tests/test_resume.py tests/test_train.py -p no:cacheprovider
 rm -rf "$work"
