@@ -121,6 +121,7 @@ def test_a_dead_rank_stops_the_others_and_the_run_resumes_exactly(workspace):
         a, b = load_file(whole / name), load_file(run / name)
         assert a.keys() == b.keys()
         assert all(torch.equal(a[key], b[key]) for key in a), name
+    assert json.loads((whole / "calibration.json").read_text()) == json.loads((run / "calibration.json").read_text())
     strip = ("tokens_per_s", "epoch_seconds", "valid_seconds")
     lines = [
         [{k: v for k, v in json.loads(line).items() if k not in strip} for line in (r / "metrics.jsonl").open()]

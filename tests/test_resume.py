@@ -63,6 +63,8 @@ def assert_same_as_reference(folder: Path, name: str) -> None:
     metrics_a, metrics_b = (json.loads((run / "metrics.json").read_text()) for run in (reference, resumed))
     assert metrics_a["valid"] == metrics_b["valid"] and metrics_a["test"] == metrics_b["test"]
     assert metrics_a["best_epoch"] == metrics_b["best_epoch"]
+    calibration = [json.loads((run / "calibration.json").read_text()) for run in (reference, resumed)]
+    assert calibration[0] == calibration[1]  # the temperature fitted after the resumed run's last epoch
     lines_a = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines()]
     lines_b = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
     keys = ("epoch", "step", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr")
