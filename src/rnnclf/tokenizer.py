@@ -34,7 +34,8 @@ def build_tokenizer(
     kind: str = "word", lowercase: bool = True, max_vocab: int = 50_000, min_freq: int = 1
 ) -> tuple[Tokenizer, trainers.Trainer]:
     """An untrained tokenizer and its trainer: word, char, bpe or wordpiece."""
-    common = {"vocab_size": max_vocab, "min_frequency": min_freq, "special_tokens": SPECIALS}
+    # no progress bar of its own: the commands say what they do in their own lines
+    common = {"vocab_size": max_vocab, "min_frequency": min_freq, "special_tokens": SPECIALS, "show_progress": False}
     if kind in ("word", "char"):
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(**common)
