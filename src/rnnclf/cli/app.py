@@ -20,7 +20,10 @@ app = typer.Typer(
 config_app = typer.Typer(
     help="Inspect configs.\n\nExample: rnnclf config show configs/quickstart.yaml", no_args_is_help=True
 )
-data_app = typer.Typer(help="Built-in corpora.\n\nExample: rnnclf data list", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Built-in corpora, and a check of any data before training.\n\nExample: rnnclf data check --config my.yaml",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
