@@ -2,12 +2,17 @@
 
 Linear in the data: every text is hashed once; each band sorts the reference split's keys once; every query text
 gets at most one candidate per band; candidates are screened by their signature estimate and confirmed by the
-exact Jaccard similarity of their shingle sets. Hashes are stable (a polynomial hash of each word's bytes, fixed seeds), unlike
-Python's salted hash(), so a report is the same on every run.
+exact Jaccard similarity of their shingle sets. Hashes are stable (a polynomial hash of each word's bytes, fixed
+seeds), unlike Python's salted hash(), so a report is the same on every run.
+
+Memory: what is kept is one 8-byte hash per shingle (about one per word) and PERMUTATIONS 4-byte values per text;
+the working arrays are bounded by CHAR_CHUNK characters and SHINGLE_CHUNK shingles at a time, whatever the texts'
+lengths (a single text longer than CHAR_CHUNK is hashed alone, so its words' arrays are as long as it).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +23,7 @@ PERMUTATIONS = 60
 BANDS, ROWS = 20, 3  # a pair at Jaccard 0.6 shares a band with probability 1 - (1 - 0.6^3)^20 = 0.99
 THRESHOLD = 0.6  # exact Jaccard of the shingle sets at or above which two texts are near-duplicates
 SCREEN = 0.2  # candidates whose estimate is this far below THRESHOLD are dropped (over 3 standard errors)
-CHUNK = 20_000  # texts hashed at a time: bounded memory (shingles x permutations)
+SHINGLE_CHUNK = 125_000  # shingles signed at a time, whatever the texts: 30 MB of (shingles x permutations) uint32
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -34,7 +39,7 @@ class Shingles:
 
 
 _BASE = 0x100000001B3  # odd: invertible mod 2^64
-WORD_CHUNK = 50_000  # texts whose bytes are hashed at a time
+CHAR_CHUNK = 1_000_000  # characters of text hashed at a time (tens of bytes of numpy arrays each)
 
 
 def _powers(base: int, count: int) -> np.ndarray:
@@ -44,27 +49,35 @@ def _powers(base: int, count: int) -> np.ndarray:
     return np.cumprod(powers, dtype=np.uint64)
 
 
+def text_chunks(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """(first, last) ranges of consecutive texts of about CHAR_CHUNK characters each; a longer text is a range alone."""
+    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1
+    ends = np.cumsum(sizes)
+    cuts = [0]
+    while cuts[-1] < len(texts):
+        done = ends[cuts[-1] - 1] if cuts[-1] else 0
+        cuts.append(max(int(np.searchsorted(ends, done + CHAR_CHUNK, side="right")), cuts[-1] + 1))
+    return list(itertools.pairwise(cuts))
+
+
 def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(a stable 64-bit hash of every word, words per text) of normalised texts (words split by single spaces).
 
-    A polynomial hash of each word's UTF-8 bytes from prefix sums, all in numpy: no Python call per word."""
-    hashes, counts = [], []
-    for first in range(0, len(texts), WORD_CHUNK):
-        data = np.frombuffer(("\n".join(texts[first : first + WORD_CHUNK]) + "\n").encode("utf-8"), dtype=np.uint8)
-        with np.errstate(over="ignore"):
-            prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-            np.cumsum(data * _powers(_BASE, len(data)), out=prefix[1:], dtype=np.uint64)
-            ends = np.flatnonzero((data == 32) | (data == 10))  # each word ends at a space or a text's end
-            starts = np.concatenate([[0], ends[:-1] + 1])
-            word = ends > starts  # an empty text is an empty segment
-            text = np.cumsum(data == 10)[ends] - (data[ends] == 10)
-            value = (prefix[ends] - prefix[starts]) * _powers(pow(_BASE, -1, 2**64), len(data))[starts]
-            value ^= (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        hashes.append(_mix(value[word]))
-        counts.append(np.bincount(text[word], minlength=min(WORD_CHUNK, len(texts) - first)))
-    if not hashes:
+    A polynomial hash of each word's UTF-8 bytes from prefix sums, all in numpy: no Python call per word. The
+    arrays are as long as the texts' bytes: call it on a chunk of texts (text_chunks)."""
+    if not texts:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(hashes), np.concatenate(counts).astype(np.int64)
+    data = np.frombuffer(("\n".join(texts) + "\n").encode("utf-8"), dtype=np.uint8)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum(data * _powers(_BASE, len(data)), out=prefix[1:], dtype=np.uint64)
+        ends = np.flatnonzero((data == 32) | (data == 10))  # each word ends at a space or a text's end
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        word = ends > starts  # an empty text is an empty segment
+        text = np.cumsum(data == 10)[ends] - (data[ends] == 10)
+        value = (prefix[ends] - prefix[starts]) * _powers(pow(_BASE, -1, 2**64), len(data))[starts]
+        value ^= (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return _mix(value[word]), np.bincount(text[word], minlength=len(texts)).astype(np.int64)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -78,7 +91,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def shingles(texts: Sequence[str], size: int = SHINGLE) -> Shingles:
     """Hashes of the runs of `size` consecutive words of each (already normalised) text; a text with fewer words
-    is one shingle of all of them."""
+    is one shingle of all of them. Works through the texts in chunks of CHAR_CHUNK characters, so the working
+    arrays stay bounded; the result holds one 8-byte hash per shingle."""
+    parts = [_chunk_shingles(texts[first:last], size) for first, last in text_chunks(texts)]
+    if not parts:
+        return Shingles(np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64))
+    counts = np.concatenate([np.diff(part.offsets) for part in parts])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Shingles(np.concatenate([part.hashes for part in parts]), offsets)
+
+
+def _chunk_shingles(texts: Sequence[str], size: int) -> Shingles:
     hashed, counts = word_hashes(texts)
     ends = np.repeat(np.cumsum(counts), counts)  # each word position's text end
     position = np.arange(len(hashed), dtype=np.int64)
@@ -108,20 +132,21 @@ def _permutations(count: int = PERMUTATIONS, seed: int = 1) -> tuple[np.ndarray,
 def signatures(shingled: Shingles, count: int = PERMUTATIONS) -> np.ndarray:
     """(texts, count) uint32 MinHash signatures: h_p(x) = a_p x + b_p mod 2^32 of each shingle's mixed 32-bit hash,
     a permutation of the 32-bit values per p. 32-bit arithmetic moves half the memory of 64-bit, and memory is the
-    cost here. A text without shingles keeps the all-ones signature (the caller leaves empty texts out)."""
+    cost here. A text without shingles keeps the all-ones signature (the caller leaves empty texts out).
+
+    SHINGLE_CHUNK shingles at a time, cut wherever the count falls (inside a long text too): each chunk's minima
+    are folded into the texts it touches, so the working memory is bounded whatever the texts' lengths."""
     a, b = _permutations(count)
-    total = len(shingled.offsets) - 1
-    out = np.full((total, count), np.iinfo(np.uint32).max, dtype=np.uint32)
-    for first in range(0, total, CHUNK):
-        last = min(first + CHUNK, total)
-        lo, hi = shingled.offsets[first], shingled.offsets[last]
-        if hi == lo:
-            continue
+    offsets = shingled.offsets
+    out = np.full((len(offsets) - 1, count), np.iinfo(np.uint32).max, dtype=np.uint32)
+    for lo in range(0, int(offsets[-1]), SHINGLE_CHUNK):
+        hi = min(lo + SHINGLE_CHUNK, int(offsets[-1]))
         values = np.multiply.outer((shingled.hashes[lo:hi] >> np.uint64(32)).astype(np.uint32), a)  # wraps
         values += b
-        starts = shingled.offsets[first:last] - lo
-        filled = np.diff(shingled.offsets[first : last + 1]) > 0
-        out[first:last][filled] = np.minimum.reduceat(values, starts[filled], axis=0)
+        texts = np.arange(np.searchsorted(offsets, lo, side="right") - 1, np.searchsorted(offsets, hi, side="left"))
+        texts = texts[offsets[texts + 1] > offsets[texts]]  # the texts with shingles in [lo, hi)
+        starts = np.maximum(offsets[texts], lo) - lo
+        out[texts] = np.minimum(out[texts], np.minimum.reduceat(values, starts, axis=0))
     return out
 
 
