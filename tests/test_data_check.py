@@ -15,7 +15,8 @@ import pytest
 from conftest import multi_label_task, order_task, write_csv, write_jsonl
 
 from rnnclf.check import minhash
-from rnnclf.check.findings import check_data, check_inputs, normalise
+from rnnclf.check.checker import check_data, check_inputs
+from rnnclf.check.findings import normalise
 
 
 def words(rng: random.Random, count: int) -> list[str]:
@@ -154,6 +155,24 @@ def test_signatures_do_not_depend_on_the_python_hash_seed():
     assert len(digests) == 1
 
 
+def test_chunks_cut_inside_long_texts_give_the_same_shingles_and_signatures(monkeypatch):
+    rng = random.Random(8)
+    texts = [" ".join(words(rng, n)) for n in (300, 0, 1, 2, 45, 0, 700, 3)]
+    whole = minhash.shingles(texts)
+    signature = minhash.signatures(whole)
+    monkeypatch.setattr(minhash, "CHAR_CHUNK", 100)  # a few words per chunk: the long texts are chunks alone
+    monkeypatch.setattr(minhash, "SHINGLE_CHUNK", 7)  # every long text is cut in many places
+    chunked = minhash.shingles(texts)
+    assert len(minhash.text_chunks(texts)) > 3
+    assert chunked.hashes.tolist() == whole.hashes.tolist() and chunked.offsets.tolist() == whole.offsets.tolist()
+    assert np.array_equal(minhash.signatures(chunked), signature)
+    expected = [
+        min(((a * (h >> 32) + b) % 2**32 for h in whole.of(7)), default=0)
+        for a, b in zip(*(p.tolist() for p in minhash._permutations()), strict=True)
+    ]
+    assert signature[7].tolist() == expected
+
+
 def test_short_texts_are_one_shingle_and_empty_ones_none():
     shingled = minhash.shingles(["one", "", "two words", "three little words"])
     assert np.diff(shingled.offsets).tolist() == [1, 0, 1, 2]
@@ -169,16 +188,20 @@ def test_labels_unseen_missing_and_imbalance(tmp_path):
     assert report["labels"]["b"] == {"big": 10, "new": 1}
     (unseen,) = of_kind(report, "unseen_labels")
     assert unseen["severity"] == "serious" and "new" in unseen["message"]
+    assert [(e["file"], e["line"], e["label"]) for e in unseen["examples"]] == [(str(tmp_path / "b.csv"), 12, "new")]
     (missing,) = of_kind(report, "labels_missing_from_split")
     assert missing["count"] == 2 and "mid, small" in missing["message"]
+    assert {e["label"] for e in missing["examples"]} == {"mid", "small"}
     (imbalance,) = of_kind(report, "imbalance")
     assert "train.class_weights: balanced" in imbalance["message"] and "100x" in imbalance["message"]
+    assert [(e["line"], e["label"]) for e in imbalance["examples"]] == [(107, "mid")]  # the smallest class's row
 
 
 def test_one_class_is_serious(tmp_path):
     report = run_check([write_csv(tmp_path / "one.csv", [(t, "only") for t in sentences(random.Random(2), 5)])])
     (item,) = of_kind(report, "too_few_labels")
     assert item["severity"] == "serious" and report["serious"] == 1
+    assert [(e["line"], e["label"]) for e in item["examples"]] == [(2, "only"), (3, "only"), (4, "only")]
 
 
 def test_lengths_cut_padding_and_oov(tmp_path):
@@ -202,7 +225,10 @@ def test_lengths_cut_padding_and_oov(tmp_path):
     assert lengths["padding_share"] == pytest.approx(1 - clipped.sum() / padded)
     assert report["tokens"]["oov"]["test"] == pytest.approx(0.2)
     assert report["tokens"]["oov"]["train"] == 0
-    assert of_kind(report, "truncated")[0]["count"] == sum(n > 20 for n in sizes)
+    (truncated,) = of_kind(report, "truncated")
+    assert truncated["count"] == sum(n > 20 for n in sizes)
+    longest = sorted(range(len(sizes)), key=lambda i: -sizes[i])[:3]
+    assert [(e["line"], e["tokens"]) for e in truncated["examples"]] == [(i + 2, sizes[i]) for i in longest]
 
 
 def test_pretrained_coverage_and_a_missing_vectors_package(tmp_path, monkeypatch):
@@ -311,3 +337,22 @@ def test_cli_bad_input_is_one_line(tmp_path):
     one_line_error(rnnclf(cwd=tmp_path), "--config", "--data")
     (tmp_path / "c.yaml").write_text("data: {train: train.csv}\n")
     one_line_error(rnnclf("--config", "c.yaml", "--text-field", "body", cwd=tmp_path), "--text-field")
+
+
+def test_cli_refuses_the_same_file_twice(tmp_path):
+    write_csv(tmp_path / "t.csv", order_task(30, seed=2))
+    one_line_error(rnnclf("--data", "t.csv", "--data", "./t.csv", cwd=tmp_path), "t.csv", "same file", "once")
+    one_line_error(rnnclf("--data", "t.csv", "--data", str(tmp_path / "t.csv"), cwd=tmp_path), "same file")
+
+
+def test_cli_a_failed_out_write_prints_no_report(tmp_path):
+    write_csv(tmp_path / "t.csv", order_task(30, seed=2))
+    failing = (
+        "import sys, rnnclf.files; from rnnclf.errors import RnnclfError; from rnnclf.cli import main\n"
+        "def refuse(path, data): raise RnnclfError(f'{path}: disk full')\n"
+        "rnnclf.files.write_atomic = refuse; sys.argv = ['rnnclf', *sys.argv[1:]]; main()"
+    )
+    args = ["data", "check", "--data", "t.csv", "--out", "report.md"]
+    result = subprocess.run([sys.executable, "-c", failing, *args], capture_output=True, text=True, cwd=tmp_path)
+    one_line_error(result, "report.md", "disk full")
+    assert result.stdout == ""

@@ -1,16 +1,15 @@
-"""rnnclf data check: what is wrong with a corpus before training on it, as one report.
+"""rnnclf data check's shared pieces and the row findings: the splits as read, the flat rows, a finding and its
+example rows; empty texts, duplicates, conflicting labels, exact and near-duplicate overlap between splits.
 
-Reads every row (empty texts and missing labels are findings here, not errors), normalises each text once, and
-finds labels per split, imbalance, empty texts, duplicates, conflicting labels, exact and near-duplicate overlap
-between splits; tokens.py adds lengths, padding and vocabulary. Linear in the data: one dict and a few numpy
-sorts per pass. Bad rows (invalid JSON, malformed CSV) stay errors naming the file and line.
+Reads every row (empty texts and missing labels are findings here, not errors) and normalises each text once.
+Linear in the data: one dict and a few numpy sorts per pass. Bad rows (invalid JSON, malformed CSV) stay errors
+naming the file and line. labels.py and tokens.py add their findings; checker.py puts the report together.
 """
 
 from __future__ import annotations
 
 import itertools
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,8 +183,12 @@ def flatten(splits: list[CheckSplit]) -> Rows:
 
 
 def example(rows: Rows, index: int, **extra) -> dict:
-    split = rows.splits[rows.split[index]]
-    at = int(rows.position[index])
+    """Row `index` of the flat rows as a finding's example."""
+    return split_example(rows.splits[rows.split[index]], int(rows.position[index]), **extra)
+
+
+def split_example(split: CheckSplit, at: int, **extra) -> dict:
+    """Row `at` of a split as a finding's example: split, file, line, text (shortened) and label."""
     text = split.texts[at]
     label = split.labels[at]
     return {
@@ -310,69 +313,3 @@ def _near_finding(rows: Rows, close: dict[int, tuple[int, float]], later: int, e
 
 def _short(rows: Rows, index: int) -> str:
     return example(rows, index)["text"]
-
-
-def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
-    """The whole report: settings, label counts, findings (serious first), tokens, multi-label statistics."""
-    from rnnclf.check import labels as check_labels
-    from rnnclf.check import tokens as check_tokens
-
-    multi_label = config.data.multi_label
-    with ThreadPoolExecutor(1) as pool:  # the tokenizer fits in Rust (no GIL) while the rest runs here
-        fitting = pool.submit(check_tokens.run_tokenizer, config, splits[0])
-        rows = flatten(splits)
-        findings = row_findings(rows) + check_labels.label_findings(splits, multi_label) + conflict_findings(rows)
-        findings += duplicate_findings(rows)
-        overlap, near_settings = overlap_findings(rows)
-        del rows
-        tokenizer, tokenizer_source = fitting.result()
-    tokens, truncated = check_tokens.token_report(splits, config, tokenizer, tokenizer_source)
-    report = {
-        "source": source,
-        "splits": [
-            {"name": split.name, "file": split.file, "rows": len(split)}
-            | ({"carved": split.carved} if split.carved else {})
-            for split in splits
-        ],
-        "settings": {"normalisation": NORMALISATION, "near_duplicates": near_settings, "seed": config.train.seed},
-        "labels": {split.name: dict(check_labels.label_counts(split, multi_label).most_common()) for split in splits},
-    }
-    findings += overlap + truncated
-    if multi_label:
-        report["multi_label"] = check_labels.multi_label_stats(splits)
-        findings += check_labels.no_label_findings(splits, report["multi_label"])
-    order = {"serious": 0, "warning": 1, "info": 2}
-    report["findings"] = sorted(findings, key=lambda item: order[item["severity"]])
-    report["serious"] = sum(item["severity"] == "serious" for item in findings)
-    report["tokens"] = tokens
-    return report
-
-
-def check_inputs(
-    config_path: Path | None, data: list[Path], overrides: list[str], fields: dict
-) -> tuple[list[CheckSplit], Config, dict]:
-    """The splits to check and the settings to check them with: a config's, or --data files with the config
-    defaults (`fields`: text_field, label_field, multi_label given on the command line) and --set overrides."""
-    from rnnclf.config import apply_overrides, load_config, parse_config
-
-    if (config_path is None) == (not data):
-        raise RnnclfError("give --config FILE, or --data FILE (repeatable) for files without a config; not both")
-    if config_path is not None:
-        if fields:
-            raise RnnclfError(f"--{next(iter(fields)).replace('_', '-')} is for --data; with --config set data.* keys")
-        config = load_config(config_path, overrides)
-        return config_splits(config), config, {"config": str(config_path)}
-    raw = apply_overrides({"data": {"train": str(data[0]), **fields}}, overrides)
-    config = parse_config(raw, "--data")
-    files = [Path(path) for path in data]
-    d = config.data
-    splits = file_splits(files, d.format, d.text_field, d.label_field, label_format(d))
-    return splits, config, {"data": [str(path) for path in files]}
-
-
-def check_out_path(out: Path) -> None:
-    """--out must name a file in a folder that exists: checked before the work, so nothing is written half."""
-    if out.is_dir():
-        raise RnnclfError(f"--out {out}: is a folder; name a file, e.g. {out / 'data_check.md'}")
-    if not out.parent.is_dir():
-        raise RnnclfError(f"--out {out}: folder {out.parent} does not exist")

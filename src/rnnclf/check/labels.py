@@ -1,11 +1,11 @@
-"""rnnclf data check: the label findings (unseen, missing, imbalance) and multi-label statistics."""
+"""rnnclf data check: the label findings (too few, unseen, missing, imbalance) and multi-label statistics."""
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
 
-from rnnclf.check.findings import EXAMPLES, IMBALANCE, CheckSplit, finding
+from rnnclf.check.findings import EXAMPLES, IMBALANCE, CheckSplit, finding, split_example
 
 
 def label_counts(split: CheckSplit, multi_label: bool) -> Counter:
@@ -14,33 +14,77 @@ def label_counts(split: CheckSplit, multi_label: bool) -> Counter:
     return Counter(name for labels in split.labels if labels for name in labels)
 
 
+def rows_with_labels(split: CheckSplit, wanted: set[str], multi_label: bool) -> list[dict]:
+    """A few rows of `split` carrying one of the `wanted` labels, as examples: the first of each label, then the
+    next rows in file order."""
+    carrying = [at for at, label in enumerate(split.labels) if _carries(label, wanted, multi_label)]
+    first_of: dict[str, int] = {}
+    for at in carrying:
+        for name in _names(split.labels[at], multi_label):
+            first_of.setdefault(name, at)
+    picked = sorted({first_of[name] for name in wanted if name in first_of})[:EXAMPLES]
+    picked += [at for at in carrying if at not in picked][: EXAMPLES - len(picked)]
+    return [split_example(split, at) for at in sorted(picked)]
+
+
+def _names(label: object, multi_label: bool) -> tuple:
+    return (label or ()) if multi_label else (label,)
+
+
+def _carries(label: object, wanted: set[str], multi_label: bool) -> bool:
+    return any(name in wanted for name in _names(label, multi_label))
+
+
 def label_findings(splits: list[CheckSplit], multi_label: bool) -> list[dict]:
-    """Labels in valid / test that train lacks (training refuses them), train labels a split lacks, imbalance."""
+    """Too few labels in train, labels in valid / test that train lacks (training refuses both), train labels a
+    split lacks, imbalance; each with example rows."""
     counts = [label_counts(split, multi_label) for split in splits]
     train, findings = counts[0], []
     if len(train) < (1 if multi_label else 2):  # train refuses such data
         message = (
             f"{splits[0].name}: {len(train)} label(s); a classifier needs {'one' if multi_label else 'two'} or more"
         )
-        findings.append(finding("too_few_labels", message, len(train), []))
+        examples = rows_with_labels(splits[0], set(train), multi_label) or [
+            split_example(splits[0], at)
+            for at in range(min(EXAMPLES, len(splits[0])))  # no label at all
+        ]
+        findings.append(finding("too_few_labels", message, len(train), examples))
     for split, found in zip(splits[1:], counts[1:], strict=True):
-        unseen = sorted(set(found) - set(train))
-        if unseen:
-            message = f"{split.name}: {len(unseen)} label(s) that {splits[0].name} never has: {', '.join(unseen[:10])}"
-            findings.append(finding("unseen_labels", message, len(unseen), []))
-        absent = sorted(set(train) - set(found))
-        if absent:
-            message = f"{split.name}: no text of {len(absent)} label(s): {', '.join(absent[:10])}"
-            findings.append(finding("labels_missing_from_split", message, len(absent), []))
+        findings += _split_label_findings(splits[0], train, split, found, multi_label)
     if len(train) >= 2:
-        (most, high), (least, low) = train.most_common()[0], train.most_common()[-1]
-        if high >= IMBALANCE * low:
-            message = (
-                f"{splits[0].name}: imbalanced labels: '{most}' {high:,} texts, '{least}' {low:,} ({high / low:.0f}x);"
-                " consider train.class_weights: balanced"
-            )
-            findings.append(finding("imbalance", message, high // max(low, 1), []))
+        findings += _imbalance_findings(splits[0], train, multi_label)
     return findings
+
+
+def _split_label_findings(
+    train_split: CheckSplit, train: Counter, split: CheckSplit, found: Counter, multi_label: bool
+) -> list[dict]:
+    """Labels of `split` that train never has (its rows as examples), and train labels `split` lacks (train rows)."""
+    findings = []
+    unseen = sorted(set(found) - set(train))
+    if unseen:
+        message = f"{split.name}: {len(unseen)} label(s) that {train_split.name} never has: {', '.join(unseen[:10])}"
+        examples = rows_with_labels(split, set(unseen), multi_label)
+        findings.append(finding("unseen_labels", message, len(unseen), examples))
+    absent = sorted(set(train) - set(found))
+    if absent:
+        message = f"{split.name}: no text of {len(absent)} label(s): {', '.join(absent[:10])}"
+        examples = rows_with_labels(train_split, set(absent), multi_label)
+        findings.append(finding("labels_missing_from_split", message, len(absent), examples))
+    return findings
+
+
+def _imbalance_findings(train_split: CheckSplit, train: Counter, multi_label: bool) -> list[dict]:
+    """The largest class against the smallest, with rows of the smallest as examples."""
+    (most, high), (least, low) = train.most_common()[0], train.most_common()[-1]
+    if high < IMBALANCE * low:
+        return []
+    message = (
+        f"{train_split.name}: imbalanced labels: '{most}' {high:,} texts, '{least}' {low:,} ({high / low:.0f}x);"
+        " consider train.class_weights: balanced"
+    )
+    examples = rows_with_labels(train_split, {least}, multi_label)
+    return [finding("imbalance", message, high // max(low, 1), examples)]
 
 
 def multi_label_stats(splits: list[CheckSplit]) -> dict:
@@ -67,7 +111,7 @@ def no_label_findings(splits: list[CheckSplit], stats: dict) -> list[dict]:
         count = stats[split.name]["no_label"]
         if count:
             index = [i for i, labels in enumerate(split.labels) if labels == ()][:EXAMPLES]
-            examples = [{"split": split.name, "file": split.file, "line": int(split.lines[i])} for i in index]
+            examples = [split_example(split, i) for i in index]
             message = f"{split.name}: {count:,} texts with no label (an empty list)"
             findings.append(finding("no_label", message, count, examples, severity="info"))
     return findings

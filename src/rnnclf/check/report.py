@@ -1,4 +1,4 @@
-"""rnnclf data check's report as a terminal table, Markdown, or JSON (check.check_data computes it)."""
+"""rnnclf data check's report as a terminal table, Markdown, or JSON (check.checker.check_data computes it)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def _example(item: dict) -> str:
         parts.append(f"like line {item['near_line']} " + json.dumps(item["near_text"], ensure_ascii=False))
     if "jaccard" in item:
         parts.append(f"Jaccard {item['jaccard']}")
+    if "tokens" in item:
+        parts.append(f"{item['tokens']:,} tokens")
     return "  ".join(parts)
 
 

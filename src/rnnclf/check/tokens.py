@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from rnnclf.check.findings import CheckSplit, finding
+from rnnclf.check.findings import EXAMPLES, CheckSplit, finding, split_example
 from rnnclf.config import Config, tokenizer_settings
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER
@@ -56,10 +56,14 @@ def padding_share(lengths: np.ndarray, batch_size: int, seed: int, training: boo
     return 1 - float(lengths.sum()) / padded if padded else 0.0
 
 
-def split_tokens(split: CheckSplit, tokenizer: Tokenizer, config: Config, training: bool) -> tuple[dict, np.ndarray]:
-    """Length percentiles, the share cut by data.max_length, padding and <unk> share of one split; and the ids."""
+def split_tokens(
+    split: CheckSplit, tokenizer: Tokenizer, config: Config, training: bool
+) -> tuple[dict, np.ndarray, list[dict]]:
+    """Length percentiles, the share cut by data.max_length, padding and <unk> share of one split; the ids; and the
+    longest measured rows, with their token counts, as examples."""
     sample, longest = measured(split.texts, config.train.seed)
-    encoded = encode(tokenizer, [split.texts[i] for i in np.concatenate([sample, longest])])
+    rows = np.concatenate([sample, longest])
+    encoded = encode(tokenizer, [split.texts[i] for i in rows])
     lengths = encoded.lengths[: len(sample)]
     cap = config.data.max_length
     clipped = np.minimum(lengths, cap) if cap else lengths
@@ -72,7 +76,13 @@ def split_tokens(split: CheckSplit, tokenizer: Tokenizer, config: Config, traini
         "padding_share": padding_share(clipped, config.train.batch_size, config.train.seed, training),
         "unk_share": float((encoded.ids[: encoded.offsets[len(sample)]] == UNK_ID).mean()) if len(sample) else 0.0,
     }
-    return stats, encoded.ids[: encoded.offsets[len(sample)]]
+    return stats, encoded.ids[: encoded.offsets[len(sample)]], longest_examples(split, rows, encoded.lengths)
+
+
+def longest_examples(split: CheckSplit, rows: np.ndarray, lengths: np.ndarray) -> list[dict]:
+    """The rows with the most tokens, longest first, each with its token count."""
+    top = np.argsort(-lengths, kind="stable")[:EXAMPLES]
+    return [split_example(split, int(rows[i]), tokens=int(lengths[i])) for i in top]
 
 
 def token_report(
@@ -81,14 +91,14 @@ def token_report(
     """The tokens section of the report, and its findings (texts cut by max_length); `tokenizer` is run_tokenizer's."""
     lengths, findings, train_ids = {}, [], None
     for number, split in enumerate(splits):
-        lengths[split.name], ids = split_tokens(split, tokenizer, config, training=number == 0)
+        lengths[split.name], ids, longest = split_tokens(split, tokenizer, config, training=number == 0)
         train_ids = ids if number == 0 else train_ids
         cut = lengths[split.name]["cut_share"]
         if cut:
             message = (
                 f"{split.name}: {cut:.1%} of texts are longer than data.max_length {config.data.max_length} and are cut"
             )
-            findings.append(finding("truncated", message, round(cut * lengths[split.name]["texts"]), []))
+            findings.append(finding("truncated", message, round(cut * lengths[split.name]["texts"]), longest))
     vocab = vocabulary(tokenizer)
     report = {
         "tokenizer": {"kind": config.tokenizer.kind, "source": source, "vocabulary": len(vocab)},

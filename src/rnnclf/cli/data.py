@@ -16,6 +16,7 @@ from rnnclf.cli.app import (
     log,
     output_format,
 )
+from rnnclf.errors import RnnclfError
 
 
 @config_app.command("show")
@@ -123,7 +124,7 @@ def data_check(
 
     Example: rnnclf data check --data train.csv --data test.csv --strict
     """
-    from rnnclf.check.findings import check_data, check_inputs, check_out_path
+    from rnnclf.check.checker import check_data, check_inputs
     from rnnclf.check.report import format_json, format_markdown, format_table
     from rnnclf.files import write_atomic
 
@@ -133,11 +134,20 @@ def data_check(
     fields = {key: value for key, value in given.items() if value is not None}
     splits, settings, source = check_inputs(config, data or [], overrides or [], fields)
     report = check_data(splits, settings, source)
+    if out is not None:  # written before anything is printed: a failed write leaves no report on the screen
+        write_atomic(out, format_markdown(report).encode("utf-8"))
     chosen = fmt.value if fmt else output_format(None).value
     typer.echo({"table": format_table, "json": format_json, "markdown": format_markdown}[chosen](report))
     if out is not None:
-        write_atomic(out, format_markdown(report).encode("utf-8"))
         log(f"data check written to {out}")
     if strict and report["serious"]:
         log(f"data check: {report['serious']} serious finding(s) (--strict)")
         raise typer.Exit(1)
+
+
+def check_out_path(out: Path) -> None:
+    """--out must name a file in a folder that exists: checked before the work, so nothing is written half."""
+    if out.is_dir():
+        raise RnnclfError(f"--out {out}: is a folder; name a file, e.g. {out / 'data_check.md'}")
+    if not out.parent.is_dir():
+        raise RnnclfError(f"--out {out}: folder {out.parent} does not exist")
