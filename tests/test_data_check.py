@@ -341,8 +341,10 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 def test_cli_refuses_the_same_file_twice(tmp_path):
     write_csv(tmp_path / "t.csv", order_task(30, seed=2))
-    one_line_error(rnnclf("--data", "t.csv", "--data", "./t.csv", cwd=tmp_path), "t.csv", "same file", "once")
-    one_line_error(rnnclf("--data", "t.csv", "--data", str(tmp_path / "t.csv"), cwd=tmp_path), "same file")
+    one_line_error(
+        rnnclf("--data", "t.csv", "--data", "./t.csv", cwd=tmp_path), str((tmp_path / "t.csv").resolve()), "given twice"
+    )
+    one_line_error(rnnclf("--data", "t.csv", "--data", str(tmp_path / "t.csv"), cwd=tmp_path), "given twice")
 
 
 def test_cli_a_failed_out_write_prints_no_report(tmp_path):

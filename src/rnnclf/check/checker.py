@@ -83,9 +83,9 @@ def check_inputs(
 
 def refuse_repeated_files(files: list[Path]) -> None:
     """The same file given twice would be two splits with one name, all overlap; refused, naming it."""
-    seen: dict[Path, Path] = {}
+    seen: set[Path] = set()
     for path in files:
         resolved = path.resolve()
         if resolved in seen:
-            raise RnnclfError(f"--data {path}: the same file as --data {seen[resolved]} ({resolved}); give it once")
-        seen[resolved] = path
+            raise RnnclfError(f"--data {path}: the same file ({resolved}) is given twice; give each file once")
+        seen.add(resolved)
