@@ -1,17 +1,22 @@
-"""Time `rnnclf data check` as users run it (the CLI, in a subprocess) on 1M short texts with planted problems.
+"""Time `rnnclf data check` as users run it (the CLI, in a subprocess): short texts on an idle machine and on a
+machine busy with a second CPU-bound process, and long documents; each with planted problems counted back.
 
-Writes train / valid / test CSV files (800k / 100k / 100k texts of 5-30 words from a Zipf-like vocabulary of
-30,000 words, 5 labels, one of them rare), plants exact test-in-train copies, near-duplicates (one word
-changed), empty texts, repeated texts and conflicting labels, runs the check, and says how many of each it found.
-Side by side in the same run: MinHash signatures of 20,000 texts by datasketch (one MinHash per text, as its docs
-show) and by rnnclf's vectorised code, as a ratio. Results: results/bench_data_check.json.
+Short: train / valid / test CSV files (800k / 100k / 100k texts of 5-30 words from a Zipf-like vocabulary of
+30,000 words, 5 labels, one of them rare) with exact test-in-train copies, near-duplicates (one word changed),
+empty texts, repeated texts and conflicting labels. Long: 20,000 documents of 2,000-5,000 words (80 / 10 / 10)
+with test documents copied from train, exactly and with 5% of their words changed. The same short corpus is checked
+twice side by side: alone, and while a second process spins a CPU core (`python -c "while True: pass"`). Peak
+memory is the check process's own maximum resident set (os.wait4). Also side by side: MinHash signatures of 20,000
+texts by datasketch (one MinHash per text, as its docs show) and by rnnclf's vectorised code, as a ratio.
+Results: results/bench_data_check.json.
 
-    .venv/bin/python scripts/bench_data_check.py [--texts 1000000] [--folder /tmp/bench_data_check]
+    .venv/bin/python scripts/bench_data_check.py [--texts 1000000] [--long-texts 20000] [--folder /tmp/bench_data_check]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -19,11 +24,16 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
+LONG_PLANTED = {"exact_overlap": 100, "near_overlap": 200}
 PLANTED = {"exact_overlap": 500, "near_overlap": 500, "empty_texts": 100, "duplicates": 1000, "conflicting_labels": 200}
 
 
@@ -87,18 +97,31 @@ def write(folder: Path, splits: dict) -> None:
     )
 
 
-def run_check(folder: Path) -> tuple[float, dict]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnclf", "data", "check", "--config", "config.yaml", "--format", "json"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"rnnclf data check failed: {result.stderr}")
-    return seconds, json.loads(result.stdout)
+def run_check(folder: Path) -> tuple[float, float, dict]:
+    """(seconds, peak resident MB, report) of `rnnclf data check --config config.yaml` in `folder`."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        command = [sys.executable, "-m", "rnnclf", "data", "check", "--config", "config.yaml", "--format", "json"]
+        process = subprocess.Popen(command, cwd=folder, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not every child's
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0), stderr.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"rnnclf data check failed: {stderr.read()}")
+        return seconds, usage.ru_maxrss / 1024, json.loads(stdout.read())
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """A second CPU-bound process for the duration: the state of a machine shared with another job."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1)  # let it take its core
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def found(report: dict) -> dict[str, int]:
@@ -106,6 +129,52 @@ def found(report: dict) -> dict[str, int]:
     for item in report["findings"]:
         counts[item["kind"]] = counts.get(item["kind"], 0) + item["count"]
     return counts
+
+
+def long_corpus(count: int, seed: int = 1) -> dict[str, list[tuple[str, str]]]:
+    """`count` documents of 2,000-5,000 Zipf-drawn words, 80 / 10 / 10, with test copies of train documents planted:
+    LONG_PLANTED["exact_overlap"] exact, LONG_PLANTED["near_overlap"] with 5% of their words changed (Jaccard of
+    the bigram sets about 0.82)."""
+    rng = np.random.default_rng(seed)
+    words = np.asarray(vocabulary(random.Random(seed)))
+    weights = 1 / np.arange(1, len(words) + 1)
+    weights /= weights.sum()
+    labels = np.asarray(["world", "sports", "business", "science"])
+    documents = [
+        (" ".join(words[rng.choice(len(words), size, p=weights)].tolist()), str(labels[rng.integers(len(labels))]))
+        for size in rng.integers(2_000, 5_001, count)
+    ]
+    train_size, valid_size = int(count * 0.8), int(count * 0.1)
+    train, test = documents[:train_size], documents[train_size + valid_size :]
+    for i in range(LONG_PLANTED["exact_overlap"]):
+        test[i] = train[i]
+    for i in range(LONG_PLANTED["near_overlap"]):
+        text, label = train[1_000 + i]
+        tokens = text.split()
+        for at in rng.choice(len(tokens), len(tokens) // 20, replace=False):
+            tokens[at] = "changedword"
+        test[LONG_PLANTED["exact_overlap"] + i] = (" ".join(tokens), label)
+    return {"train": train, "valid": documents[train_size : train_size + valid_size], "test": test}
+
+
+def measure(folder: Path, splits: dict, planted: dict) -> dict:
+    """Check the corpus written in `folder`: seconds, texts/s, words/s, peak memory, planted against found."""
+    texts = sum(len(rows) for rows in splits.values())
+    words = sum(len(text.split()) for rows in splits.values() for text, _ in rows)
+    load_before = os.getloadavg()[0]
+    seconds, peak_mb, report = run_check(folder)
+    counts = found(report)
+    return {
+        "texts": texts,
+        "words": words,
+        "seconds": round(seconds, 1),
+        "texts_per_second": round(texts / seconds),
+        "words_per_second": round(words / seconds),
+        "peak_memory_mb": round(peak_mb),
+        "planted": planted,
+        "found": {kind: counts.get(kind, 0) for kind in planted} | {"imbalance": "imbalance" in counts},
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def minhash_ratio(splits: dict, count: int = 20_000) -> dict:
@@ -138,36 +207,37 @@ def minhash_ratio(splits: dict, count: int = 20_000) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1_000_000)
+    parser.add_argument("--long-texts", type=int, default=20_000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench_data_check"))
     args = parser.parse_args()
     start = time.perf_counter()
-    splits = corpus(args.texts)
-    write(args.folder, splits)
+    short, long = corpus(args.texts), long_corpus(args.long_texts)
+    write(args.folder / "short", short)
+    write(args.folder / "long", long)
     generated = time.perf_counter() - start
-    load_before = os.getloadavg()
-    seconds, report = run_check(args.folder)
-    counts = found(report)
+    planted = PLANTED | {"duplicates": PLANTED["duplicates"] + PLANTED["conflicting_labels"]}  # a conflict repeats
+    idle = measure(args.folder / "short", short, planted)
+    with busy_core():
+        busy = measure(args.folder / "short", short, planted)
+    long_documents = measure(args.folder / "long", long, LONG_PLANTED)
     result = {
         "command": "rnnclf data check --config config.yaml --format json",
-        "texts": args.texts,
-        "seconds": round(seconds, 1),
-        "texts_per_second": round(args.texts / seconds),
-        "planted": PLANTED
-        | {"duplicates": PLANTED["duplicates"] + PLANTED["conflicting_labels"]},  # a conflict is a repeat too
-        "found": {kind: counts.get(kind, 0) for kind in PLANTED} | {"imbalance": "imbalance" in counts},
-        "minhash": minhash_ratio(splits),
+        "short_idle": idle,
+        "short_busy": busy,
+        "busy_over_idle": round(busy["seconds"] / idle["seconds"], 2),
+        "long_documents": long_documents,
+        "minhash": minhash_ratio(short),
         "generate_seconds": round(generated, 1),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
+        "busy": "a second process spinning one core (python -c 'while True: pass') during short_busy",
         "threads": "tokenizers (Rust, rayon) uses every core for fitting and encoding; numpy single-threaded",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reproduce": "python scripts/bench_data_check.py --texts 1000000",
+        "reproduce": f"python scripts/bench_data_check.py --texts {args.texts} --long-texts {args.long_texts}",
     }
     print(json.dumps(result, indent=2))
     (ROOT / "results").mkdir(exist_ok=True)
