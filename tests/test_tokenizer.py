@@ -56,3 +56,21 @@ def test_take_picks_texts_in_the_given_order():
     assert [part.get(i).tolist() for i in range(len(part))] == [[8, 9, 10], [5, 6]]
     assert part.lengths.tolist() == [3, 2] and part.ids.dtype == np.int32
     assert len(encoded.take(np.array([], dtype=np.int64))) == 0
+
+
+def test_long_texts_are_encoded_in_smaller_chunks_with_the_same_ids(monkeypatch):
+    import random
+
+    import rnnclf.tokenizer as tokenizer_module
+
+    rng = random.Random(0)
+    texts = [" ".join(f"w{rng.randrange(300)}" for _ in range(rng.randint(1, 2000))) for _ in range(120)]
+    tokenizer = fit_tokenizer(texts, 500)
+    whole = encode(tokenizer, texts)
+    chunks = []
+    original = tokenizer_module._chunks
+    monkeypatch.setattr(tokenizer_module, "ENCODE_CHARACTERS", 4000)  # a chunk ends after about 4,000 characters
+    monkeypatch.setattr(tokenizer_module, "_chunks", lambda stream: (chunks.append(c) or c for c in original(stream)))
+    cut = encode(tokenizer, texts)
+    assert len(chunks) > 20 and max(sum(map(len, c)) - len(c[-1]) for c in chunks) < 4000
+    assert np.array_equal(whole.ids, cut.ids) and np.array_equal(whole.offsets, cut.offsets)

@@ -7,7 +7,7 @@ Token ids 0 and 1 are always `<pad>` and `<unk>`. A fitted tokenizer is saved as
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +105,7 @@ class EncodedTexts:
 
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory
 ENCODE_CHUNK = 20_000
+ENCODE_CHARACTERS = 4_000_000  # about 800k tokens a chunk: a few hundred MB of token lists at most
 
 
 def character_limit(tokenizer: Tokenizer) -> int | None:
@@ -115,14 +116,14 @@ def character_limit(tokenizer: Tokenizer) -> int | None:
 def encode(tokenizer: Tokenizer, texts: Iterable[str]) -> EncodedTexts:
     """Batch-encode texts (in Rust, in parallel). A text with no tokens left becomes one `<unk>`.
 
-    Texts are taken ENCODE_CHUNK at a time, so a stream of them (FileTexts) is never all in memory.
+    Texts are taken ENCODE_CHUNK at a time (fewer when long: ENCODE_CHARACTERS), so a stream of them (FileTexts)
+    is never all in memory, and neither are the token lists of long documents.
     With truncation set, each text is first cut to max_length * CHARS_PER_TOKEN_CAP characters, so a
     100 MB line costs no more than a long document (the tokenizer would otherwise split all of it).
     """
     limit = character_limit(tokenizer)
-    stream = iter(texts)
     lengths, chunks = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
-    while part := [text[:limit] for text in itertools.islice(stream, ENCODE_CHUNK)]:  # text[:None]: all of it
+    for part in _chunks(text[:limit] for text in texts):  # text[:None]: all of it
         id_lists = [encoding.ids or [UNK_ID] for encoding in _encode_batch(tokenizer)(part, add_special_tokens=False)]
         lengths.append(np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists)))
         chunks.append(
@@ -131,6 +132,20 @@ def encode(tokenizer: Tokenizer, texts: Iterable[str]) -> EncodedTexts:
     offsets = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
     np.cumsum(np.concatenate(lengths), out=offsets[1:])
     return EncodedTexts(np.concatenate(chunks), offsets)
+
+
+def _chunks(texts: Iterable[str]) -> Iterator[list[str]]:
+    """Texts in lists of at most ENCODE_CHUNK texts and about ENCODE_CHARACTERS characters: the token lists of one
+    chunk are held at once (Python ints), so long documents come in fewer per chunk."""
+    part, characters = [], 0
+    for text in texts:
+        part.append(text)
+        characters += len(text)
+        if len(part) == ENCODE_CHUNK or characters >= ENCODE_CHARACTERS:
+            yield part
+            part, characters = [], 0
+    if part:
+        yield part
 
 
 def _encode_batch(tokenizer: Tokenizer):
