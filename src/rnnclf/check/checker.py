@@ -34,7 +34,11 @@ def check_data(splits: list[CheckSplit], config: Config, source: dict) -> dict:
     with ThreadPoolExecutor(1) as pool:  # the tokenizer fits in Rust (no GIL) while the rest runs here
         fitting = pool.submit(run_tokenizer, config, splits[0])
         rows = flatten(splits)
-        findings = row_findings(rows) + label_findings(splits, multi_label) + conflict_findings(rows)
+        findings = (
+            row_findings(rows)
+            + label_findings(splits, multi_label, config.train.class_weights != "none")
+            + conflict_findings(rows)
+        )
         findings += duplicate_findings(rows)
         overlap, near_settings = overlap_findings(rows)
         del rows

@@ -232,11 +232,17 @@ def duplicate_findings(rows: Rows) -> list[dict]:
         if repeat.size:
             first_of = {int(rows.group[i]): int(i) for i in index[first]}
             examples = [
-                example(rows, i, same_as_line=_line(rows, first_of[int(rows.group[i])])) for i in repeat[:EXAMPLES]
+                example(rows, i, **_other(rows, first_of[int(rows.group[i])], "same_as")) for i in repeat[:EXAMPLES]
             ]
             message = f"{split.name}: {repeat.size:,} repeated texts (after normalisation)"
             findings.append(finding("duplicates", message, repeat.size, examples))
     return findings
+
+
+def _other(rows: Rows, index: int, prefix: str) -> dict:
+    """Where another row is, for an example that names it: {prefix}_split, _file and _line."""
+    split = rows.splits[rows.split[index]]
+    return {f"{prefix}_split": split.name, f"{prefix}_file": split.file, f"{prefix}_line": _line(rows, index)}
 
 
 def _line(rows: Rows, index: int) -> int:
@@ -252,7 +258,11 @@ def conflict_findings(rows: Rows) -> list[dict]:
     if not conflicted.size:
         return []
     involved = usable[np.isin(rows.group[usable], conflicted)]
-    examples = [example(rows, i) for g in conflicted[:EXAMPLES] for i in involved[rows.group[involved] == g][:2]]
+    examples = []
+    for group in conflicted[:EXAMPLES]:  # the first row of each label the text has
+        members = involved[rows.group[involved] == group]
+        _, first = np.unique(rows.label[members], return_index=True)
+        examples += [example(rows, i) for i in members[np.sort(first)]]
     message = f"{conflicted.size:,} texts appear with different labels ({involved.size:,} rows)"
     return [finding("conflicting_labels", message, conflicted.size, examples)]
 
@@ -282,13 +292,14 @@ def overlap_findings(rows: Rows) -> tuple[list[dict], dict]:
 
 
 def _share(rows: Rows, count: int, split: int) -> str:
-    return f"{count:,} texts ({count / max(int((rows.split == split).sum()), 1):.1%})"
+    share = count / max(int((rows.split == split).sum()), 1)
+    return f"{count:,} text{'' if count == 1 else 's'} ({'<0.1%' if share < 0.001 else f'{share:.1%}'})"
 
 
 def _exact_finding(rows: Rows, copies: np.ndarray, matches: np.ndarray, later: int, earlier: int) -> list[dict]:
     if not copies.size:
         return []
-    examples = [example(rows, i, same_as_line=_line(rows, m)) for i, m in zip(copies, matches, strict=False)]
+    examples = [example(rows, i, **_other(rows, m, "same_as")) for i, m in zip(copies, matches, strict=False)]
     message = (
         f"{rows.splits[later].name}: {_share(rows, copies.size, later)} are also in {rows.splits[earlier].name} "
         "(exact after normalisation)"
@@ -301,7 +312,7 @@ def _near_finding(rows: Rows, close: dict[int, tuple[int, float]], later: int, e
     if not close:
         return []
     examples = [
-        example(rows, q, near_line=_line(rows, r), near_text=_short(rows, r), jaccard=round(j, 3))
+        example(rows, q, **_other(rows, r, "near"), near_text=_short(rows, r), jaccard=round(j, 3))
         for q, (r, j) in itertools.islice(close.items(), EXAMPLES)
     ]
     message = (

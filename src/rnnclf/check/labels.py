@@ -35,9 +35,10 @@ def _carries(label: object, wanted: set[str], multi_label: bool) -> bool:
     return any(name in wanted for name in _names(label, multi_label))
 
 
-def label_findings(splits: list[CheckSplit], multi_label: bool) -> list[dict]:
+def label_findings(splits: list[CheckSplit], multi_label: bool, weighted: bool = False) -> list[dict]:
     """Too few labels in train, labels in valid / test that train lacks (training refuses both), train labels a
-    split lacks, imbalance; each with example rows."""
+    split lacks, imbalance (with the class-weights hint unless `weighted`: the config sets train.class_weights);
+    each with example rows."""
     counts = [label_counts(split, multi_label) for split in splits]
     train, findings = counts[0], []
     if len(train) < (1 if multi_label else 2):  # train refuses such data
@@ -52,7 +53,7 @@ def label_findings(splits: list[CheckSplit], multi_label: bool) -> list[dict]:
     for split, found in zip(splits[1:], counts[1:], strict=True):
         findings += _split_label_findings(splits[0], train, split, found, multi_label)
     if len(train) >= 2:
-        findings += _imbalance_findings(splits[0], train, multi_label)
+        findings += _imbalance_findings(splits[0], train, multi_label, weighted)
     return findings
 
 
@@ -63,28 +64,36 @@ def _split_label_findings(
     findings = []
     unseen = sorted(set(found) - set(train))
     if unseen:
-        message = f"{split.name}: {len(unseen)} label(s) that {train_split.name} never has: {', '.join(unseen[:10])}"
+        message = f"{split.name}: {len(unseen)} label(s) that {train_split.name} never has: {_listed(unseen)}"
         examples = rows_with_labels(split, set(unseen), multi_label)
         findings.append(finding("unseen_labels", message, len(unseen), examples))
     absent = sorted(set(train) - set(found))
     if absent:
-        message = f"{split.name}: no text of {len(absent)} label(s): {', '.join(absent[:10])}"
+        message = f"{split.name}: no text of {len(absent)} label(s): {_listed(absent)}"
         examples = rows_with_labels(train_split, set(absent), multi_label)
         findings.append(finding("labels_missing_from_split", message, len(absent), examples))
     return findings
 
 
-def _imbalance_findings(train_split: CheckSplit, train: Counter, multi_label: bool) -> list[dict]:
-    """The largest class against the smallest, with rows of the smallest as examples."""
+def _listed(labels: list[str], shown: int = 10) -> str:
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
+
+
+def _imbalance_findings(train_split: CheckSplit, train: Counter, multi_label: bool, weighted: bool) -> list[dict]:
+    """The largest class against the smallest, with rows of the smallest as examples; the count is the labels at
+    least IMBALANCE times rarer than the largest."""
     (most, high), (least, low) = train.most_common()[0], train.most_common()[-1]
     if high < IMBALANCE * low:
         return []
+    rare = sum(1 for count in train.values() if high >= IMBALANCE * count)
+    hint = "" if weighted else "; consider train.class_weights: balanced"
     message = (
-        f"{train_split.name}: imbalanced labels: '{most}' {high:,} texts, '{least}' {low:,} ({high / low:.0f}x);"
-        " consider train.class_weights: balanced"
+        f"{train_split.name}: imbalanced labels: '{most}' {high:,} texts, '{least}' {low:,} ({high / low:.0f}x); "
+        f"{rare} label(s) at least {IMBALANCE}x rarer than '{most}'{hint}"
     )
     examples = rows_with_labels(train_split, {least}, multi_label)
-    return [finding("imbalance", message, high // max(low, 1), examples)]
+    return [finding("imbalance", message, rare, examples)]
 
 
 def multi_label_stats(splits: list[CheckSplit]) -> dict:

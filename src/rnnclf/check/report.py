@@ -12,15 +12,18 @@ def format_json(report: dict) -> str:
 
 
 def _example(item: dict) -> str:
-    parts = [f"{item['file']}:{item['line']}"]
+    parts = [
+        f"{item['file']}:{item['line']} ({item['split']})" if "split" in item else f"{item['file']}:{item['line']}"
+    ]
     if "text" in item:
         parts.append(json.dumps(item["text"], ensure_ascii=False))
     if item.get("label") is not None:
         parts.append(f"label {item['label']}")
     if "same_as_line" in item:
-        parts.append(f"same as line {item['same_as_line']}")
+        parts.append(f"same as {item['same_as_file']}:{item['same_as_line']} ({item['same_as_split']})")
     if "near_line" in item:
-        parts.append(f"like line {item['near_line']} " + json.dumps(item["near_text"], ensure_ascii=False))
+        where = f"{item['near_file']}:{item['near_line']} ({item['near_split']})"
+        parts.append(f"like {where} " + json.dumps(item["near_text"], ensure_ascii=False))
     if "jaccard" in item:
         parts.append(f"Jaccard {item['jaccard']}")
     if "tokens" in item:
@@ -106,6 +109,7 @@ def format_table(report: dict) -> str:
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    header = [f"`{name}`" if "<" in name else name for name in header]  # <unk> would read as an HTML tag
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
 

@@ -70,7 +70,7 @@ def split_tokens(
     stats = {
         "texts": int(sum(1 for text in split.texts if text.strip())),
         "measured": len(sample),
-        **{f"p{q}": float(np.percentile(lengths, q)) if len(lengths) else 0.0 for q in PERCENTILES},
+        **{f"p{q}": int(np.percentile(lengths, q, method="nearest")) if len(lengths) else 0 for q in PERCENTILES},
         "max": int(encoded.lengths.max()) if len(encoded) else 0,
         "cut_share": float((lengths > cap).mean()) if cap and len(lengths) else 0.0,
         "padding_share": padding_share(clipped, config.train.batch_size, config.train.seed, training),

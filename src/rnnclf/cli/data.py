@@ -141,7 +141,7 @@ def data_check(
     if out is not None:
         log(f"data check written to {out}")
     if strict and report["serious"]:
-        log(f"data check: {report['serious']} serious finding(s) (--strict)")
+        log(f"rnnclf: data check: {report['serious']} serious finding(s) (--strict)")
         raise typer.Exit(1)
 
 
