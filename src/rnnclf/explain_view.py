@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rnnclf.errors import RnnclfError
 from rnnclf.explain import Attribution
 from rnnclf.files import write_atomic
 from rnnclf.predict import (
@@ -76,14 +75,6 @@ def _ansi(word: str, share: float) -> str:
     shades = GREENS if share > 0 else REDS
     level = min(len(shades) - 1, int(abs(share) * len(shades)))
     return f"\x1b[30;48;5;{shades[level]}m{word}\x1b[0m"
-
-
-def check_html_target(path: Path) -> None:
-    """Before any work: the page's folder must exist, and the path must not be a folder."""
-    if path.is_dir():
-        raise RnnclfError(f"--explain-html {path}: is a directory; give a file name such as {path / 'explain.html'}")
-    if not path.parent.is_dir():
-        raise RnnclfError(f"--explain-html {path}: the folder {path.parent} does not exist")
 
 
 def write_html(

@@ -28,6 +28,15 @@ UMASK = os.umask(0)
 os.umask(UMASK)
 
 
+def check_output_file(path: Path, option: str, example: str) -> None:
+    """Before any work: an output file named on the command line must be in a folder that exists, and not be a
+    folder itself (one line naming the option; nothing is written)."""
+    if path.is_dir():
+        raise RnnclfError(f"{option} {path}: is a folder; give a file name such as {path / example}")
+    if not path.parent.is_dir():
+        raise RnnclfError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file, never half.
     Through a symbolic link, the link stays and its target is replaced."""

@@ -16,7 +16,6 @@ from rnnclf.cli.app import (
     log,
     output_format,
 )
-from rnnclf.errors import RnnclfError
 
 
 @config_app.command("show")
@@ -126,10 +125,10 @@ def data_check(
     """
     from rnnclf.check.checker import check_data, check_inputs
     from rnnclf.check.report import format_json, format_markdown, format_table
-    from rnnclf.files import write_atomic
+    from rnnclf.files import check_output_file, write_atomic
 
     if out is not None:
-        check_out_path(out)
+        check_output_file(out, "--out", "data_check.md")
     given = {"text_field": text_field, "label_field": label_field, "multi_label": multi_label or None}
     fields = {key: value for key, value in given.items() if value is not None}
     splits, settings, source = check_inputs(config, data or [], overrides or [], fields)
@@ -143,11 +142,3 @@ def data_check(
     if strict and report["serious"]:
         log(f"rnnclf: data check: {report['serious']} serious finding(s) (--strict)")
         raise typer.Exit(1)
-
-
-def check_out_path(out: Path) -> None:
-    """--out must name a file in a folder that exists: checked before the work, so nothing is written half."""
-    if out.is_dir():
-        raise RnnclfError(f"--out {out}: is a folder; name a file, e.g. {out / 'data_check.md'}")
-    if not out.parent.is_dir():
-        raise RnnclfError(f"--out {out}: folder {out.parent} does not exist")

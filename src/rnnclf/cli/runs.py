@@ -183,9 +183,9 @@ def _check_explainable(backend: Backend, int8: bool, html: Path | None, steps: i
     if int8:
         raise RnnclfError("--explain needs the fp32 model's gradients (int8 layers have none); drop --int8")
     if html is not None:
-        from rnnclf.explain_view import check_html_target
+        from rnnclf.files import check_output_file
 
-        check_html_target(html)
+        check_output_file(html, "--explain-html", "explain.html")
 
 
 def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: int | None, html: Path | None) -> None:
