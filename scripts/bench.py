@@ -10,7 +10,7 @@ Sections (each can be skipped with --skip NAME):
              Python regex tokenizer + dict vocabulary in the collate function, packed nn.LSTM / GRU; the ratios
   flops      the recurrent layers' achieved FLOP/s as a fraction of this machine's fp32 torch.mm rate
   predict    Predictor throughput (texts/s) and single-text latency on the quickstart run
-  tokenize   rnnclf.tokenizer.encode on 100,000 short documents, next to the naive Python tokenizer
+  tokenize   rnnclf.data.tokenizer.encode on 100,000 short documents, next to the naive Python tokenizer
   prepare    a cold prepare() (temporary token cache) against a cached second prepare() on 20ng
   memory     peak resident memory of `rnnclf train` (one epoch of the reference workload) in a subprocess
   scale      a generated corpus of 100k / 300k / 1M short documents: prepare() and a bounded training run,
@@ -58,19 +58,22 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from torch.utils.data import DataLoader
 
 import rnnclf
-from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.config import Config, classifier_arguments, load_config
+from rnnclf.config.loading import load_config
+from rnnclf.config.schema import Config
+from rnnclf.data.batching import bucket_by_length, collate, sequential_batches
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import choose_device, choose_precision, use_cpu_threads
-from rnnclf.engine.step import build_step, class_weight_tensor
-from rnnclf.engine.trainer import train
-from rnnclf.machine import available_cores
-from rnnclf.model import RNNClassifier
-from rnnclf.predict import Predictor
-from rnnclf.token_cache import Prepared, prepare
-from rnnclf.tokenizer import encode, fit_tokenizer
+from rnnclf.data.token_cache import Prepared, prepare
+from rnnclf.data.tokenizer import encode, fit_tokenizer
+from rnnclf.device.cores import available_cores
+from rnnclf.device.precision import choose_device, choose_precision
+from rnnclf.device.threads import use_cpu_threads
+from rnnclf.inference.predictor import Predictor
+from rnnclf.models.classifier import RNNClassifier, classifier_arguments
+from rnnclf.training.losses import class_weight_tensor
+from rnnclf.training.step import build_step
+from rnnclf.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
@@ -224,7 +227,7 @@ def rnnclf_steps(config: Config, prepared: Prepared, device: torch.device) -> St
     for epoch in itertools.count(1):
         for index in bucket_by_length(encoded.lengths, config.train.batch_size, config.train.seed, epoch):
             start = time.perf_counter()
-            batch = collate(encoded, index, targets)  # what rnnclf.batching.iterate yields
+            batch = collate(encoded, index, targets)  # what rnnclf.data.batching.iterate yields
             data_seconds = time.perf_counter() - start
             step(batch)
             yield batch.num_tokens, batch.ids.numel(), data_seconds
@@ -633,7 +636,7 @@ def short_documents(texts: list[str], count: int, seed: int = 0) -> list[str]:
 
 
 def bench_tokenize(plan: Plan) -> dict[str, Any]:
-    """Section 5a: rnnclf.tokenizer.encode on many short documents, next to basic_english + a dict lookup."""
+    """Section 5a: rnnclf.data.tokenizer.encode on many short documents, next to basic_english + a dict lookup."""
     train_texts = read_split(fetch("r8")["train"]).texts
     tokenizer = fit_tokenizer(train_texts, 400, kind="word")
     docs = short_documents(train_texts, plan.docs)
@@ -709,7 +712,7 @@ def bench_prepare(plan: Plan, folder: Path) -> dict[str, Any]:
 
 
 def bench_memory(plan: Plan, folder: Path) -> dict[str, Any]:
-    """Section 6: peak resident memory of `rnnclf train` in a subprocess, and of a bare `import rnnclf.engine.trainer`."""
+    """Section 6: peak resident memory of `rnnclf train` in a subprocess, and of a bare `import rnnclf.training.trainer`."""
     config = reference_config().model_dump(mode="json")
     config["train"] |= {"epochs": 1, "num_threads": plan.threads, "device": "cpu"}  # 20ng, max_length 400
     config["output"] = {"run_dir": str(folder / "memory-run")}
@@ -727,7 +730,7 @@ def bench_memory(plan: Plan, folder: Path) -> dict[str, Any]:
     if code != 0:
         raise RuntimeError(f"rnnclf train failed ({code}):\n{tail(log)}")
     from_cache = "tokens: from the cache" in log.read_text()
-    _, _, baseline = run_child([sys.executable, "-c", "import rnnclf.engine.trainer"], folder / "baseline.log")
+    _, _, baseline = run_child([sys.executable, "-c", "import rnnclf.training.trainer"], folder / "baseline.log")
     out = {
         "workload": workload,
         "tokens_from_cache": from_cache,

@@ -19,10 +19,10 @@ import torch
 
 from rnnclf.data.builtin import fetch
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import use_cpu_threads
-from rnnclf.export import OnnxPredictor
-from rnnclf.machine import available_cores
-from rnnclf.predict import Predictor
+from rnnclf.device.cores import available_cores
+from rnnclf.device.threads import use_cpu_threads
+from rnnclf.inference.onnx import OnnxPredictor
+from rnnclf.inference.predictor import Predictor
 
 
 def main() -> None:

@@ -23,12 +23,13 @@ from typing import Any
 import bench as core
 import numpy as np
 
-from rnnclf.config import Config, load_config
+from rnnclf.config.loading import load_config
+from rnnclf.config.schema import Config
 from rnnclf.data.builtin import fetch
 from rnnclf.data.readers import read_split
-from rnnclf.engine.device import use_cpu_threads
-from rnnclf.predict import Predictor
-from rnnclf.token_cache import prepare
+from rnnclf.data.token_cache import prepare
+from rnnclf.device.threads import use_cpu_threads
+from rnnclf.inference.predictor import Predictor
 
 LESSON_CONFIGS = ("seed_rnn_mean", "seed_lstm_last", "seed_packed_lstm")
 SLOW = 1.25  # a cell this much slower than max pooling of the same encoder and direction is flagged

@@ -1,5 +1,5 @@
 """Calibration of finished runs, measured as training now does it: the temperature fitted on each run's
-validation split (rnnclf.calibration.fit_calibration, the code train runs after its last epoch), then the test
+validation split (rnnclf.evaluation.calibration.fit_calibration, the code train runs after its last epoch), then the test
 split's ECE (15 bins) and Brier score before and after it. For multi-label runs the thresholds are chosen again
 on the calibrated validation probabilities (the run's train.thresholds rule), and test micro / macro F1 are shown
 at the run's own thresholds and at the new ones.
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnclf.calibration import calibrate, calibration_report, fit_calibration
-from rnnclf.engine.device import use_cpu_threads
-from rnnclf.engine.inference import probabilities, scores
-from rnnclf.evaluate import encoded_split, labelled_split
-from rnnclf.machine import available_cores
-from rnnclf.multilabel import choose_thresholds
-from rnnclf.predict import Predictor
-from rnnclf.rundir import load_run
+from rnnclf.device.cores import available_cores
+from rnnclf.device.threads import use_cpu_threads
+from rnnclf.evaluation.calibration import calibrate, calibration_report, fit_calibration
+from rnnclf.evaluation.scores import probabilities, scores
+from rnnclf.evaluation.thresholds import choose_thresholds
+from rnnclf.inference.evaluate import encoded_split, labelled_split
+from rnnclf.inference.predictor import Predictor
+from rnnclf.runs.directory import load_run
 
 
 def measure(run_path: Path) -> dict:

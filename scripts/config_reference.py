@@ -1,6 +1,6 @@
 """Print the README's config reference (every key, its default, its meaning) as a Markdown table."""
 
-from rnnclf.config import reference_rows
+from rnnclf.config.reference import reference_rows
 
 
 def main() -> None:

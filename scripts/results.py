@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnclf.data.builtin import CORPORA, fetch
-from rnnclf.multilabel import multilabel_report, tune_thresholds
+from rnnclf.evaluation.multilabel import multilabel_report
+from rnnclf.evaluation.thresholds import tune_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import digest, multi_label_task, order_task, write_csv, write_jsonl
 
 from rnnclf.cli import main
-from rnnclf.config import load_config
-from rnnclf.engine.pretrainer import pretrain
-from rnnclf.engine.trainer import train
+from rnnclf.config.loading import load_config
+from rnnclf.recipes.classify import train
+from rnnclf.recipes.pretrain import pretrain
 
 GOOD = "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
 ML_DATA = "data: {train: %s, multi_label: true, label_field: labels}\n"
@@ -274,7 +274,6 @@ CASES = {
         2,
         "do not combine",
     ),
-    "resume a finished run": (lambda ws: ["train", "--resume", str(ws / "run")], 2, "has finished"),
     "resume a missing run": (lambda ws: ["train", "--resume", str(ws / "nope")], 2, "run directory not found"),
     "existing run directory": (
         lambda ws: ["train", "--config", str(ws / "good.yaml"), "--run-dir", str(ws / "run")],
@@ -479,7 +478,6 @@ CASES = {
         2,
         "not an rnnclf pretrain run directory",
     ),
-    "pretrain resume finished": (lambda ws: ["pretrain", "--resume", str(ws / "lm")], 2, "has finished"),
     "init missing": (lambda ws: init_args(ws, "nope"), 2, "nope: run directory not found"),
     "init a file": (lambda ws: init_args(ws, "train.csv"), 2, "train.csv: is a file"),
     "pretrain resume missing": (lambda ws: ["pretrain", "--resume", str(ws / "nope")], 2, "run directory not found"),

@@ -2,8 +2,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnclf.batching import bucket_by_length, collate, sequential_batches
-from rnnclf.tokenizer import PAD_ID, EncodedTexts
+from rnnclf.data.batching import bucket_by_length, collate, sequential_batches
+from rnnclf.data.tokenizer import PAD_ID, EncodedTexts
 
 
 def make_encoded(lengths: list[int]) -> EncodedTexts:

@@ -10,14 +10,14 @@ import torch
 from conftest import multi_label_task, order_task, write_csv, write_jsonl
 from test_cli import assert_user_error, rnnclf
 
-from rnnclf.calibration import calibrate, fit_temperature, read_temperature, reliability
 from rnnclf.data.corpus import label_targets
-from rnnclf.engine.inference import probabilities
 from rnnclf.errors import RnnclfError
-from rnnclf.evaluate import encoded_split, labelled_split
-from rnnclf.multilabel import choose_thresholds
-from rnnclf.predict import Predictor
-from rnnclf.rundir import load_run
+from rnnclf.evaluation.calibration import calibrate, fit_temperature, read_temperature, reliability
+from rnnclf.evaluation.scores import probabilities
+from rnnclf.evaluation.thresholds import choose_thresholds
+from rnnclf.inference.evaluate import encoded_split, labelled_split
+from rnnclf.inference.predictor import Predictor
+from rnnclf.runs.directory import load_run
 
 # the temperature
 
@@ -173,7 +173,7 @@ def test_training_fits_a_temperature_on_valid_and_writes_it(ws):
 def test_predict_applies_the_temperature_and_keeps_every_label(ws):
     predictor = Predictor.load(ws / "run", "cpu")
     texts = [text for text, _ in order_task(50, 7)]
-    from rnnclf.tokenizer import encode
+    from rnnclf.data.tokenizer import encode
 
     model_logits = predictor.model_logits(encode(predictor.tokenizer, texts))
     expected = torch.softmax(torch.from_numpy(model_logits) / float(predictor.temperature[0]), dim=1).numpy()
@@ -199,7 +199,7 @@ def test_eval_shows_calibration_before_and_after_and_draws_the_diagram(ws):
 
 def test_onnx_export_applies_the_temperature(ws):
     pytest.importorskip("onnxruntime")
-    from rnnclf.export import OnnxPredictor
+    from rnnclf.inference.onnx import OnnxPredictor
 
     result = rnnclf("export", str(ws / "run"), cwd=ws)
     assert result.returncode == 0, result.stderr
@@ -260,7 +260,7 @@ def test_multi_label_thresholds_are_chosen_on_calibrated_probabilities(tmp_path)
     assert not np.allclose(uncalibrated, expected, atol=1e-3)  # the test can tell the two apart
     assert np.array_equal(label_targets(valid.labels, run.labels, True), targets)
     if importlib.util.find_spec("onnxruntime"):  # the ONNX graph divides each label's logit by its own temperature
-        from rnnclf.export import OnnxPredictor
+        from rnnclf.inference.onnx import OnnxPredictor
 
         assert rnnclf("export", "run", cwd=tmp_path).returncode == 0
         texts = [text for text, _ in multi_label_task(30, seed=12)]
@@ -274,7 +274,7 @@ def test_serve_answers_the_calibrated_probabilities(ws):
     pytest.importorskip("fastapi")
     from test_serve import running_server
 
-    from rnnclf.tokenizer import encode
+    from rnnclf.data.tokenizer import encode
 
     texts = [text for text, _ in order_task(5, 9)]
     predictor = Predictor.load(ws / "run", "cpu")

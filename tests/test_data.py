@@ -4,11 +4,11 @@ from collections import Counter
 import pytest
 from conftest import write_csv
 
-from rnnclf.config import DataConfig
+from rnnclf.config.schema import DataConfig
 from rnnclf.data.corpus import load_corpus, stratified_split
 from rnnclf.data.readers import FileTexts, Split, read_split
+from rnnclf.data.tokenizer import encode, fit_tokenizer
 from rnnclf.errors import RnnclfError
-from rnnclf.tokenizer import encode, fit_tokenizer
 
 
 def test_csv_with_bom_crlf_quotes_and_newlines(tmp_path):

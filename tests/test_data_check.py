@@ -208,7 +208,7 @@ def test_one_class_is_serious(tmp_path):
 
 
 def test_lengths_cut_padding_and_oov(tmp_path):
-    from rnnclf.batching import bucket_by_length
+    from rnnclf.data.batching import bucket_by_length
 
     rng = random.Random(2)
     vocab = words(rng, 50)
@@ -245,12 +245,12 @@ def test_pretrained_coverage_and_a_missing_vectors_package(tmp_path, monkeypatch
     pretrained = report["tokens"]["pretrained"]
     assert pretrained["vocab_coverage"] == pytest.approx(0.4) and pretrained["token_coverage"] == pytest.approx(0.4)
 
-    import rnnclf.embeddings
+    import rnnclf.models.embeddings
 
     def missing(name):
         raise ImportError(name)
 
-    monkeypatch.setattr(rnnclf.embeddings.importlib, "import_module", missing)
+    monkeypatch.setattr(rnnclf.models.embeddings.importlib, "import_module", missing)
     report = run_check([path], ["embedding.pretrained=glove-6b-50d", "embedding.dim=50"])
     assert "pip install 'rnnclf[glove]'" in report["tokens"]["pretrained"]["note"]
 
@@ -268,7 +268,7 @@ def test_multi_label_statistics(tmp_path):
 
 
 def test_carved_validation_is_the_one_training_carves(tmp_path):
-    from rnnclf.config import load_config
+    from rnnclf.config.loading import load_config
     from rnnclf.data.corpus import load_corpus
 
     write_csv(tmp_path / "train.csv", order_task(300, seed=5))
@@ -340,6 +340,26 @@ def test_cli_bad_input_is_one_line(tmp_path):
     one_line_error(rnnclf(cwd=tmp_path), "--config", "--data")
     (tmp_path / "c.yaml").write_text("data: {train: train.csv}\n")
     one_line_error(rnnclf("--config", "c.yaml", "--text-field", "body", cwd=tmp_path), "--text-field")
+
+
+def test_cli_data_files_say_what_the_user_typed(tmp_path):
+    """With --data, a --set the files would replace is refused, and a missing column names --text-field, not the
+    config key the user never wrote."""
+    write_csv(tmp_path / "train.csv", order_task(30, seed=3))
+    write_csv(tmp_path / "other.csv", order_task(30, seed=4))
+    one_line_error(
+        rnnclf("--data", "train.csv", "--set", "data.train=other.csv", cwd=tmp_path),
+        "--set data.train=other.csv",
+        "--data names the files",
+    )
+    one_line_error(rnnclf("--data", "train.csv", "--set", "data.valid_fraction=0.2", cwd=tmp_path), "carves no")
+    one_line_error(
+        rnnclf("--data", "train.csv", "--text-field", "body", cwd=tmp_path),
+        "no column 'body'",
+        "--text-field / --label-field",
+    )
+    (tmp_path / "c.yaml").write_text("data: {train: train.csv, text_field: body}\n")
+    one_line_error(rnnclf("--config", "c.yaml", cwd=tmp_path), "no column 'body'", "data.text_field")
 
 
 def test_cli_refuses_the_same_file_twice(tmp_path):

@@ -14,9 +14,9 @@ from conftest import order_task, write_csv
 from safetensors.torch import load_file
 from test_cli import rnnclf
 
-from rnnclf.engine.checkpoint import Progress, restore_state
-from rnnclf.engine.distributed import Group, shard
 from rnnclf.errors import RnnclfError
+from rnnclf.training.checkpoint import Progress, restore_state
+from rnnclf.training.distributed import Group, shard
 
 CONFIG = (
     "data: {train: train.csv, test: test.csv}\n"

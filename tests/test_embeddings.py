@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from rnnclf.embeddings import load_pretrained, read_text_vectors
 from rnnclf.errors import RnnclfError
+from rnnclf.models.embeddings import load_pretrained, read_text_vectors
 
 VOCAB = ["<pad>", "<unk>", "the", "movie", "zzz", "Good"]
 COUNTS = np.array([0, 5, 50, 10, 5, 30])

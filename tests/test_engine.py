@@ -7,30 +7,25 @@ import numpy as np
 import pytest
 import torch
 
-from rnnclf.engine.device import Precision, choose_precision, recurrent_dtype
-from rnnclf.engine.inference import predict_logits
-from rnnclf.model import RNNClassifier
-from rnnclf.tokenizer import EncodedTexts
+from rnnclf.data.tokenizer import EncodedTexts
+from rnnclf.device.precision import Precision, choose_precision, recurrent_dtype
+from rnnclf.inference.logits import predict_logits
+from rnnclf.models.classifier import RNNClassifier
 
-TRAINING_MODULES = {
-    "rnnclf.engine.trainer",
-    "rnnclf.engine.step",
-    "rnnclf.engine.checkpoint",
-    "rnnclf.engine.session",
-    "rnnclf.engine.distributed",
-    "rnnclf.token_cache",
-    "rnnclf.embeddings",
-}
+TRAINING_CODE = ("rnnclf.training", "rnnclf.recipes", "rnnclf.data.token_cache", "rnnclf.models.embeddings")
 
 
-@pytest.mark.parametrize("module", ["rnnclf.serve", "rnnclf.predict", "rnnclf.export", "rnnclf.evaluate"])
+@pytest.mark.parametrize(
+    "module", ["rnnclf.serve.app", "rnnclf.inference.predictor", "rnnclf.inference.onnx", "rnnclf.inference.evaluate"]
+)
 def test_inference_imports_no_training_code(module):
     code = f"import {module}, sys; print(sorted(m for m in sys.modules if m.startswith('rnnclf')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     loaded = set(eval(result.stdout))
-    assert module in loaded and "rnnclf.engine.inference" in loaded
-    assert not loaded & TRAINING_MODULES, loaded & TRAINING_MODULES
+    assert module in loaded and "rnnclf.inference.logits" in loaded
+    training = {name for name in loaded if name.startswith(TRAINING_CODE)}
+    assert not training, training
 
 
 def random_texts(count: int, seed: int = 0) -> EncodedTexts:
@@ -74,7 +69,7 @@ def test_recurrent_dtype_probe_runs_on_the_cpu():
 
 
 def test_threads_fit_the_cores_other_processes_leave():
-    from rnnclf.machine import threads_for
+    from rnnclf.device.cores import threads_for
 
     assert threads_for(2, None) == 2  # nothing known: every core
     assert threads_for(2, 0.0) == 2 and threads_for(2, 0.4) == 2
@@ -84,14 +79,14 @@ def test_threads_fit_the_cores_other_processes_leave():
 
 
 def test_thread_governor_follows_the_load(monkeypatch):
-    from rnnclf.engine import device
+    from rnnclf.device import threads
 
     said = []
     loads = iter([0.0, 1.0, 0.0, 0.0, 1.2])
-    monkeypatch.setattr(device.OtherLoad, "measure", lambda self: next(loads))
+    monkeypatch.setattr(threads.OtherLoad, "measure", lambda self: next(loads))
     set_to = []
-    monkeypatch.setattr(device, "use_cpu_threads", lambda count: set_to.append(count) or count)
-    governor = device.ThreadGovernor(2, None, said.append)
+    monkeypatch.setattr(threads, "use_cpu_threads", lambda count: set_to.append(count) or count)
+    governor = threads.ThreadGovernor(2, None, said.append)
     governor.CHECK_SECONDS = 0.0
     assert governor.start() == (2, "2 cores available, other processes use 0.0")
     governor.check()  # another job uses a core: down at once
@@ -106,10 +101,10 @@ def test_thread_governor_follows_the_load(monkeypatch):
 
 
 def test_a_fixed_thread_count_never_changes(monkeypatch):
-    from rnnclf.engine import device
+    from rnnclf.device import threads
 
-    monkeypatch.setattr(device.OtherLoad, "measure", lambda self: 2.0)
-    governor = device.ThreadGovernor(2, 2, lambda line: None)
+    monkeypatch.setattr(threads.OtherLoad, "measure", lambda self: 2.0)
+    governor = threads.ThreadGovernor(2, 2, lambda line: None)
     governor.CHECK_SECONDS = 0.0
     assert governor.start() == (2, "train.num_threads")
     governor.check()
@@ -117,7 +112,7 @@ def test_a_fixed_thread_count_never_changes(monkeypatch):
 
 
 def test_subnormal_floats_are_flushed():
-    from rnnclf.engine.device import use_cpu_threads
+    from rnnclf.device.threads import use_cpu_threads
 
     threads = torch.get_num_threads()
     use_cpu_threads(threads)

@@ -10,14 +10,14 @@ import torch
 from conftest import NEGATIVE, POSITIVE, TOPICS, multi_label_task, order_task, write_csv, write_jsonl
 from test_cli import assert_user_error, rnnclf
 
-from rnnclf.config import load_config
-from rnnclf.engine.trainer import train
+from rnnclf.config.loading import load_config
+from rnnclf.data.tokenizer import PAD_ID, encode
 from rnnclf.errors import RnnclfError
-from rnnclf.explain import explain_predictions, integrated_gradients, labels_to_explain, log_odds, token_views
-from rnnclf.explain_view import tokens_line
-from rnnclf.model import RNNClassifier
-from rnnclf.predict import LabelSet, Predictor
-from rnnclf.tokenizer import PAD_ID, encode
+from rnnclf.inference.explain import explain_predictions, integrated_gradients, labels_to_explain, log_odds, token_views
+from rnnclf.inference.predictor import LabelSet, Predictor
+from rnnclf.models.classifier import RNNClassifier
+from rnnclf.recipes.classify import train
+from rnnclf.views.explanations import tokens_line
 
 ADJECTIVES = set(POSITIVE + NEGATIVE)
 TEST_ROWS = order_task(300, seed=2)

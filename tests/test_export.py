@@ -12,12 +12,12 @@ from conftest import order_task, write_csv
 from test_cli import assert_user_error, rnnclf, run_light
 from test_model import COMBINATIONS, build, texts_to_encoded
 
-from rnnclf.batching import collate
+from rnnclf.data.batching import collate
 from rnnclf.errors import RnnclfError
-from rnnclf.rundir import load_run
+from rnnclf.runs.directory import load_run
 
 onnxruntime = pytest.importorskip("onnxruntime")
-export = pytest.importorskip("rnnclf.export")
+export = pytest.importorskip("rnnclf.inference.onnx")
 
 
 @pytest.mark.parametrize(("encoder", "bidirectional", "pooling", "layers"), COMBINATIONS)
@@ -136,7 +136,7 @@ def test_an_export_elsewhere_stands_alone(trained, tmp_path):
     """--out outside the run: the folder holds model, sidecar and tokenizer; a reader needs nothing else."""
     from tokenizers import Tokenizer
 
-    from rnnclf.predict import Predictor
+    from rnnclf.inference.predictor import Predictor
 
     out = tmp_path / "shipped" / "classifier.onnx"
     out.parent.mkdir()

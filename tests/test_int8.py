@@ -8,10 +8,10 @@ import torch
 from conftest import order_task, write_csv
 from test_cli import assert_user_error, rnnclf
 
-from rnnclf.config import load_config
-from rnnclf.engine.trainer import train
+from rnnclf.config.loading import load_config
 from rnnclf.errors import RnnclfError
-from rnnclf.quantize import judge
+from rnnclf.inference.int8 import judge
+from rnnclf.recipes.classify import train
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_weights_trained_again_need_a_new_check(run, tmp_path):
 
 
 def test_a_failing_check_writes_nothing(run, tmp_path, monkeypatch):
-    from rnnclf import evaluate
+    from rnnclf.inference import int8_check
 
     copy = tmp_path / "broken"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("int8.json"))
@@ -77,9 +77,9 @@ def test_a_failing_check_writes_nothing(run, tmp_path, monkeypatch):
             model.head.weight.copy_(torch.randn_like(model.head.weight) * 10)
         return model
 
-    monkeypatch.setattr(evaluate, "quantize_int8", scrambled)
+    monkeypatch.setattr(int8_check, "quantize_int8", scrambled)
     with pytest.raises(RnnclfError, match="int8 is not exact enough for this run: labels agree"):
-        evaluate.check_int8(copy, log=lambda line: None)
+        int8_check.check_int8(copy, log=lambda line: None)
     assert not (copy / "int8.json").exists()
 
 
@@ -93,8 +93,8 @@ def test_judge_thresholds():
 def test_serve_answers_with_the_int8_model(run):
     from fastapi.testclient import TestClient
 
-    from rnnclf.predict import Predictor
-    from rnnclf.serve import create_app
+    from rnnclf.inference.predictor import Predictor
+    from rnnclf.serve.app import create_app
 
     if not (run / "int8.json").exists():
         assert rnnclf("export", str(run), "--quantize", "int8").returncode == 0

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from rnnclf.metrics import classification_report, format_report
+from rnnclf.evaluation.metrics import classification_report
+from rnnclf.views.tables import format_report
 
 
 def test_report_matches_hand_computed_values():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnclf.batching import collate
-from rnnclf.model import RNNClassifier
-from rnnclf.tokenizer import EncodedTexts
+from rnnclf.data.batching import collate
+from rnnclf.data.tokenizer import EncodedTexts
+from rnnclf.models.classifier import RNNClassifier
 
 COMBINATIONS = [
     (encoder, bidirectional, pooling, layers)
@@ -97,7 +97,7 @@ def test_frozen_embedding_gets_no_gradient():
 def test_awd_regularisers_act_in_training_only_and_keep_the_parameter_names():
     """Weight dropout, word dropout and variational dropout change training outputs; evaluation is the plain
     model's, and the weights load into a model built without them (export, predict and serve see no difference)."""
-    from rnnclf.model import RNNClassifier
+    from rnnclf.models.classifier import RNNClassifier
 
     torch.manual_seed(0)
     regular = {"word_dropout": 0.3, "weight_dropout": 0.5, "variational": True, "embedding_dropout": 0.3}
@@ -112,7 +112,7 @@ def test_awd_regularisers_act_in_training_only_and_keep_the_parameter_names():
 
 
 def test_word_dropout_drops_a_word_everywhere_and_variational_dropout_every_time_step_alike():
-    from rnnclf.model import SequenceDropout, WordEmbedding
+    from rnnclf.models.layers import SequenceDropout, WordEmbedding
 
     torch.manual_seed(1)
     embedding = WordEmbedding(20, 6, word_dropout=0.5).train()

@@ -10,14 +10,13 @@ import torch
 from conftest import TOPICS, multi_label_task, write_csv, write_jsonl
 from test_cli import assert_user_error, rnnclf
 
-from rnnclf.config import load_config
+from rnnclf.config.loading import load_config
 from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import LabelFormat, read_split
-from rnnclf.engine.inference import loss_function, objective
-from rnnclf.engine.step import class_weight_tensor
-from rnnclf.engine.trainer import train
 from rnnclf.errors import RnnclfError
-from rnnclf.predict import Predictor
+from rnnclf.inference.predictor import Predictor
+from rnnclf.recipes.classify import train
+from rnnclf.training.losses import class_weight_tensor, loss_function, objective
 
 LABELS = sorted(TOPICS)
 CONFIG = (
@@ -191,7 +190,7 @@ def test_serve_answers_label_sets_and_shows_the_thresholds(ws):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from rnnclf.serve import create_app
+    from rnnclf.serve.app import create_app
 
     client = TestClient(create_app(ws / "run"))
     answer = client.post("/predict", json={"texts": ["the team and the coach", "the movie was"], "top_k": 1}).json()
@@ -204,7 +203,7 @@ def test_serve_answers_label_sets_and_shows_the_thresholds(ws):
 
 def test_onnx_export_carries_the_thresholds_and_decides_as_torch(ws, tmp_path):
     pytest.importorskip("onnxruntime")
-    from rnnclf.export import OnnxPredictor
+    from rnnclf.inference.onnx import OnnxPredictor
 
     result = rnnclf("export", "run", "--out", str(tmp_path / "m.onnx"), cwd=ws)
     assert result.returncode == 0, result.stderr
@@ -267,7 +266,7 @@ def test_threshold_modes_global_fixed_and_auto(tmp_path):
 
 
 def test_auto_keeps_per_label_thresholds_only_where_they_generalise():
-    from rnnclf.multilabel import choose_thresholds
+    from rnnclf.evaluation.thresholds import choose_thresholds
 
     rng = np.random.default_rng(0)
     labels = ["low", "high"]
@@ -329,7 +328,7 @@ def test_threshold_mistakes_are_one_line(ws):
 
 
 def test_the_output_bias_starts_at_each_label_frequency():
-    from rnnclf.multilabel import label_prior_logits
+    from rnnclf.training.losses import label_prior_logits
 
     targets = np.zeros((1000, 3), dtype=np.uint8)
     targets[:250, 0], targets[:10, 1] = 1, 1  # shares 0.25, 0.01 and 0 (kept at 1e-4)

@@ -4,14 +4,10 @@ import numpy as np
 import pytest
 
 from rnnclf.errors import RnnclfError
-from rnnclf.multilabel import (
-    format_multilabel_report,
-    multilabel_report,
-    pos_weight,
-    read_thresholds,
-    thresholds_file_payload,
-    tune_thresholds,
-)
+from rnnclf.evaluation.multilabel import multilabel_report
+from rnnclf.evaluation.thresholds import read_thresholds, thresholds_file_payload, tune_thresholds
+from rnnclf.training.losses import pos_weight
+from rnnclf.views.tables import format_multilabel_report
 
 
 def random_case(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rnnclf.config import load_config
-from rnnclf.engine.trainer import train
+from rnnclf.config.loading import load_config
+from rnnclf.recipes.classify import train
 
 
 def run(tmp_path, files, encoder, pooling="max", bidirectional=True):

@@ -14,14 +14,14 @@ from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_cli import rnnclf, run_light
 
-from rnnclf.config import load_config
-from rnnclf.engine.session import TrainingStopped
-from rnnclf.engine.trainer import resume, train
+from rnnclf.config.loading import load_config
 from rnnclf.errors import RnnclfError
-from rnnclf.evaluate import evaluate_run
-from rnnclf.metrics import classification_report
-from rnnclf.plots import confusion_figure
-from rnnclf.report import compare_runs
+from rnnclf.evaluation.metrics import classification_report
+from rnnclf.inference.evaluate import evaluate_run
+from rnnclf.recipes.classify import resume, train
+from rnnclf.runs.compare import compare_runs
+from rnnclf.training.session import TrainingStopped
+from rnnclf.views.plots import confusion_figure, save_evaluation_figures
 
 SCALARS = {
     "train/loss",
@@ -92,9 +92,16 @@ def test_curves_are_redrawn_after_every_epoch(runs):
     assert width > height > 200
 
 
+def evaluate_and_draw(run, split, log=lambda line: None):
+    """What `rnnclf eval` does: the evaluation, then its pictures."""
+    evaluation, written = evaluate_run(run, split=split, device="cpu", log=log)
+    save_evaluation_figures(evaluation, written, log)
+    return evaluation
+
+
 def test_eval_writes_a_confusion_png_per_split(runs):
-    valid = evaluate_run(runs["a"], split="valid", device="cpu", log=lambda line: None)
-    test = evaluate_run(runs["a"], split="test", device="cpu", log=lambda line: None)
+    valid = evaluate_and_draw(runs["a"], split="valid")
+    test = evaluate_and_draw(runs["a"], split="test")
     folder = runs["a"] / "eval"
     assert valid["support"] != test["support"]
     assert (folder / "valid.json").exists() and (folder / "test.json").exists()
@@ -242,7 +249,7 @@ def test_missing_matplotlib_skips_the_pngs_only(workspace, monkeypatch):
     assert len(skipped) == 1 and "curves.png" in skipped[0] and "pip install 'rnnclf[plots]'" in skipped[0]
     assert (run / "metrics.json").exists() and not (run / "curves.png").exists()
     lines.clear()
-    evaluate_run(run, split="test", device="cpu", log=lines.append)
+    evaluate_and_draw(run, split="test", log=lines.append)
     assert lines[0].startswith("wrote ") and lines[0].endswith("test.json")
     assert len(lines) == 2 and "test_confusion_matrix.png" in lines[1] and "rnnclf[plots]" in lines[1]
     assert (run / "eval" / "test.json").exists() and not (run / "eval" / "test_confusion_matrix.png").exists()

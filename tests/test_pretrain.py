@@ -16,10 +16,10 @@ import torch
 from conftest import order_task, write_csv
 from safetensors.torch import load_file
 
-from rnnclf.config import load_config
-from rnnclf.engine.pretrainer import pretrain
-from rnnclf.engine.trainer import train
-from rnnclf.language_model import LanguageModel, detach, direction_streams, windows
+from rnnclf.config.loading import load_config
+from rnnclf.models.language_model import LanguageModel, detach, direction_streams, windows
+from rnnclf.recipes.classify import train
+from rnnclf.recipes.pretrain import pretrain
 
 SMALL = {"embedding_dim": 16, "encoder": "gru", "hidden_size": 24, "bidirectional": True}
 LM_CONFIG = (
@@ -175,8 +175,8 @@ def test_gradual_unfreezing_trains_the_head_alone_first(folder):
 
 
 def test_parameter_groups_learn_slower_downwards_and_unfreeze_in_turn():
-    from rnnclf.finetune import frozen_parameters, parameter_groups
-    from rnnclf.model import RNNClassifier
+    from rnnclf.models.classifier import RNNClassifier
+    from rnnclf.models.layer_groups import frozen_parameters, parameter_groups
 
     model = RNNClassifier(50, 3, embedding_dim=8, encoder="lstm", hidden_size=8, num_layers=2, bidirectional=True)
     groups = parameter_groups(model, 0.01, 2.0)
@@ -190,8 +190,8 @@ def test_parameter_groups_learn_slower_downwards_and_unfreeze_in_turn():
 
 
 def test_slanted_triangular_schedule():
-    from rnnclf.config import TrainConfig
-    from rnnclf.engine.step import build_scheduler
+    from rnnclf.config.schema import TrainConfig
+    from rnnclf.training.optim import build_scheduler
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = build_scheduler(optimizer, TrainConfig(scheduler="slanted", warmup_ratio=0.1), 100)
@@ -273,3 +273,34 @@ def test_a_language_model_that_does_not_fit_is_refused_in_one_line(folder, chang
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"rnnclf: error: model.init: {folder / 'lm'}: {message}"]
     assert not (folder / "misfit").exists()
+
+
+def test_a_finished_language_model_resumed_says_it_is_complete(folder):
+    from conftest import digest
+
+    before = digest(folder / "lm")
+    result = cli(folder, "pretrain", "--resume", "lm")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lm: the run is complete" in lines[0] and "nothing to resume" in lines[0]
+    assert digest(folder / "lm") == before
+
+
+def test_pretrain_writes_tensorboard_events_and_records_thread_changes(folder, tmp_path, monkeypatch):
+    """One training loop: what train does, pretrain does too. Each thread change the governor makes (here forced by
+    a fake load from other processes) is in env.json, and output.tensorboard writes event files."""
+    pytest.importorskip("tensorboard")
+    from rnnclf.device import cores, threads
+
+    loads = iter([0.0] + [1.2, 0.0, 0.0] * 1000)  # another job takes a core, then leaves, again and again
+    monkeypatch.setattr(threads.OtherLoad, "measure", lambda self: next(loads))
+    monkeypatch.setattr(threads.ThreadGovernor, "CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(cores, "available_cores", lambda: 2)  # two cores to give and take, on any machine
+    config = tmp_path / "lm.yaml"
+    config.write_text(LM_CONFIG.replace("train.csv, test: test.csv", str(folder / "train.csv")))
+    overrides = ["train.num_threads=null", "output.tensorboard=true", f"output.run_dir={tmp_path / 'lm'}"]
+    pretrain(load_config(config, overrides), log=lambda line: None)
+    env = json.loads((tmp_path / "lm" / "env.json").read_text())
+    assert len(env["thread_changes"]) >= 2 and {c["threads"] for c in env["thread_changes"]} >= {1}
+    events = list((tmp_path / "lm" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and max(event.stat().st_size for event in events) > 100

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnclf.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer
+from rnnclf.data.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",

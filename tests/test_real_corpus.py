@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from rnnclf.config import load_config
+from rnnclf.config.loading import load_config
 from rnnclf.data import builtin
-from rnnclf.engine.trainer import train
+from rnnclf.recipes.classify import train
 
 
 def test_r8_one_epoch_far_above_chance(tmp_path):

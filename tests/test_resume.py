@@ -12,8 +12,8 @@ import torch
 from conftest import order_task, write_csv
 from safetensors.torch import load_file
 
-from rnnclf.engine.checkpoint import load_state
 from rnnclf.errors import RnnclfError
+from rnnclf.training.checkpoint import load_state
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,19 @@ def test_resume_mistakes(setup, tmp_path):
         text=True,
     )
     assert combined.returncode == 2 and "do not combine" in combined.stderr
+
+
+def test_resuming_a_finished_run_says_it_is_complete_and_exits_0(setup):
+    """A job on a preemptible machine reruns the same resume command after the run has finished: exit 0, one line,
+    nothing of the run touched."""
+    from conftest import digest
+
+    run = setup / "reference"
+    before = digest(run)
+    command = [sys.executable, "-m", "rnnclf", "train", "--resume", str(run)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the run is complete" in lines[0] and "nothing to resume" in lines[0], lines
+    assert result.stdout == ""
+    assert digest(run) == before

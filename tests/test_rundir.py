@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnclf.engine.checkpoint import load_state, save_state
 from rnnclf.errors import RnnclfError
 from rnnclf.files import write_atomic
-from rnnclf.tensor_files import load_tensors, save_tensors
+from rnnclf.runs.tensors import load_tensors, save_tensors
+from rnnclf.training.checkpoint import load_state, save_state
 
 
 def test_state_round_trip_without_pickle(tmp_path):

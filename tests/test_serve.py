@@ -79,7 +79,7 @@ def post(server: str, body: object = None, **kwargs) -> httpx.Response:
 
 
 def test_predictions_equal_the_predictors(server, trained):
-    from rnnclf.predict import Predictor
+    from rnnclf.inference.predictor import Predictor
 
     predictor = Predictor.load(trained, "cpu")
     texts = ["the film was good not really", "not a good movie", "a great plot and fine acting"]
@@ -109,7 +109,7 @@ def test_a_text_longer_than_max_length_is_truncated_not_refused(server, trained)
     long_text = "not a good movie " + "the " * 700  # 700 tokens over max_length (400), still under the body limit
     answer = post(server, {"text": long_text})
     assert answer.status_code == 200, answer.text
-    from rnnclf.predict import Predictor
+    from rnnclf.inference.predictor import Predictor
 
     assert answer.json()["predictions"][0]["label"] == Predictor.load(trained, "cpu").predict([long_text])[0][0][0]
 

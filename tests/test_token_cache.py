@@ -1,8 +1,8 @@
 import numpy as np
 from conftest import order_task, write_csv
 
-from rnnclf.config import load_config
-from rnnclf.token_cache import cache_key, prepare
+from rnnclf.config.loading import load_config
+from rnnclf.data.token_cache import cache_key, prepare
 
 
 def test_second_prepare_comes_from_the_cache(tmp_path, monkeypatch, order_files):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnnclf.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, fit_tokenizer, load_tokenizer, vocabulary
+from rnnclf.data.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, fit_tokenizer, load_tokenizer, vocabulary
 
 TEXTS = ["The movie wasn't good, really!", "A great film.", "the plot was dull; the acting fine"] * 3
 
@@ -61,7 +61,7 @@ def test_take_picks_texts_in_the_given_order():
 def test_long_texts_are_encoded_in_smaller_chunks_with_the_same_ids(monkeypatch):
     import random
 
-    import rnnclf.tokenizer as tokenizer_module
+    import rnnclf.data.tokenizer as tokenizer_module
 
     rng = random.Random(0)
     texts = [" ".join(f"w{rng.randrange(300)}" for _ in range(rng.randint(1, 2000))) for _ in range(120)]

@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rnnclf.config import load_config
-from rnnclf.engine.step import class_weight_tensor
-from rnnclf.engine.trainer import train
+from rnnclf.config.loading import load_config
 from rnnclf.errors import RnnclfError
-from rnnclf.rundir import load_run
+from rnnclf.recipes.classify import train
+from rnnclf.runs.directory import load_run
+from rnnclf.training.losses import class_weight_tensor
 
 
 def tiny_run(tmp_path, order_files, name, *overrides):
@@ -75,7 +75,7 @@ def test_same_seed_same_weights_and_metrics(tmp_path, order_files):
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_state(tmp_path, order_files):
-    from rnnclf.engine.checkpoint import load_state
+    from rnnclf.training.checkpoint import load_state
 
     overrides = (
         "train.optimizer=sgd",
@@ -105,10 +105,10 @@ def test_epoch_time_and_speed_count_the_whole_epoch_with_save_every(tmp_path, or
 def test_valid_objective_is_the_training_loss_on_valid(tmp_path, order_files):
     """train_loss and valid_objective mean the same thing (label smoothing and class weights included);
     valid_loss stays the plain cross-entropy that eval reports."""
-    from rnnclf.config import load_config as load
-    from rnnclf.engine.inference import predict_logits
-    from rnnclf.predict import Predictor
-    from rnnclf.token_cache import prepare
+    from rnnclf.config.loading import load_config as load
+    from rnnclf.data.token_cache import prepare
+    from rnnclf.inference.logits import predict_logits
+    from rnnclf.inference.predictor import Predictor
 
     overrides = ("train.label_smoothing=0.3", "train.class_weights=balanced", "train.lr=0.02", "train.epochs=5")
     summary, epochs = tiny_run(tmp_path, order_files, "run", *overrides)

@@ -17,11 +17,12 @@ import pytest
 import yaml
 from conftest import multi_label_task, order_task, write_csv, write_jsonl
 
-from rnnclf.config import Config, load_config, parse_config
-from rnnclf.embeddings import installed_named_sets
+from rnnclf.config.loading import load_config, parse_config
+from rnnclf.config.schema import Config
 from rnnclf.errors import RnnclfError
-from rnnclf.search_space import Dimension, base_values, check_space, default_space
-from rnnclf.tune_study import format_duration, open_storage, parse_duration
+from rnnclf.models.embeddings import installed_named_sets
+from rnnclf.recipes.tune.space import Dimension, base_values, check_space, default_space
+from rnnclf.recipes.tune.study import format_duration, open_storage, parse_duration
 
 CONFIG = (
     "data: {train: train.csv, test: test.csv}\nembedding: {dim: 16}\n"

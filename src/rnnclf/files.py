@@ -1,7 +1,7 @@
 """A run directory's file names and the atomic writes every rnnclf file goes through.
 
 Imports neither torch nor safetensors, so that `rnnclf report` (and anything else that only reads YAML and JSON)
-starts fast; rnnclf.rundir loads a whole run on top of this.
+starts fast; rnnclf.runs.directory loads a whole run on top of this.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ from rnnclf.check.findings import (
 )
 from rnnclf.check.labels import label_counts, label_findings, multi_label_stats, no_label_findings
 from rnnclf.check.tokens import run_tokenizer, token_report
-from rnnclf.config import Config, apply_overrides, load_config, parse_config
+from rnnclf.config.loading import apply_overrides, load_config, parse_config
+from rnnclf.config.rules import check_data_files
+from rnnclf.config.schema import Config
 from rnnclf.data.corpus import label_format
 from rnnclf.errors import RnnclfError
 
@@ -78,6 +80,7 @@ def check_inputs(
         return config_splits(config), config, {"config": str(config_path)}
     files = [Path(path) for path in data]
     refuse_repeated_files(files)
+    check_data_files(overrides)  # a --set that the files would silently replace
     raw = apply_overrides({"data": {"train": str(files[0]), **fields}}, overrides)
     config = parse_config(raw, "--data")
     d = config.data

@@ -16,19 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from rnnclf.check import minhash
-from rnnclf.config import Config
+from rnnclf.config.schema import Config
 from rnnclf.data.corpus import data_fields, label_format, stratified_split
-from rnnclf.data.readers import (
-    LabelFormat,
-    Split,
-    check_file,
-    detect_format,
-    raw_rows,
-)
+from rnnclf.data.readers import FIELDS_HINT, LabelFormat, Split, check_file, detect_format, raw_rows
 from rnnclf.errors import RnnclfError
 
 NORMALISATION = "Unicode NFKC, case folded, runs of whitespace as one space, trimmed"
 EXAMPLES = 3  # example rows per finding
+FILES_FIELDS_HINT = "choose them with --text-field / --label-field"  # data check --data FILE
 IMBALANCE = 10  # largest / smallest class count in train at or above which imbalance is a finding
 SERIOUS = (
     "empty_texts",
@@ -56,13 +51,15 @@ class CheckSplit:
         return len(self.texts)
 
 
-def read_rows(path: Path, fmt: str, text_field: str, label_field: str, labels: LabelFormat) -> tuple:
+def read_rows(
+    path: Path, fmt: str, text_field: str, label_field: str, labels: LabelFormat, hint: str = FIELDS_HINT
+) -> tuple:
     """(texts, labels, lines) of every row of a data file; a row that cannot be read is an error naming it."""
     path = Path(path)
     check_file(path)
     kind = detect_format(path, fmt)
     texts, parsed, lines = [], [], []
-    for line, text, label in raw_rows(path, kind, text_field, label_field):
+    for line, text, label in raw_rows(path, kind, text_field, label_field, hint):
         texts.append(text if isinstance(text, str) else "")
         parsed.append(_parse_label(labels, label, kind, path, line, label_field))
         lines.append(line)
@@ -133,11 +130,12 @@ def _take(split: CheckSplit, mask: np.ndarray, name: str) -> CheckSplit:
 
 
 def file_splits(paths: list[Path], fmt: str, text_field: str, label_field: str, labels: LabelFormat) -> list:
-    """Splits named by their files (the first is the training split)."""
+    """Splits named by their files (the first is the training split); a missing column or key names the options
+    that choose them (--text-field, --label-field)."""
     names = [Path(path).stem for path in paths]
     names = [name if names.count(name) == 1 else str(path) for name, path in zip(names, paths, strict=True)]
     return [
-        CheckSplit(name, str(path), *read_rows(path, fmt, text_field, label_field, labels))
+        CheckSplit(name, str(path), *read_rows(path, fmt, text_field, label_field, labels, FILES_FIELDS_HINT))
         for name, path in zip(names, paths, strict=True)
     ]
 

@@ -13,10 +13,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from rnnclf.check.findings import EXAMPLES, CheckSplit, finding, split_example
-from rnnclf.config import Config, tokenizer_settings
+from rnnclf.config.loading import tokenizer_settings
+from rnnclf.config.schema import Config
+from rnnclf.data.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer, vocabulary
 from rnnclf.errors import RnnclfError
 from rnnclf.files import TOKENIZER
-from rnnclf.tokenizer import UNK_ID, encode, fit_tokenizer, load_tokenizer, vocabulary
 
 SAMPLE = 50_000  # texts per split whose tokens are counted: percentiles within a fraction of a token
 LONGEST = 100  # and the longest texts by characters, for the maximum
@@ -49,7 +50,7 @@ def measured(texts: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def padding_share(lengths: np.ndarray, batch_size: int, seed: int, training: bool) -> float:
     """The share of padding in the batches: training's bucketed batches (epoch 0), or evaluation's sorted ones."""
-    from rnnclf.batching import bucket_by_length, sequential_batches
+    from rnnclf.data.batching import bucket_by_length, sequential_batches
 
     batches = bucket_by_length(lengths, batch_size, seed, 0) if training else sequential_batches(lengths, batch_size)
     padded = sum(int(lengths[batch].max()) * len(batch) for batch in batches if len(batch))
@@ -114,7 +115,7 @@ def token_report(
 
 def pretrained_coverage(config: Config, vocab: list[str], train_ids: np.ndarray) -> dict:
     """Coverage of the vocabulary and of the training tokens by embedding.pretrained; a note if it cannot be read."""
-    from rnnclf.embeddings import load_pretrained
+    from rnnclf.models.embeddings import load_pretrained
 
     counts = np.bincount(train_ids, minlength=len(vocab))
     source = config.embedding.pretrained

@@ -8,14 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rnnclf.cli.app import (
-    Format,
-    ReportFormat,
-    config_app,
-    data_app,
-    log,
-    output_format,
-)
+from rnnclf.cli.app import Format, ReportFormat, config_app, data_app, log, output_format
 
 
 @config_app.command("show")
@@ -27,7 +20,7 @@ def config_show(
 
     Example: rnnclf config show configs/quickstart.yaml --set model.encoder=gru
     """
-    from rnnclf.config import dump_config, load_config
+    from rnnclf.config.loading import dump_config, load_config
 
     typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
 
@@ -124,7 +117,7 @@ def data_check(
     Example: rnnclf data check --data train.csv --data test.csv --strict
     """
     from rnnclf.check.checker import check_data, check_inputs
-    from rnnclf.check.report import format_json, format_markdown, format_table
+    from rnnclf.check.render import format_json, format_markdown, format_table
     from rnnclf.files import check_output_file, write_atomic
 
     if out is not None:

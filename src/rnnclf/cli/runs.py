@@ -59,17 +59,18 @@ def evaluate(
 
     Example: rnnclf eval runs/quickstart --split test
     """
-    from rnnclf.engine.device import use_cpu_threads
-    from rnnclf.evaluate import evaluate_run
-    from rnnclf.machine import available_cores
-    from rnnclf.metrics import format_report
-    from rnnclf.multilabel import format_multilabel_report
+    from rnnclf.device.cores import available_cores
+    from rnnclf.device.threads import use_cpu_threads
+    from rnnclf.inference.evaluate import evaluate_run
+    from rnnclf.views.plots import save_evaluation_figures
+    from rnnclf.views.tables import format_multilabel_report, format_report
 
     if data is not None and split is not None:
         raise RnnclfError("give --data or --split, not both")
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
     chosen = split.value if split else None
-    report = evaluate_run(run, data, chosen, device.value, log, available_cores(), int8, threshold)
+    report, written = evaluate_run(run, data, chosen, device.value, log, available_cores(), int8, threshold)
+    save_evaluation_figures(report, written, log)
     if output_format(fmt) is Format.json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -83,63 +84,70 @@ def evaluate(
         )
 
 
+PredictInput = Annotated[
+    str | None,
+    typer.Option("--input", "-i", help="File of texts (one per line, or CSV / TSV / JSONL), or - for stdin."),
+]
+PredictTextField = Annotated[
+    str | None,
+    typer.Option(
+        "--text-field", help="Column / key of the text in CSV or JSONL input (default: the run's data.text_field)."
+    ),
+]
+TopK = Annotated[
+    int | None,
+    typer.Option(
+        "--top-k",
+        "-k",
+        min=1,
+        help="How many labels to show per text (default 1); multi-label runs: also list the K most probable.",
+    ),
+]
+PredictFormat = Annotated[
+    Format | None,
+    typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
+]
+PredictDevice = Annotated[Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")]
+PredictBackend = Annotated[
+    Backend,
+    typer.Option("--backend", help="torch, or onnx: RUN/model.onnx in ONNX Runtime on the CPU (see `rnnclf export`)."),
+]
+Int8 = Annotated[
+    bool, typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`).")
+]
+Explain = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Also score each token for the predicted label (multi-label: each label over its threshold, or the "
+        "most probable): integrated gradients over the embeddings, toward the label's log-odds.",
+    ),
+]
+ExplainSteps = Annotated[
+    int | None,
+    typer.Option("--explain-steps", help="Integration steps per text (1 to 1024, default 32); implies --explain."),
+]
+ExplainHtml = Annotated[
+    Path | None,
+    typer.Option("--explain-html", help="Write the explanations as one self-contained page; implies --explain."),
+]
+
+
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
-    input_path: Annotated[
-        str | None,
-        typer.Option("--input", "-i", help="File of texts (one per line, or CSV / TSV / JSONL), or - for stdin."),
-    ] = None,
-    text_field: Annotated[
-        str | None,
-        typer.Option(
-            "--text-field", help="Column / key of the text in CSV or JSONL input (default: the run's data.text_field)."
-        ),
-    ] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option(
-            "--top-k",
-            "-k",
-            min=1,
-            help="How many labels to show per text (default 1); multi-label runs: also list the K most probable.",
-        ),
-    ] = None,
-    fmt: Annotated[
-        Format | None,
-        typer.Option("--format", help="table or json lines (default: table on a terminal, json otherwise)."),
-    ] = None,
-    device: Annotated[
-        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
-    ] = Device.auto,
-    backend: Annotated[
-        Backend,
-        typer.Option(
-            "--backend", help="torch, or onnx: RUN/model.onnx in ONNX Runtime on the CPU (see `rnnclf export`)."
-        ),
-    ] = Backend.torch,
-    int8: Annotated[
-        bool,
-        typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
-    ] = False,
+    input_path: PredictInput = None,
+    text_field: PredictTextField = None,
+    top_k: TopK = None,
+    fmt: PredictFormat = None,
+    device: PredictDevice = Device.auto,
+    backend: PredictBackend = Backend.torch,
+    int8: Int8 = False,
     threshold: Threshold = None,
-    explain: Annotated[
-        bool,
-        typer.Option(
-            "--explain",
-            help="Also score each token for the predicted label (multi-label: each label over its threshold, or the "
-            "most probable): integrated gradients over the embeddings, toward the label's log-odds.",
-        ),
-    ] = False,
-    explain_steps: Annotated[
-        int | None,
-        typer.Option("--explain-steps", help="Integration steps per text (1 to 1024, default 32); implies --explain."),
-    ] = None,
-    explain_html: Annotated[
-        Path | None,
-        typer.Option("--explain-html", help="Write the explanations as one self-contained page; implies --explain."),
-    ] = None,
+    explain: Explain = False,
+    explain_steps: ExplainSteps = None,
+    explain_html: ExplainHtml = None,
 ) -> None:
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
     every label's probability.
@@ -151,7 +159,8 @@ def predict(
 
     Example: rnnclf predict runs/quickstart "not a good film" --explain --explain-html why.html
     """
-    from rnnclf.predict import format_label_sets, format_predictions, read_inputs
+    from rnnclf.inference.predictor import read_inputs
+    from rnnclf.views.predictions import format_label_sets, format_predictions
 
     explaining = explain or explain_html is not None or explain_steps is not None
     if explaining:
@@ -174,7 +183,7 @@ def predict(
 
 def _check_explainable(backend: Backend, int8: bool, html: Path | None, steps: int | None) -> None:
     """--explain's refusals, before any work."""
-    from rnnclf.explain import check_steps
+    from rnnclf.inference.explain import check_steps
 
     if steps is not None:
         check_steps(steps)
@@ -193,8 +202,8 @@ def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: 
     import os
     import sys
 
-    from rnnclf.explain import DEFAULT_STEPS, explain_texts
-    from rnnclf.explain_view import format_explained, write_html
+    from rnnclf.inference.explain import DEFAULT_STEPS, explain_texts
+    from rnnclf.views.explanations import format_explained, write_html
 
     predictions, attributions = explain_texts(predictor, items, top_k, steps or DEFAULT_STEPS)
     if html is not None:
@@ -208,16 +217,16 @@ def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: 
 def _predictor(run: Path, backend: Backend, device: Device, int8: bool):
     """The torch Predictor, or the ONNX one; both answer predict and predict_labels."""
     if backend is Backend.onnx:
-        from rnnclf.export import OnnxPredictor
+        from rnnclf.inference.onnx import OnnxPredictor
 
         if device is not Device.auto:
             raise RnnclfError("--device is for the torch backend; the onnx backend runs on the CPU")
         if int8:
             raise RnnclfError("--int8 is for the torch backend; the onnx backend runs the fp32 model.onnx")
         return OnnxPredictor.load(run)
-    from rnnclf.engine.device import use_cpu_threads
-    from rnnclf.machine import available_cores
-    from rnnclf.predict import Predictor
+    from rnnclf.device.cores import available_cores
+    from rnnclf.device.threads import use_cpu_threads
+    from rnnclf.inference.predictor import Predictor
 
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
     return Predictor.load(run, device.value, workers=available_cores(), int8=int8)
@@ -238,7 +247,7 @@ def report(
 
     Example: rnnclf report runs/lstm runs/gru --out report.md
     """
-    from rnnclf.report import compare_runs, format_json, format_markdown, format_table, write_markdown
+    from rnnclf.runs.compare import compare_runs, format_json, format_markdown, format_table, write_markdown
 
     rows = compare_runs(runs)
     chosen = fmt.value if fmt else output_format(None).value
@@ -292,7 +301,7 @@ def serve(
 
     Example: rnnclf serve runs/quickstart --port 8000
     """
-    from rnnclf.serve import serve as serve_run
+    from rnnclf.serve.app import serve as serve_run
 
     serve_run(
         run,
@@ -349,7 +358,7 @@ def export(
             )
         _check_int8(run)
         return
-    from rnnclf.export import export_onnx
+    from rnnclf.inference.onnx import export_onnx
 
     target = out or run / "model.onnx"
     sidecar = export_onnx(run, target, log=log)
@@ -361,9 +370,9 @@ def export(
 
 
 def _check_int8(run: Path) -> None:
-    from rnnclf.engine.device import use_cpu_threads
-    from rnnclf.evaluate import check_int8
-    from rnnclf.machine import available_cores
+    from rnnclf.device.cores import available_cores
+    from rnnclf.device.threads import use_cpu_threads
+    from rnnclf.inference.int8_check import check_int8
 
     use_cpu_threads(1)
     record = check_int8(run, available_cores(), log)

@@ -10,15 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rnnclf.cli.app import (
-    Device,
-    Format,
-    app,
-    app_state,
-    log,
-    output_format,
-    rank_zero,
-)
+from rnnclf.cli.app import Device, Format, app, app_state, log, output_format, rank_zero
 from rnnclf.errors import RnnclfError
 
 
@@ -60,16 +52,16 @@ def train(
     """
     options = (config, overrides, run_dir, device, resume)
     summary = _session(options, lambda extra: _train(config, extra, nproc), lambda: _resume(resume, nproc), "a run")
-    if rank_zero():  # rank 0 of a distributed run reports
+    if summary is not None and rank_zero():  # rank 0 of a distributed run reports; a complete run said so
         _print_summary(summary, fmt)
 
 
-def _session(options: tuple, start: Any, again: Any, what: str) -> dict[str, Any]:
+def _session(options: tuple, start: Any, again: Any, what: str) -> dict[str, Any] | None:
     """A training session of train or pretrain: a new run from --config (the options turned into overrides), or
     --resume; a stop on a signal exits with 128 + its number after one line."""
     config, overrides, run_dir, device, resume = options
     _wait_policy()
-    from rnnclf.engine.session import TrainingStopped
+    from rnnclf.training.session import TrainingStopped
 
     try:
         if resume is not None:
@@ -95,34 +87,40 @@ def _wait_policy() -> None:
     """Before torch loads OpenMP (which reads its wait policy once): passive waiting on a busy machine. The
     training log says so once the config and data are known to be good (a mistake stays one line)."""
     if "torch" not in sys.modules and "WORLD_SIZE" not in os.environ:  # --nproc's processes: their launcher chose
-        from rnnclf.machine import prefer_passive_waiting
+        from rnnclf.device.cores import prefer_passive_waiting
 
         prefer_passive_waiting()
 
 
-def _resume(run: Path, nproc: int) -> dict[str, Any]:
-    from rnnclf.engine.trainer import resume
+def _resume(run: Path, nproc: int) -> dict[str, Any] | None:
+    from rnnclf.recipes.classify import resume
 
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from rnnclf.rundir import load_run
+    if nproc > 1 and "WORLD_SIZE" not in os.environ and not _complete(run):
+        from rnnclf.runs.directory import load_run
 
         _check_gpus(nproc, load_run(run, weights=False).config.train.device)
         raise typer.Exit(_launch(nproc, run, resume=run))
     return resume(run, command=sys.argv, log=log)
 
 
+def _complete(run: Path) -> bool:
+    """A finished run: resume says so itself (exit 0), with no processes to start."""
+    from rnnclf.training.session import is_complete
+
+    return run.is_dir() and is_complete(run)
+
+
 def _train(config: Path, overrides: list[str], nproc: int) -> dict[str, Any]:
-    from rnnclf.config import inert_settings, load_config
-    from rnnclf.engine.distributed import LAUNCHED
-    from rnnclf.engine.session import check_run_dir
-    from rnnclf.engine.trainer import train
+    from rnnclf.config.loading import load_config
+    from rnnclf.config.rules import train_warnings
+    from rnnclf.recipes.classify import train
+    from rnnclf.training.distributed import LAUNCHED
+    from rnnclf.training.session import check_run_dir
 
     resolved = load_config(config, overrides)
     if rank_zero() and not os.environ.get(LAUNCHED):  # --nproc's processes: their launcher said it already
-        for warning in inert_settings(resolved):
+        for warning in train_warnings(resolved):
             log(f"rnnclf: warning: {config}: {warning}")
-        if resolved.data.unlabelled:
-            log(f"rnnclf: warning: {config}: data.unlabelled is read by rnnclf pretrain only; train ignores it")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))  # one clear line here, not one per process
         _check_gpus(nproc, resolved.train.device)
@@ -180,7 +178,7 @@ def pretrain(
     options = (config, overrides, run_dir, device, resume)
     start = lambda extra: _pretrain(config, extra, nproc, None)  # noqa: E731
     summary = _session(options, start, lambda: _pretrain(None, [], nproc, resume), "a language model")
-    if rank_zero():
+    if summary is not None and rank_zero():
         brief = {key: summary[key] for key in ("best_epoch", "epochs_run", "valid_perplexity", "train_seconds")}
         if output_format(fmt) is Format.json:
             typer.echo(json.dumps(brief))
@@ -191,20 +189,21 @@ def pretrain(
             )
 
 
-def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Path | None) -> dict[str, Any]:
-    from rnnclf.config import load_config
-    from rnnclf.engine.distributed import LAUNCHED
-    from rnnclf.engine.pretrainer import check_pretrainable, pretrain, resume_pretrain, unused_settings
-    from rnnclf.engine.session import check_run_dir
+def _pretrain(config: Path | None, overrides: list[str], nproc: int, resume: Path | None) -> dict[str, Any] | None:
+    from rnnclf.config.loading import load_config
+    from rnnclf.config.rules import check_pretrainable, pretrain_warnings
+    from rnnclf.recipes.pretrain import pretrain, resume_pretrain
+    from rnnclf.training.distributed import LAUNCHED
+    from rnnclf.training.session import check_run_dir
 
     if resume is not None:
-        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if nproc > 1 and "WORLD_SIZE" not in os.environ and not _complete(resume):
             raise typer.Exit(_launch(nproc, resume, resume=resume, command="pretrain"))
         return resume_pretrain(resume, command=sys.argv, log=log)
     resolved = load_config(config, overrides)
     check_pretrainable(resolved, config)
     if rank_zero() and not os.environ.get(LAUNCHED):
-        for warning in unused_settings(resolved):
+        for warning in pretrain_warnings(resolved):
             log(f"rnnclf: warning: {config}: {warning}")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(Path(resolved.output.run_dir))
@@ -237,8 +236,8 @@ def _launch(
 ) -> int:
     """torchrun, in this process, starting `nproc` copies of `rnnclf train` (or `command`) with the same arguments;
     `run_dir` is where they write, named in the line that says how to continue after a failure."""
-    from rnnclf.engine.checkpoint import has_state
-    from rnnclf.engine.distributed import launch
+    from rnnclf.training.checkpoint import has_state
+    from rnnclf.training.distributed import launch
 
     argv = ["--resume", str(resume)] if resume is not None else ["--config", str(config)]
     for item in overrides or []:

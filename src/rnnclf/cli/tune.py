@@ -18,47 +18,54 @@ INSTALL_TUNE = "pip install 'rnnclf[tune]'"
 DEFAULT_BUDGET = 1800.0  # seconds, when neither --budget nor --trials is given
 
 
+SpaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--space",
+        help="YAML search space: section.key with a range {low: A, high: B} (log: true, step: S) or a list of "
+        "choices; default: the built-in space.",
+    ),
+]
+BudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--budget", help="Time for the whole study, with its unit: 90s, 20m, 1h30m (default 30m unless --trials)."
+    ),
+]
+TrialsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--trials", min=1, help="Trials for the whole study (finished or pruned; a stopped one is run again)."
+    ),
+]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="Study database URL (default sqlite:///OUT/study.db); e.g. postgresql://... to share a study."
+    ),
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a key of the config: --set train.epochs=5 (repeatable).")
+]
+DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")]
+NprocOption = Annotated[
+    int, typer.Option("--nproc", min=1, help="Train each trial in N processes (DistributedDataParallel, torchrun).")
+]
+
+
 @app.command()
 def tune(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config to start from (trial 0).")],
-    space: Annotated[
-        Path | None,
-        typer.Option(
-            "--space",
-            help="YAML search space: section.key with a range {low: A, high: B} (log: true, step: S) or a list of choices; default: the built-in space.",
-        ),
-    ] = None,
-    budget: Annotated[
-        str | None,
-        typer.Option(
-            "--budget", help="Time for the whole study, with its unit: 90s, 20m, 1h30m (default 30m unless --trials)."
-        ),
-    ] = None,
-    trials: Annotated[
-        int | None,
-        typer.Option(
-            "--trials", min=1, help="Trials for the whole study (finished or pruned; a stopped one is run again)."
-        ),
-    ] = None,
+    space: SpaceOption = None,
+    budget: BudgetOption = None,
+    trials: TrialsOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<config name>-tune).")] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            help="Study database URL (default sqlite:///OUT/study.db); e.g. postgresql://... to share a study.",
-        ),
-    ] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key of the config: --set train.epochs=5 (repeatable).")
-    ] = None,
-    device: Annotated[
-        Device | None, typer.Option("--device", help="auto, cpu or cuda (overrides train.device).")
-    ] = None,
+    storage: StorageOption = None,
+    overrides: SetOption = None,
+    device: DeviceOption = None,
     keep: Annotated[int, typer.Option("--keep", min=1, help="Trials that keep their weights (the best ones).")] = 3,
     fmt: Annotated[Format | None, typer.Option("--format", help="Summary as table or json.")] = None,
-    nproc: Annotated[
-        int, typer.Option("--nproc", min=1, help="Train each trial in N processes (DistributedDataParallel, torchrun).")
-    ] = 1,
+    nproc: NprocOption = 1,
 ) -> None:
     """Search the config's settings on the validation split; the best is OUT/best.yaml, an ordinary config.
 
@@ -74,13 +81,13 @@ def tune(
         import optuna  # noqa: F401
     except ImportError:
         raise RnnclfError(f"rnnclf tune needs Optuna: {INSTALL_TUNE}") from None
-    from rnnclf.engine.session import TrainingStopped
-    from rnnclf.tune import TRIALS_DIR, run_tune
+    from rnnclf.recipes.tune.search import TRIALS_DIR, run_tune
+    from rnnclf.training.session import TrainingStopped
 
     settings = _settings(config, overrides, device, space, budget, trials, out, storage, keep)
     base, folder = settings.base, settings.out
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # torchrun starts N copies of this command
-        from rnnclf.engine.distributed import launch
+        from rnnclf.training.distributed import launch
 
         _check_gpus(nproc, base.train.device)
         again = f"the study keeps its finished trials; continue with the same command: {_command()}"
@@ -102,7 +109,7 @@ def tune(
     if output_format(fmt) is Format.json:
         typer.echo(json.dumps(summary))
     else:
-        from rnnclf.tune_report import SUMMARY_MD
+        from rnnclf.recipes.tune.outputs import SUMMARY_MD
 
         typer.echo((folder / SUMMARY_MD).read_text(encoding="utf-8"))
 
@@ -140,9 +147,10 @@ def _settings(
     keep: int,
 ) -> Any:
     """The tune's settings from the command line, each mistake one line."""
-    from rnnclf.config import inert_settings, load_config
-    from rnnclf.tune import TuneSettings
-    from rnnclf.tune_study import parse_duration
+    from rnnclf.config.loading import load_config
+    from rnnclf.config.rules import inert_settings
+    from rnnclf.recipes.tune.search import TuneSettings
+    from rnnclf.recipes.tune.study import parse_duration
 
     extra = list(overrides or []) + ([f"train.device={device.value}"] if device is not None else [])
     base = load_config(config, extra)

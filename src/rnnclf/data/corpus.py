@@ -7,7 +7,7 @@ from itertools import compress
 
 import numpy as np
 
-from rnnclf.config import DataConfig
+from rnnclf.config.schema import DataConfig
 from rnnclf.data.readers import FileTexts, LabelFormat, Split, read_split
 from rnnclf.errors import RnnclfError
 

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from rnnclf.config import DataConfig
+from rnnclf.config.schema import DataConfig
 from rnnclf.data.readers import detect_format
 from rnnclf.errors import RnnclfError
 

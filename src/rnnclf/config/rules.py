@@ -1,0 +1,226 @@
+"""Every rule of the form "this key is invalid, or does nothing, here", in one place.
+
+- Invalid combinations (an error, one line naming the keys): checked when a config is read (schema.py's validators
+  call the check_* functions here), and for a command that cannot use a config (check_pretrainable,
+  check_data_files).
+- Inert keys (a warning): a value other than the default that nothing reads in this config or command
+  (train_warnings, pretrain_warnings).
+- Keys rnnclf tune may not search (UNSEARCHABLE).
+
+Imports nothing of the schema: it reads a config's sections by attribute, and each field's default from its
+section's own model_fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rnnclf.errors import RnnclfError
+
+# --- invalid combinations, checked by the schema's validators (a ValueError there becomes one line) -------------
+
+
+def check_data_source(data: Any) -> None:
+    if data.dataset is None and data.train is None:
+        raise ValueError("set either data.dataset (a built-in corpus) or data.train (a file)")
+    if data.dataset is not None and data.train is not None:
+        raise ValueError("set data.dataset or data.train, not both")
+    if data.dataset is not None:
+        # a built-in corpus brings its own files, format and fields: these keys would do nothing
+        given = [key for key in ("train", "valid", "test") if getattr(data, key) is not None]
+        given += [key for key in ("format", "text_field", "label_field") if changed(data, key)]
+        if given:
+            raise ValueError(
+                f"data.{given[0]} does nothing with data.dataset (a built-in corpus has its own files and "
+                "fields); remove one of the two"
+            )
+
+
+def check_model(model: Any) -> None:
+    if model.encoder == "bag" and model.pooling == "last":
+        raise ValueError("model.pooling 'last' needs a recurrent encoder; use mean or max with encoder 'bag'")
+    if model.dropout > 0 and (model.encoder == "bag" or model.num_layers == 1):
+        raise ValueError(
+            "model.dropout acts between recurrent layers and this model has one"
+            f"{' (encoder bag has none)' if model.encoder == 'bag' else ''}; set model.num_layers >= 2, or use "
+            "embedding.dropout / model.head_dropout"
+        )
+
+
+def check_train(train: Any) -> None:
+    if train.warmup_ratio > 0 and train.scheduler in ("none", "plateau"):
+        raise ValueError(
+            f"train.warmup_ratio needs a schedule with warm-up (linear, cosine or slanted), and train.scheduler "
+            f"is '{train.scheduler}'; set train.warmup_ratio: 0 or choose linear / cosine / slanted"
+        )
+
+
+def check_config(config: Any) -> None:
+    """Rules across sections."""
+    if config.train.metric in ("micro_f1", "samples_f1") and not config.data.multi_label:
+        raise ValueError(
+            f"train.metric {config.train.metric} is a multi-label metric and data.multi_label is false (for "
+            "single-label data micro F1 is accuracy); use accuracy, macro_f1 or loss"
+        )
+    if config.model.init is not None and config.embedding.pretrained is not None:
+        raise ValueError(
+            "model.init brings its embedding from the language model; remove embedding.pretrained (give it in "
+            "the pretraining config instead)"
+        )
+    if config.model.init is not None and config.model.encoder == "bag":
+        raise ValueError("model.init needs a recurrent encoder (the language model's); encoder bag has none")
+
+
+# --- invalid for a command ----------------------------------------------------------------------------------------
+
+
+def check_pretrainable(config: Any, source: object) -> None:
+    """rnnclf pretrain trains this config's encoder as a language model, or says in one line why it cannot."""
+    problems = pretraining_problems(config)
+    if problems:
+        raise RnnclfError(f"{source}: {problems[0]}")
+
+
+def pretraining_problems(config: Any) -> list[str]:
+    """Why rnnclf pretrain cannot train this config (each a sentence naming the key); empty when it can."""
+    model, train, problems = config.model, config.train, []
+    if model.encoder == "bag":
+        problems.append("model.encoder bag has no recurrent layers to pretrain; use lstm, gru or rnn")
+    if model.bidirectional and model.num_layers > 1:
+        problems.append(
+            "a bidirectional classifier's second layer reads both directions of the first, which a language model "
+            "cannot (the backward states have seen the next token); pretrain model.num_layers 1 or "
+            "model.bidirectional false"
+        )
+    if model.init is not None:
+        problems.append("model.init is for classifiers; a language model starts from scratch")
+    for key in ("lr_decay", "gradual_unfreezing"):
+        if changed(train, key):
+            problems.append(
+                f"train.{key} is for fine-tuning a classifier (model.init); a language model trains all its layers "
+                "at train.lr, so remove it here"
+            )
+    return problems
+
+
+# `rnnclf data check --data FILE ...`: the files are the splits; these keys would be ignored
+DATA_FILES_IGNORE = {
+    "data.dataset": "--data names the files to check",
+    "data.train": "--data names the files to check (the first is the training split)",
+    "data.valid": "--data names the files to check (the first is the training split)",
+    "data.test": "--data names the files to check (the first is the training split)",
+    "data.valid_fraction": "--data carves no validation split: each file is checked as it is",
+}
+
+
+def check_data_files(overrides: list[str]) -> None:
+    """data check with --data: a --set of a key the files replace is a mistake, not something to ignore."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in DATA_FILES_IGNORE:
+            raise RnnclfError(f"--set {item}: {DATA_FILES_IGNORE[key]}; remove the --set")
+
+
+# --- inert keys: a warning -----------------------------------------------------------------------------------------
+
+# keys that do nothing unless another key switches their part on: a changed value is a warning, not an error,
+# because switching that part with --set (optimizer, schedule, encoder) is a normal thing to try
+SWITCHED = (
+    ("train.momentum", lambda c: c.train.optimizer == "sgd", "train.optimizer is not sgd"),
+    ("train.plateau_factor", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
+    ("train.plateau_patience", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
+    ("data.label_separator", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train.thresholds", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train.threshold_min_support", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("train.threshold_floor", lambda c: c.data.multi_label, "data.multi_label is false"),
+    ("model.hidden_size", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model.num_layers", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model.bidirectional", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    ("model.weight_dropout", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+)
+
+# keys rnnclf train never reads
+TRAIN_INERT = {
+    "data.unlabelled": "read by rnnclf pretrain only; train ignores it",
+    "pretrain.bptt": "a language model setting, read by rnnclf pretrain only",
+    "pretrain.softmax": "a language model setting, read by rnnclf pretrain only",
+}
+
+# keys rnnclf pretrain never reads: a language model predicts every next token, and is neither pooled, weighted by
+# class, calibrated nor thresholded (a test holds every other key to being read by pretrain)
+PRETRAIN_INERT = {
+    "model.pooling": "a classifier setting: a language model predicts at every position",
+    "train.label_smoothing": "a classifier setting",
+    "train.class_weights": "a classifier setting",
+    "train.metric": "a classifier setting: a language model is chosen by its validation perplexity",
+    "train.thresholds": "a multi-label classifier setting",
+    "train.threshold_min_support": "a multi-label classifier setting",
+    "train.threshold_floor": "a multi-label classifier setting",
+    "train.calibration": "a classifier setting: a language model's probabilities are not calibrated",
+}
+# ... and keys that are an error there instead (check_pretrainable)
+PRETRAIN_INVALID = ("model.init", "train.lr_decay", "train.gradual_unfreezing")
+
+
+def value_of(config: Any, key: str) -> Any:
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
+
+
+def changed(section: Any, name: str) -> bool:
+    """Whether a section's key differs from its default."""
+    return getattr(section, name) != type(section).model_fields[name].default
+
+
+def inert_settings(config: Any) -> list[str]:
+    """One warning per switched key whose value differs from its default although nothing uses it here."""
+    warnings = []
+    for key, used, why in SWITCHED:
+        section, name = key.split(".", 1)
+        if changed(getattr(config, section), name) and not used(config):
+            warnings.append(f"{key}: {value_of(config, key)} does nothing here ({why})")
+    return warnings
+
+
+def _inert(config: Any, table: dict[str, str], command: str) -> list[str]:
+    return [
+        f"{key}: {value_of(config, key)} does nothing in rnnclf {command} ({why})"
+        for key, why in table.items()
+        if changed(getattr(config, key.split(".")[0]), key.split(".", 1)[1])
+    ]
+
+
+def train_warnings(config: Any) -> list[str]:
+    """What rnnclf train warns about before it starts."""
+    return inert_settings(config) + _inert(config, TRAIN_INERT, "train")
+
+
+def pretrain_warnings(config: Any) -> list[str]:
+    """What rnnclf pretrain warns about before it starts (a key inert for both reasons is named once)."""
+    own = _inert(config, PRETRAIN_INERT, "pretrain")
+    switched = [line for line in inert_settings(config) if line.split(":")[0] not in PRETRAIN_INERT]
+    return switched + own
+
+
+# --- rnnclf tune ---------------------------------------------------------------------------------------------------
+
+# keys a search must not move: what is measured, the data it is measured on, where runs go, and luck
+UNSEARCHABLE = {
+    "train.metric": "it is what the search compares",
+    "train.seed": "a seed is luck, not a setting; every trial uses the config's seed",
+    "output.run_dir": "each trial writes its own run directory under the tune's output folder",
+}
+UNSEARCHABLE_SECTIONS = {
+    "data": "the data and its splits are what trials are compared on (of data.*, only data.max_length may be searched)"
+}
+SEARCHABLE_DATA = ("data.max_length",)
+
+
+def unsearchable(key: str) -> str | None:
+    """Why rnnclf tune may not search this key, or None when it may."""
+    if key in UNSEARCHABLE:
+        return UNSEARCHABLE[key]
+    section = key.split(".")[0]
+    if section in UNSEARCHABLE_SECTIONS and key not in SEARCHABLE_DATA:
+        return UNSEARCHABLE_SECTIONS[section]
+    return None

@@ -1,0 +1,75 @@
+"""Length-bucketed batches: padding stays small, and every epoch's order is new but seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnnclf.data.tokenizer import PAD_ID, EncodedTexts
+
+POOL_BATCHES = 50
+_TARGET_DTYPE = {
+    1: np.int64,
+    2: np.float32,
+}  # class indices for cross-entropy; 0 / 1 rows for BCE  # sort within pools of this many batches: little padding, yet random batches
+
+
+def bucket_by_length(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Batches of indices, each of similar lengths, in a seeded order that differs per epoch.
+
+    Shuffle, cut into pools of POOL_BATCHES batches, sort each pool by length, cut into batches,
+    then shuffle the batches. Every index appears in exactly one batch.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    pool = batch_size * POOL_BATCHES
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sequential_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches for evaluation: sorted by length for little padding; callers restore the order."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # (batch, max_len) int64, PAD_ID after each text's end
+    lengths: torch.Tensor  # (batch,) int64, on the CPU (pack_padded_sequence wants them there)
+    labels: torch.Tensor | None  # (batch,) int64 label indices; multi-label: (batch, labels) float32 of 0 / 1
+    index: np.ndarray  # positions of these texts in the split
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def collate(encoded: EncodedTexts, index: np.ndarray, labels: np.ndarray | None = None) -> Batch:
+    """Pad the texts at `index` to the longest of them."""
+    starts = encoded.offsets[index]
+    lengths = encoded.offsets[index + 1] - starts
+    width = int(lengths.max())
+    # one vectorised gather: position j of row r reads ids[start_r + j] where j < length_r
+    positions = np.arange(width)
+    mask = positions[None, :] < lengths[:, None]
+    gather = np.where(mask, starts[:, None] + positions[None, :], 0)
+    ids = np.where(mask, encoded.ids[gather], PAD_ID)
+    return Batch(
+        ids=torch.from_numpy(ids.astype(np.int64)),
+        lengths=torch.from_numpy(lengths.astype(np.int64)),
+        labels=None if labels is None else torch.from_numpy(labels[index].astype(_TARGET_DTYPE[labels.ndim])),
+        index=index,
+    )
+
+
+def iterate(encoded: EncodedTexts, batches: list[np.ndarray], labels: np.ndarray | None = None) -> Iterator[Batch]:
+    for index in batches:
+        yield collate(encoded, index, labels)

@@ -1,0 +1,125 @@
+"""Evaluation of a run on labelled data: its own valid / test split or any labelled file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnclf.data.corpus import check_labels, data_fields, label_format, label_targets, load_corpus
+from rnnclf.data.readers import Split, read_split
+from rnnclf.data.tokenizer import EncodedTexts, encode
+from rnnclf.errors import RnnclfError
+from rnnclf.evaluation.calibration import calibrate, calibration_report
+from rnnclf.evaluation.scores import probabilities, scores
+from rnnclf.files import write_json
+from rnnclf.inference.predictor import Predictor
+from rnnclf.runs.directory import Run
+
+
+def evaluate_run(
+    path: Path | str,
+    data: Path | None = None,
+    split: str | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+    workers: int = 1,
+    int8: bool = False,
+    threshold: float | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Metrics of a run on a labelled file, or on its own valid / test split; with `int8`, of its int8 model,
+    with the fp32 model's accuracy and macro F1 beside them (`fp32`) and the share of labels they agree on.
+
+    Written to RUN/eval/<name>.json (<name>-int8.json), whose path is returned with the metrics (the pictures of
+    an evaluation are views.plots.save_evaluation_figures'). Probabilities are divided by the run's temperature; the
+    calibration figures show them before it too. A multi-label run decides at its thresholds, or at `threshold`
+    for every label.
+    """
+    predictor = Predictor.load(path, device, workers, int8=int8)
+    predictor.set_threshold(threshold)
+    labelled, name = labelled_split(predictor.run, data, split)
+    if int8:
+        fp32 = Predictor(predictor.run, "cpu", workers=workers)
+        fp32.set_threshold(threshold)
+        evaluation, reference, agreement = compare(predictor, fp32, labelled)
+        keys = ("micro_f1",) if predictor.multi_label else ()
+        evaluation["fp32"] = {key: reference[key] for key in (*keys, "accuracy", "macro_f1", "weighted_f1", "loss")}
+        evaluation["agreement"] = agreement
+        name += "-int8"
+    else:
+        evaluation = evaluate_split(predictor, labelled)
+    if threshold is not None:  # beside the results at the run's own thresholds, not over them
+        name += f"-threshold{threshold:g}"
+    evaluation["data"] = labelled.source
+    written = Path(path) / "eval" / f"{name}.json"
+    write_json(written, evaluation)
+    log(f"wrote {written}")
+    return evaluation, written
+
+
+def labelled_split(
+    run: Run, data: Path | None, split: str | None, needed: str = "or give --data FILE"
+) -> tuple[Split, str]:
+    """The labelled texts to evaluate on, and the name of their results: --data FILE, or the run's own split
+    (default: test if it has one, else valid). A split with a file of its own is read from that file alone."""
+    config = run.config
+    fmt, *fields = data_fields(config.data)
+    labels = label_format(config.data)
+    if data is not None:
+        fmt = config.data.format if config.data.dataset is None else "auto"
+        # never the name of a split's results
+        return read_split(Path(data), *fields, fmt, label_format=labels), f"file-{Path(data).stem}"
+    own = {"test": config.data.test, "valid": config.data.valid} if config.data.dataset is None else {}
+    choice = split or ("test" if own.get("test") else None)
+    if choice is not None and own.get(choice) is not None:
+        return read_split(own[choice], *fields, config.data.format, label_format=labels), choice
+    try:
+        corpus = load_corpus(config.data, config.train.seed)
+    except RnnclfError as exc:
+        raise RnnclfError(f"{exc} (the run's data is needed for its own splits; {needed})") from None
+    choice = choice or ("test" if corpus.test is not None else "valid")
+    labelled = corpus.test if choice == "test" else corpus.valid
+    if labelled is None:
+        raise RnnclfError(f"{run.path}: the run's config has no test data; use --split valid or --data FILE")
+    return labelled, choice
+
+
+def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, np.ndarray]:
+    """The labelled texts as token ids of the run's tokenizer, and their targets (label indices, or 0 / 1 rows)."""
+    check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
+    targets = label_targets(labelled.labels, predictor.labels, predictor.multi_label)
+    return encode(predictor.tokenizer, labelled.texts), targets
+
+
+def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
+    encoded, targets = encoded_split(predictor, labelled)
+    return report_with_calibration(predictor, encoded, targets)[0]
+
+
+def report_with_calibration(
+    predictor: Predictor, encoded: EncodedTexts, targets: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The report at the run's temperature and thresholds, with its calibration before and after the temperature;
+    and the calibrated logits."""
+    logits = predictor.model_logits(encoded)
+    calibrated = calibrate(logits, predictor.temperature)
+    report = scores(calibrated, targets, predictor.labels, predictor.thresholds)
+    report["calibration"] = calibration_report(logits, predictor.temperature, targets, predictor.labels)
+    return report, calibrated
+
+
+def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tuple[dict, dict, float]:
+    """Both predictors' reports on the same texts (read and tokenized once: they share the run's tokenizer),
+    and the share of texts they give the same label (multi-label: the same set of labels)."""
+    encoded, targets = encoded_split(predictor, labelled)
+    report, logits = report_with_calibration(predictor, encoded, targets)
+    reference_report, reference_logits = report_with_calibration(reference, encoded, targets)
+    if predictor.multi_label:
+        cut = predictor.thresholds  # the same for both: the reference was given the same --threshold
+        decided = probabilities(logits, True) >= cut, probabilities(reference_logits, True) >= cut
+        agreement = float(np.mean((decided[0] == decided[1]).all(axis=1)))
+    else:
+        agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
+    return report, reference_report, agreement

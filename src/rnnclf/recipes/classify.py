@@ -1,0 +1,272 @@
+"""rnnclf train: a classifier, from scratch, from pretrained word vectors or from a language model (model.init), run
+by the one training loop (training/loop.py). Also what each trial of rnnclf tune trains.
+
+The recipe supplies: the token ids of every split (cached), the model and its output bias, the step (loss, class
+weights, optimizer, schedule, gradual unfreezing), bucketed batches, validation scores, and at the end the best
+weights' report on valid and test with the fitted temperature and (multi-label) thresholds (classify_report.py).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnclf import files
+from rnnclf.config.loading import config_to_dict
+from rnnclf.config.schema import Config
+from rnnclf.data.batching import bucket_by_length, collate
+from rnnclf.data.token_cache import prepare
+from rnnclf.data.tokenizer import vocabulary
+from rnnclf.errors import RnnclfError
+from rnnclf.evaluation.calibration import calibrate
+from rnnclf.evaluation.multilabel import describe_label_sets
+from rnnclf.evaluation.scores import scores
+from rnnclf.inference.logits import predict_logits
+from rnnclf.models.classifier import RNNClassifier, classifier_arguments
+from rnnclf.models.embeddings import load_pretrained
+from rnnclf.models.layer_groups import frozen_parameters, unfreezing_note
+from rnnclf.recipes.classify_report import final_reports, summary_of
+from rnnclf.runs.directory import Run, load_run
+from rnnclf.runs.language_model import load_language_model, take_weights
+from rnnclf.training import distributed, session
+from rnnclf.training.checkpoint import Progress
+from rnnclf.training.loop import EpochHook, Log, fit
+from rnnclf.training.losses import class_weight_tensor, init_label_bias, objective
+from rnnclf.training.recipe import Optimization, Recipe, Validation
+from rnnclf.training.step import build_step
+
+
+def train(
+    config: Config,
+    command: list[str] | None = None,
+    log: Log = print,
+    on_epoch: EpochHook | None = None,
+    trial: bool = False,
+) -> dict[str, Any]:
+    """Train a classifier as the config says and write a new run directory. Returns the metrics summary."""
+    run_dir = Path(config.output.run_dir)
+    if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
+        session.check_run_dir(run_dir)
+    return fit(Classify(), config, run_dir, False, command or sys.argv, log, on_epoch, trial)
+
+
+def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any] | None:
+    """Continue a run from its last saved state, or from its start when it stopped before its first save (the
+    run's own config and tokenizer; same data). A run that has finished says so and returns None."""
+    if not run_dir.is_dir():
+        raise RnnclfError(f"{run_dir}: run directory not found")
+    if not (run_dir / files.CONFIG).exists():
+        raise RnnclfError(
+            f"{run_dir}: no saved training state to resume from (no {files.CONFIG}, no {files.STATE}/state.safetensors)"
+        )
+    if (run_dir / files.LANGUAGE_MODEL).exists():
+        raise RnnclfError(f"{run_dir}: a language model; continue it with rnnclf pretrain --resume {run_dir}")
+    if session.is_complete(run_dir):
+        log(session.complete_line(run_dir))
+        return None
+    previous = load_run(run_dir, weights=False)
+    return fit(Classify(previous), previous.config, run_dir, True, command or sys.argv, log)
+
+
+class Classify(Recipe):
+    """A classifier's data, model, step, validation and final report; `previous`: the run being resumed."""
+
+    def __init__(self, previous: Run | None = None) -> None:
+        self.previous = previous
+        self.best_valid_logits: np.ndarray | None = None  # finish() reports on them instead of predicting valid again
+
+    # setting up
+
+    def prepare_data(self) -> dict[str, Any]:
+        """Token ids of every split (rank 0 fills the token cache; the other processes then read it)."""
+        loop, config = self.loop, self.loop.config
+        self.multi_label, metric = config.data.multi_label, config.train.metric
+        self.curves_metric, self.lower_is_better, self.watched = metric, metric == "loss", f"better valid {metric}"
+        # model.init: the language model's tokenizer and weights (checked before any work)
+        self.language_model = load_language_model(config) if config.model.init and not loop.saved else None
+        started = time.perf_counter()
+        if not loop.group.main:
+            distributed.barrier(loop.group)
+        given = self.previous.tokenizer if self.previous else None
+        self.data = prepare(config, self.language_model.tokenizer if self.language_model else given)
+        if loop.group.main:
+            distributed.barrier(loop.group)
+        took = time.perf_counter() - started
+        loop.log(f"tokens: {'from the cache' if self.data.cached else 'tokenized and cached'} in {took:.1f}s")
+        self.labels = self.data.labels
+        if self.previous and self.previous.labels != self.labels:
+            raise RnnclfError(f"{loop.run_dir}: the data's labels changed since this run started; cannot resume")
+        sizes = {name: len(enc) for name, enc in self.data.encoded.items()}
+        loop.log(
+            "data: "
+            + ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+            + (f" texts, {len(self.labels)} {'labels' if self.multi_label else 'classes'}")
+            + (f" ({describe_label_sets(self.data.targets)})" if self.multi_label else "")
+        )
+        self.vocab = vocabulary(self.data.tokenizer)
+        fitted = f"from the language model {config.model.init}" if config.model.init else "fitted on the training split"
+        loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {fitted}")
+        return {"vocab_size": len(self.vocab), "sizes": sizes}
+
+    def build_model(self) -> RNNClassifier:
+        loop, config = self.loop, self.loop.config
+        model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(config))
+        if config.embedding.pretrained and not loop.saved:
+            self.load_vectors(model)
+        if self.language_model is not None:
+            take_weights(model, self.language_model)
+            loop.log(f"model: embedding and recurrent layers from the language model {self.language_model.path}")
+            for note in self.language_model.notes:
+                loop.log(note)
+        note = unfreezing_note(model, config.train.gradual_unfreezing, config.train.epochs)
+        if note:
+            loop.log(note)
+        if self.multi_label and not loop.saved:
+            init_label_bias(model.head, self.data.targets["train"])
+        return model.to(loop.device)
+
+    def load_vectors(self, model: RNNClassifier) -> None:
+        loop, embedding = self.loop, self.loop.config.embedding
+        counts = np.bincount(self.data.encoded["train"].ids, minlength=len(self.vocab))
+        vectors = load_pretrained(embedding.pretrained, self.vocab, embedding.dim, counts, loop.tc.seed)
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.from_numpy(vectors.matrix))
+        loop.progress.summary["embedding"] = {"pretrained": embedding.pretrained, **vectors.coverage()}
+        loop.log(vectors.describe())
+
+    def describe_model(self, parameters: dict[str, int]) -> str:
+        return f"model: {self.loop.config.model.encoder}, {parameters['trainable']:,} trainable parameters"
+
+    def build_step(self) -> Optimization:
+        loop, tc = self.loop, self.loop.tc
+        train_size = loop.progress.summary["sizes"]["train"]
+        steps_per_epoch = distributed.steps_per_epoch(math.ceil(train_size / tc.batch_size), loop.group)
+        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.data.targets["train"])
+        self.step = build_step(
+            loop.model,
+            loop.net,
+            tc,
+            self.class_weights,
+            steps_per_epoch * tc.epochs,
+            loop.device,
+            loop.precision,
+            self.multi_label,
+        )
+        return Optimization(self.step.optimizer, self.step.scheduler, self.step.scaler)
+
+    def write_run_files(self, folder: Path, env: dict[str, Any]) -> None:
+        config = config_to_dict(self.loop.config)
+        session.write_run_files(folder, config, self.labels, self.data.tokenizer, env)
+
+    # one epoch
+
+    def start_epoch(self, epoch: int) -> None:
+        self.step.frozen = frozen_parameters(self.loop.model, epoch, self.loop.tc.gradual_unfreezing)
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        tc, train = self.loop.tc, self.data.encoded["train"]
+        return distributed.shard(bucket_by_length(train.lengths, tc.batch_size, tc.seed, epoch), self.loop.group)
+
+    def batch_tokens(self, batch: np.ndarray) -> int:
+        return int(self.data.encoded["train"].lengths[batch].sum())
+
+    def token_counts(self) -> tuple[int, int]:
+        return int(self.data.encoded["train"].lengths.sum()), int(self.data.encoded["valid"].lengths.sum())
+
+    @property
+    def train_size(self) -> int:
+        return len(self.data.encoded["train"])
+
+    def train_batch(self, batch: np.ndarray, progress: Progress) -> tuple[int, float]:
+        texts = collate(self.data.encoded["train"], batch, self.data.targets["train"])
+        loss_value, correct = self.step(texts)
+        progress.count(len(texts.index), texts.num_tokens, loss_value, correct)
+        return texts.num_tokens, loss_value
+
+    def postfix(self, progress: Progress) -> dict[str, str]:
+        return {"loss": f"{progress.total_loss / progress.seen:.4f}", "acc": f"{progress.correct / progress.seen:.3f}"}
+
+    def validate(self) -> Validation:
+        logits = self.logits("valid")
+        report = self.scores(logits, "valid")
+        return Validation(report[self.loop.tc.metric], {"report": report, "logits": logits})
+
+    def improved(self, validation: Validation) -> None:
+        self.best_valid_logits = validation.details["logits"]
+
+    def logits(self, split: str) -> np.ndarray:
+        """The model's logits on a split; with several processes each predicts a share."""
+        loop = self.loop
+        encoded, dtype, group = self.data.encoded[split], loop.precision.autocast, loop.group
+        if not group.active:
+            return predict_logits(loop.model, encoded, loop.device, dtype=dtype)
+        share = np.arange(len(encoded))[group.rank :: group.world]
+        parts = distributed.gather(
+            (share, predict_logits(loop.model, encoded.take(share), loop.device, dtype=dtype)), group
+        )
+        logits = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        for index, part in parts:
+            logits[index] = part
+        return logits
+
+    def scores(
+        self,
+        logits: np.ndarray,
+        split: str,
+        thresholds: np.ndarray | None = None,
+        temperature: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Metrics on a split (multi-label: at 0.5 unless `thresholds`) of the logits divided by `temperature`, with
+        `objective`: the training loss function (label smoothing and class weights included) on the model's logits,
+        comparable with train_loss."""
+        targets = self.data.targets[split]
+        report = scores(calibrate(logits, temperature), targets, self.labels, thresholds)
+        report["objective"] = objective(logits, targets, self.class_weights, self.loop.tc.label_smoothing)
+        return report
+
+    def epoch_record(self, validation: Validation, epoch_seconds: float, tokens: int) -> dict[str, Any]:
+        loop, p, valid = self.loop, self.loop.progress, validation.details["report"]
+        total_loss, correct, seen, tokens = distributed.sum_all(
+            [p.total_loss, p.correct, p.seen, tokens], loop.group, loop.device
+        )
+        return {
+            "epoch": p.epoch,
+            "step": p.step,
+            "train_loss": total_loss / seen,
+            "train_accuracy": correct / seen,
+            "valid_loss": valid["loss"],
+            "valid_objective": valid["objective"],
+            "valid_accuracy": valid["accuracy"],
+            "valid_macro_f1": valid["macro_f1"],
+            **(
+                {"valid_micro_f1": valid["micro_f1"], "valid_samples_f1": valid["samples_f1"]}
+                if self.multi_label
+                else {}
+            ),
+            "lr": loop.optimization.optimizer.param_groups[0]["lr"],
+            "tokens_per_s": tokens / max(epoch_seconds, 1e-9),  # all processes together
+            "epoch_seconds": epoch_seconds,
+        }
+
+    def describe_epoch(self, record: dict[str, Any], validation: Validation) -> str:
+        valid = validation.details["report"]
+        shown = f"micro F1 {valid['micro_f1']:.4f}" if self.multi_label else f"acc {valid['accuracy']:.4f}"
+        return (
+            f"epoch {record['epoch']}/{self.loop.tc.epochs}  train loss {record['train_loss']:.4f} acc "
+            f"{record['train_accuracy']:.4f}  valid loss {valid['loss']:.4f} {shown} macro F1 "
+            f"{valid['macro_f1']:.4f}  {record['tokens_per_s']:,.0f} tok/s  {record['epoch_seconds']:.1f}s"
+        )
+
+    # the end
+
+    def finish(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """The best weights on valid (and test, but not in a trial), with the temperature and thresholds fitted on
+        valid; metrics.json's summary."""
+        reports, thresholds = final_reports(self)
+        return summary_of(self, history, reports, thresholds)

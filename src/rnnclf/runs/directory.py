@@ -1,0 +1,99 @@
+"""Loading a run directory back for eval, predict, export and serve, without ever unpickling.
+
+runs/<name>/config.yaml, labels.json, tokenizer.json, model.safetensors, state/, metrics.jsonl,
+metrics.json, env.json (names in rnnclf.files). Tensors are safetensors; everything else JSON or YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tokenizers import Tokenizer
+
+from rnnclf import __version__
+from rnnclf.evaluation.calibration import read_temperature
+from rnnclf.config.schema import Config
+from rnnclf.config.loading import parse_config
+from rnnclf.errors import RnnclfError
+from rnnclf.files import CALIBRATION, CONFIG, ENV, FORMAT_VERSION, LABELS, LANGUAGE_MODEL, THRESHOLDS, TOKENIZER, WEIGHTS
+from rnnclf.evaluation.thresholds import read_thresholds
+from rnnclf.runs.tensors import load_tensors
+from rnnclf.data.tokenizer import load_tokenizer
+
+
+@dataclass
+class Run:
+    """Everything predict and eval need from a run directory."""
+
+    path: Path
+    config: Config
+    labels: list[str]
+    tokenizer: Tokenizer
+    weights: dict[str, torch.Tensor]
+    thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json, else 0.5)
+    temperature: np.ndarray | None = None  # divides the logits (calibration.json); None: not calibrated
+
+
+def load_run(path: Path | str, weights: bool = True) -> Run:
+    """Read a run directory; `weights=False` for a run stopped before its first epoch ended (resume)."""
+    path = Path(path)
+    if not path.exists():
+        raise RnnclfError(f"{path}: run directory not found")
+    if not path.is_dir():
+        raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    if (path / LANGUAGE_MODEL).exists():
+        raise RnnclfError(
+            f"{path}: a language model (rnnclf pretrain), not a classifier; name it in a classifier config's "
+            "model.init and train that"
+        )
+    for name in (CONFIG, LABELS, TOKENIZER, WEIGHTS) if weights else (CONFIG, LABELS, TOKENIZER):
+        if not (path / name).exists():
+            raise RnnclfError(f"{path}: no {name}; not a complete run directory (did training finish an epoch?)")
+    env = _read_json(path / ENV) if (path / ENV).exists() else {}
+    version = env.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise RnnclfError(
+            f"{path}: run directory format {version}, this rnnclf {__version__} reads format {FORMAT_VERSION}"
+        )
+    try:
+        raw = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory") from None
+    if not isinstance(raw, dict):
+        raise RnnclfError(f"{path / CONFIG}: unreadable config in run directory")
+    labels = _read_json(path / LABELS)
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
+    tensors = load_tensors(path / WEIGHTS) if weights else {}
+    config = parse_config(raw, path / CONFIG)
+    thresholds = None
+    if config.data.multi_label:  # thresholds.json is written when training ends; until then, 0.5 for every label
+        file = path / THRESHOLDS
+        thresholds = (
+            read_thresholds(_read_json(file), labels, str(file)) if file.exists() else np.full(len(labels), 0.5)
+        )
+    temperature = None  # calibration.json is written when training ends, before thresholds.json
+    if (path / CALIBRATION).exists():
+        temperature = read_temperature(
+            _read_json(path / CALIBRATION), labels, config.data.multi_label, str(path / CALIBRATION)
+        )
+    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds, temperature)
+
+
+def weights_digest(run_path: Path) -> str:
+    """sha256 of the run's best weights: what an export or an int8 check was made from."""
+    return hashlib.sha256((run_path / WEIGHTS).read_bytes()).hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RnnclfError(f"{path}: not valid JSON; the run directory is damaged") from None

@@ -1,0 +1,62 @@
+"""Scores as plain-text tables for people: single-label and multi-label reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rnnclf.evaluation.calibration import describe_calibration
+
+
+def format_multilabel_report(report: dict[str, Any], title: str = "") -> str:
+    """A plain-text table for people: a summary line, then every label by support, most frequent first."""
+    lines = [title] if title else []
+    loss = f"  loss {report['loss']:.4f}" if "loss" in report else ""
+    lines.append(
+        f"micro F1 {report['micro_f1']:.4f}  macro F1 {report['macro_f1']:.4f}  samples F1 {report['samples_f1']:.4f}"
+        f"  micro P {report['micro_precision']:.4f}  micro R {report['micro_recall']:.4f}"
+        f"  subset accuracy {report['subset_accuracy']:.4f}  Hamming loss {report['hamming_loss']:.4f}"
+        f"  ({report['support']} texts){loss}"
+    )
+    if "calibration" in report:
+        lines.append(f"calibration (every text and label): {describe_calibration(report['calibration'])}")
+    labels = sorted(report["labels"], key=lambda label: -report["per_class"][label]["support"])
+    width = max(12, *(len(label) for label in labels)) if labels else 12
+    lines.append(f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8} {'threshold':>9}")
+    for label in labels:
+        row = report["per_class"][label]
+        lines.append(
+            f"{label:<{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f}"
+            f" {row['support']:>8d} {row['threshold']:>9.4f}"
+        )
+    return "\n".join(lines)
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """A plain-text table for people: summary, per-class scores, confusion matrix."""
+    lines = [title] if title else []
+    loss = f"  loss {report['loss']:.4f}" if "loss" in report else ""
+    lines.append(
+        f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  weighted F1 {report['weighted_f1']:.4f}"
+        f"  ({report['support']} texts){loss}"
+    )
+    if "calibration" in report:
+        lines.append(f"calibration: {describe_calibration(report['calibration'])}")
+    labels = report["labels"]
+    width = max(12, *(len(label) for label in labels))
+    lines.append(f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label in labels:
+        row = report["per_class"][label]
+        lines.append(
+            f"{label:<{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} {row['support']:>8d}"
+        )
+    if len(labels) <= 20:
+        cell = max(
+            5, *(len(str(v)) for row in report["confusion_matrix"] for v in row), *(len(label[:8]) for label in labels)
+        )
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        lines.append(" " * width + " " + " ".join(f"{label[:8]:>{cell}}" for label in labels))
+        for label, row in zip(labels, report["confusion_matrix"], strict=True):
+            lines.append(f"{label:<{width}} " + " ".join(f"{v:>{cell}d}" for v in row))
+    else:
+        lines.append(f"confusion matrix: {len(labels)} classes, see the JSON output")
+    return "\n".join(lines)
