@@ -35,7 +35,7 @@ step train_cpu "$python" -m rnnclf train --config configs/r8.yaml --set embeddin
   --set train.epochs=4 --set train.device=cpu --run-dir "$work/r8_cpu"
 
 # the benchmark's GPU sections: training (rnnclf vs the notebook's pipeline), FLOP rates, prediction
-step bench "$python" scripts/bench.py --device cuda --skip tokenize prepare memory scale --run "$run" \
+step bench "$python" -m scripts.bench --device cuda --skip tokenize prepare memory scale --run "$run" \
   --out "$out/bench_cuda.json"
 
 # rnnclf tune on the GPU (issue 14): every trial on CUDA, then the test split once; and its own tests

@@ -139,7 +139,8 @@ def load_test(url: str, texts: list[str], requests: int, clients: int, batch: in
     }
 
 
-def main() -> None:
+def parse_args() -> tuple[argparse.Namespace, list[str]]:
+    """The options, and the texts to send."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("run", nargs="?", help="run directory to serve for the test")
@@ -161,33 +162,30 @@ def main() -> None:
             parser.error(f"{args.input}: no texts")
     else:
         texts = make_texts(1000, args.words)
+    return args, texts
 
-    def measure(url: str) -> dict[str, Any]:
-        info = httpx.get(f"{url}/info", timeout=10).json()
-        load_test(url, texts, min(10, args.requests), 1, args.batch, args.seconds)  # warm-up, not counted
-        before = os.getloadavg()[0]
-        figures = load_test(url, texts, args.requests, args.clients, args.batch, args.seconds)
-        conditions = {
-            "url": url,
-            "run": info["run"],
-            "device": info["device"],
-            "clients": args.clients,
-            "batch": args.batch,
-            "words_per_text": None if args.input else args.words,
-            "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "load_average_before": round(before, 2),
-            "load_average_after": round(os.getloadavg()[0], 2),
-        }
-        return conditions | figures
 
-    if args.url:
-        result = measure(args.url.rstrip("/"))
-    else:
-        with started_server(args.run, args.device, max(256, args.batch)) as url:
-            result = measure(url)
-    if args.json:
-        print(json.dumps(result))
-        return
+def measure(url: str, args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    """A warm-up, then the load test of `url`: its figures with the conditions they were measured in."""
+    info = httpx.get(f"{url}/info", timeout=10).json()
+    load_test(url, texts, min(10, args.requests), 1, args.batch, args.seconds)  # warm-up, not counted
+    before = os.getloadavg()[0]
+    figures = load_test(url, texts, args.requests, args.clients, args.batch, args.seconds)
+    conditions = {
+        "url": url,
+        "run": info["run"],
+        "device": info["device"],
+        "clients": args.clients,
+        "batch": args.batch,
+        "words_per_text": None if args.input else args.words,
+        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_before": round(before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
+    return conditions | figures
+
+
+def print_report(result: dict[str, Any]) -> None:
     latency = result["latency_ms"]
     print(f"server   {result['url']}  run {result['run']} on {result['device']}")
     print(
@@ -202,6 +200,19 @@ def main() -> None:
         f"latency  p50 {latency['p50']} ms, p90 {latency['p90']} ms, p99 {latency['p99']} ms, max {latency['max']} ms"
     )
     print(f"errors   {result['errors']}" + (f" (first: {result['first_error']})" if result["errors"] else ""))
+
+
+def main() -> None:
+    args, texts = parse_args()
+    if args.url:
+        result = measure(args.url.rstrip("/"), args, texts)
+    else:
+        with started_server(args.run, args.device, max(256, args.batch)) as url:
+            result = measure(url, args, texts)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_report(result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def use_cpu_threads(count: int) -> int:
     floating-point mode.
 
     Flushing matters to recurrent models: a gradient that fades through hundreds of steps (pooling `last`)
-    becomes subnormal, and x86 CPUs compute on subnormal numbers many times slower (scripts/bench.py).
+    becomes subnormal, and x86 CPUs compute on subnormal numbers many times slower (python -m scripts.bench).
     """
     torch.set_num_threads(count)
     FLUSHING["denormals"] = flush_denormals()

@@ -4,7 +4,7 @@ Weights become int8 once, when a run is loaded (quantization is deterministic, s
 RUN/int8.json: the check `rnnclf export RUN --quantize int8` made on the run's validation texts before it
 allowed int8, and the digest of the weights it checked). Activations are quantized per batch, on the fly.
 
-Measured on the quickstart model (scripts/bench.py): torch's dynamic int8 1.9x the fp32 model; ONNX Runtime's
+Measured on the quickstart model (python -m scripts.bench): torch's dynamic int8 1.9x the fp32 model; ONNX Runtime's
 dynamic quantizer leaves the GRU in fp32 (it quantizes only the final MatMul), so it gained nothing there.
 """
 

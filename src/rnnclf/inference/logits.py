@@ -40,7 +40,7 @@ def predict_logits(
 
     With workers > 1 on the CPU, that many threads each take whole batches. Predicting with one torch thread
     per worker (`use_cpu_threads(1)`) is the fastest use of several cores: a recurrent step is a small product
-    that several cores share poorly (scripts/bench.py).
+    that several cores share poorly (python -m scripts.bench).
     """
     model.eval()
     out = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The states users are in, for scripts/bench.py: every model, a busy machine, int8 prediction.
+"""The states users are in: every model, a busy machine, int8 prediction.
 
     matrix   encoder (rnn, lstm, gru, bag) x pooling (last, mean, max) x direction at the reference size, and the
              lesson's three configs: training tokens/s through the TrainStep `rnnclf train` runs, and the recurrent
@@ -8,7 +8,8 @@
     int8     whole-process `rnnclf predict --input` over 20,000 texts, fp32 and --int8; int8 batched and
              single-text latency in the process
 
-Run through scripts/bench.py (`--skip matrix busy int8` leaves them out); each returns its figures as a dict.
+Sections of `python -m scripts.bench` (`--skip matrix busy int8` leaves them out); each returns its figures as a
+dict. Each lesson config is timed in a fresh `python -m scripts.bench --lesson-child NAME` process.
 """
 
 from __future__ import annotations
@@ -20,38 +21,43 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import bench as core
 import numpy as np
 
 from rnnclf.config.loading import load_config
 from rnnclf.config.schema import Config
 from rnnclf.data.builtin import fetch
+from rnnclf.data.corpus import load_corpus
 from rnnclf.data.readers import read_split
 from rnnclf.data.token_cache import prepare
 from rnnclf.device.threads import use_cpu_threads
 from rnnclf.inference.predictor import Predictor
 
+from .common import ROOT, Plan, bench_command, num, reference_config, say, synchronize
+from .flops import matmul_rate, training_flops_per_token
+from .pipelines import naive_steps, naive_vocabulary, rnnclf_steps
+from .predict import quickstart_run, time_predictor
+
 LESSON_CONFIGS = ("seed_rnn_mean", "seed_lstm_last", "seed_packed_lstm")
 SLOW = 1.25  # a cell this much slower than max pooling of the same encoder and direction is flagged
 
 
-def timed_steps(config: Config, plan: core.Plan, steps: int, naive: bool = False) -> float:
+def timed_steps(config: Config, plan: Plan, steps: int, naive: bool = False) -> float:
     """Training tokens/s of `config` over `steps` steps after warm-up (rnnclf's TrainStep, or the notebook's)."""
     if naive:
-        corpus = core.load_corpus(config.data, config.train.seed)
+        corpus = load_corpus(config.data, config.train.seed)
         index = {label: i for i, label in enumerate(corpus.labels)}
         texts = list(corpus.train.texts)
-        vocab = core.naive_vocabulary(texts, config.tokenizer.max_vocab)
-        pipeline = core.naive_steps(config, texts, [index[x] for x in corpus.train.labels], vocab, plan.device)
+        vocab = naive_vocabulary(texts, config.tokenizer.max_vocab)
+        pipeline = naive_steps(config, texts, [index[x] for x in corpus.train.labels], vocab, plan.device)
     else:
-        pipeline = core.rnnclf_steps(config, prepare(config), plan.device)
+        pipeline = rnnclf_steps(config, prepare(config), plan.device)
     for _ in range(2 if plan.quick else 4):
         next(pipeline)
-    core.synchronize(plan.device)
+    synchronize(plan.device)
     start, tokens = time.perf_counter(), 0
     for _ in range(steps):
         tokens += next(pipeline)[0]
-    core.synchronize(plan.device)
+    synchronize(plan.device)
     return tokens / (time.perf_counter() - start)
 
 
@@ -64,14 +70,14 @@ def share_of_matmul(config: Config, tokens_per_s: float, matmul: float) -> float
     m = config.model
     if m.encoder == "bag":
         return None
-    per_token = core.training_flops_per_token(m.encoder, config.embedding.dim, m.hidden_size, 1 + m.bidirectional)
+    per_token = training_flops_per_token(m.encoder, config.embedding.dim, m.hidden_size, 1 + m.bidirectional)
     return m.num_layers * per_token * tokens_per_s / matmul  # deeper layers read 2 x hidden: a lower bound
 
 
-def bench_matrix(plan: core.Plan) -> dict[str, Any]:
+def bench_matrix(plan: Plan) -> dict[str, Any]:
     """Every encoder x pooling x direction at the reference size, then the lesson's configs."""
-    base = core.reference_config(plan.dataset, plan.max_length)
-    matmul = core.matmul_rate(plan.mm_size, 3 if plan.quick else 10, 3, plan.device)
+    base = reference_config(plan.dataset, plan.max_length)
+    matmul = matmul_rate(plan.mm_size, 3 if plan.quick else 10, 3, plan.device)
     steps = 3 if plan.quick else 15
     cells = [("bag", pooling, False) for pooling in ("mean", "max")]
     cells += [(e, p, d) for e in ("rnn", "lstm", "gru") for d in (True, False) for p in ("last", "mean", "max")]
@@ -84,17 +90,17 @@ def bench_matrix(plan: core.Plan) -> dict[str, Any]:
         rows[-1]["share_of_matmul"] = share
         shown = f"{share:.1%} of torch.mm" if share is not None else "no recurrence"
         direction = "bi" if bidirectional else "uni"
-        core.say(f"{encoder:>4} {direction:>3} {pooling:>4}: {core.num(speed)} tokens/s ({shown})")
+        say(f"{encoder:>4} {direction:>3} {pooling:>4}: {num(speed)} tokens/s ({shown})")
     for row in rows:  # max pooling of the same encoder and direction is the yardstick
         same = [r for r in rows if r["encoder"] == row["encoder"] and r["bidirectional"] == row["bidirectional"]]
         yardstick = next(r["tokens_per_s"] for r in same if r["pooling"] == "max")
         row["max_over_this"] = yardstick / row["tokens_per_s"]
         if row["max_over_this"] > SLOW:
-            core.say(f"slow cell: {row['encoder']} {row['pooling']} {row['max_over_this']:.2f}x below max pooling")
+            say(f"slow cell: {row['encoder']} {row['pooling']} {row['max_over_this']:.2f}x below max pooling")
     return {"matmul_flops_per_s": matmul, "steps": steps, "cells": rows, "lesson": bench_lesson(plan, matmul)}
 
 
-def bench_lesson(plan: core.Plan, matmul: float) -> list[dict[str, Any]]:
+def bench_lesson(plan: Plan, matmul: float) -> list[dict[str, Any]]:
     """The lesson's three configs through rnnclf; the packed LSTM also through the lesson notebook's pipeline.
 
     Each in a fresh process, as a user's `rnnclf train` runs: these models are so small that a step is mostly
@@ -113,35 +119,41 @@ def bench_lesson(plan: core.Plan, matmul: float) -> list[dict[str, Any]]:
             row["ratio"] = speed / row["notebook_tokens_per_s"]
         rows.append(row)
         extra = (
-            f"; the notebook's pipeline {core.num(row['notebook_tokens_per_s'])}: {row['ratio']:.1f}x"
+            f"; the notebook's pipeline {num(row['notebook_tokens_per_s'])}: {row['ratio']:.1f}x"
             if "ratio" in row
             else ""
         )
-        core.say(f"{name}: {core.num(speed)} tokens/s over {steps} steps{extra}")
+        say(f"{name}: {num(speed)} tokens/s over {steps} steps{extra}")
     return rows
 
 
 def lesson_config(name: str, quick: bool) -> Config:
-    config = load_config(core.ROOT / "configs" / f"{name}.yaml")
+    config = load_config(ROOT / "configs" / f"{name}.yaml")
     if quick:
         config = config.model_copy(update={"data": config.data.model_copy(update={"max_length": 64})})
     return config
 
 
-def lesson_child(name: str, plan: core.Plan, steps: int, naive: bool = False) -> float:
-    """Tokens/s of one lesson config, measured by `python scripts/bench_states.py` in a fresh process."""
-    command = [sys.executable, __file__, name, str(steps), str(plan.threads), *(["--quick"] if plan.quick else [])]
+def lesson_child(name: str, plan: Plan, steps: int, naive: bool = False) -> float:
+    """Tokens/s of one lesson config, measured by `python -m scripts.bench --lesson-child NAME` in a fresh process."""
+    command = bench_command("--lesson-child", name, "--steps", str(steps), "--threads", str(plan.threads))
+    command += ["--quick"] if plan.quick else []
     done = subprocess.run([*command, *(["--notebook"] if naive else [])], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return float(done.stdout.split()[-1])
 
 
+def lesson_child_main(name: str, plan: Plan, naive: bool) -> None:
+    """In the fresh process of lesson_child: print the tokens/s of lesson config `name` over plan.steps steps."""
+    print(timed_steps(lesson_config(name, plan.quick), plan, plan.steps, naive=naive))
+
+
 def rnnclf_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "rnnclf", *args]
 
 
-def busy_workload(plan: core.Plan, folder: Path) -> Path:
+def busy_workload(plan: Plan, folder: Path) -> Path:
     """A config that trains for a while alone: 3,000 20NG posts (R8 with --quick), the reference model."""
     data = folder / "busy.jsonl"
     lines = fetch(plan.dataset)["train"].read_text(encoding="utf-8").splitlines()
@@ -156,7 +168,7 @@ def busy_workload(plan: core.Plan, folder: Path) -> Path:
     return config
 
 
-def bench_busy(plan: core.Plan, folder: Path) -> dict[str, Any]:
+def bench_busy(plan: Plan, folder: Path) -> dict[str, Any]:
     """`rnnclf train` alone, then two at once: each one's wall time against alone (threads chosen by rnnclf)."""
     config = busy_workload(plan, folder)
     prepare(load_config(config))  # the token cache: every run below starts from it
@@ -175,12 +187,12 @@ def bench_busy(plan: core.Plan, folder: Path) -> dict[str, Any]:
     changes = [line for _, err in together for line in err.splitlines() if line.startswith(("threads:", "device:"))]
     out = {"alone_seconds": alone, "together_seconds": [t for t, _ in together], "log": changes}
     out["worst_ratio"] = max(out["together_seconds"]) / alone
-    core.say(
+    say(
         f"two trainings at once: {', '.join(f'{t:.1f}s' for t in out['together_seconds'])} against {alone:.1f}s alone: "
         f"{out['worst_ratio']:.2f}x (target <= 2.5x)"
     )
     for line in changes:
-        core.say(f"  {line}")
+        say(f"  {line}")
     return out
 
 
@@ -193,15 +205,15 @@ def prediction_texts(count: int, folder: Path) -> Path:
     return path
 
 
-def bench_int8(plan: core.Plan, run_path: Path, folder: Path) -> dict[str, Any]:
+def bench_int8(plan: Plan, run_path: Path, folder: Path) -> dict[str, Any]:
     """Whole-process `rnnclf predict --input` over 20,000 texts, fp32 and int8; int8 in-process figures."""
-    run_path = core.quickstart_run(run_path, folder, plan.quick)
+    run_path = quickstart_run(run_path, folder, plan.quick)
     check = subprocess.run(
         rnnclf_command("export", str(run_path), "--quantize", "int8"), capture_output=True, text=True
     )
     if check.returncode:
         raise RuntimeError(check.stderr)
-    core.say(check.stdout.strip())
+    say(check.stdout.strip())
     count = 1_000 if plan.quick else 20_000
     texts = prediction_texts(count, folder)
     out: dict[str, Any] = {"texts": count, "run": str(run_path)}
@@ -218,84 +230,23 @@ def bench_int8(plan: core.Plan, run_path: Path, folder: Path) -> dict[str, Any]:
             best = min(best, time.perf_counter() - start)
         out[f"{name}_process_seconds"] = best
         out[f"{name}_texts_per_s"] = count / best
-        core.say(
-            f"rnnclf predict --input ({count:,} texts{', --int8' if extra else ''}), whole process: {core.num(count / best)} texts/s ({best:.2f}s)"
+        say(
+            f"rnnclf predict --input ({count:,} texts{', --int8' if extra else ''}), whole process: {num(count / best)} texts/s ({best:.2f}s)"
         )
     out["speedup"] = out["int8_texts_per_s"] / out["fp32_texts_per_s"]
     out |= in_process_int8(plan, run_path)
     return out
 
 
-def in_process_int8(plan: core.Plan, run_path: Path) -> dict[str, Any]:
+def in_process_int8(plan: Plan, run_path: Path) -> dict[str, Any]:
     use_cpu_threads(1)  # as `rnnclf predict`
     predictor = Predictor.load(run_path, "cpu", workers=plan.threads, int8=True)
     texts = list(read_split(fetch("r8")["test"]).texts)[: plan.predict_texts]
-    best, latencies = core.time_predictor(plan, predictor, texts)
+    best, latencies = time_predictor(plan, predictor, texts)
     use_cpu_threads(plan.threads)
     median, p99 = np.percentile(latencies, [50, 99])
-    core.say(
-        f"int8 in the process: {core.num(len(texts) / best)} texts/s batched (R8 test texts); "
+    say(
+        f"int8 in the process: {num(len(texts) / best)} texts/s batched (R8 test texts); "
         f"predict([text]) median {median * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms over {plan.latency_calls} calls"
     )
     return {"batched_texts_per_s": len(texts) / best, "latency_median_ms": median * 1e3, "latency_p99_ms": p99 * 1e3}
-
-
-def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    matrix = results.get("matrix") or {}
-    for cell in matrix.get("cells", []):
-        share = f", {cell['share_of_matmul']:.0%} of mm" if cell["share_of_matmul"] is not None else ""
-        direction = "bi" if cell["bidirectional"] else "uni"
-        rows.append(
-            (
-                f"matrix {cell['encoder']} {direction} {cell['pooling']}",
-                f"{core.num(cell['tokens_per_s'])} tok/s{share}",
-                "",
-                "",
-            )
-        )
-    for row in matrix.get("lesson", []):
-        rows.append((f"lesson {row['config']}", f"{core.num(row['tokens_per_s'])} tok/s", "", ""))
-        if "ratio" in row:
-            rows.append(("  vs the notebook's pipeline", f"{row['ratio']:.1f}x", ">= 10x", f"{row['ratio'] / 10:.2f}"))
-    busy = results.get("busy") or {}
-    if "worst_ratio" in busy:
-        rows.append(
-            (
-                "two trainings at once / alone",
-                f"{busy['worst_ratio']:.2f}x",
-                "<= 2.5x",
-                f"{busy['worst_ratio'] / 2.5:.2f}",
-            )
-        )
-    int8 = results.get("int8") or {}
-    if "int8_texts_per_s" in int8:
-        rows.append(("predict --input, fp32, whole process", f"{core.num(int8['fp32_texts_per_s'])} texts/s", "", ""))
-        rows.append(
-            (
-                "predict --input --int8, whole process",
-                f"{core.num(int8['int8_texts_per_s'])} texts/s",
-                ">= 6,000",
-                f"{int8['int8_texts_per_s'] / 6000:.2f}",
-            )
-        )
-        rows.append(
-            (
-                "int8 predict([text]) median / p99",
-                f"{int8['latency_median_ms']:.2f} / {int8['latency_p99_ms']:.2f} ms",
-                "",
-                "",
-            )
-        )
-    return rows
-
-
-if (
-    __name__ == "__main__"
-):  # a lesson config's tokens/s in this fresh process: NAME STEPS THREADS [--quick] [--notebook]
-    use_cpu_threads(int(sys.argv[3]))
-    child_plan = core.make_plan(
-        core.parse_args(["--threads", sys.argv[3], *(["--quick"] if "--quick" in sys.argv else [])])
-    )
-    child_config = lesson_config(sys.argv[1], child_plan.quick)
-    print(timed_steps(child_config, child_plan, int(sys.argv[2]), naive="--notebook" in sys.argv))
