@@ -12,11 +12,12 @@ lengths (a single text longer than CHAR_CHUNK is hashed alone, so its words' arr
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from rnnclf.data.words import mix, text_chunks, word_hashes
 
 SHINGLE = 2  # words per shingle: on short texts one changed word still leaves most bigrams shared
 PERMUTATIONS = 60
@@ -36,57 +37,6 @@ class Shingles:
 
     def of(self, index: int) -> set[int]:
         return set(self.hashes[self.offsets[index] : self.offsets[index + 1]].tolist())
-
-
-_BASE = 0x100000001B3  # odd: invertible mod 2^64
-CHAR_CHUNK = 1_000_000  # characters of text hashed at a time (tens of bytes of numpy arrays each)
-
-
-def _powers(base: int, count: int) -> np.ndarray:
-    """base^0 .. base^(count - 1) mod 2^64."""
-    powers = np.full(count, base, dtype=np.uint64)
-    powers[0] = 1
-    return np.cumprod(powers, dtype=np.uint64)
-
-
-def text_chunks(texts: Sequence[str]) -> list[tuple[int, int]]:
-    """(first, last) ranges of consecutive texts of about CHAR_CHUNK characters each; a longer text is a range alone."""
-    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1
-    ends = np.cumsum(sizes)
-    cuts = [0]
-    while cuts[-1] < len(texts):
-        done = ends[cuts[-1] - 1] if cuts[-1] else 0
-        cuts.append(max(int(np.searchsorted(ends, done + CHAR_CHUNK, side="right")), cuts[-1] + 1))
-    return list(itertools.pairwise(cuts))
-
-
-def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(a stable 64-bit hash of every word, words per text) of normalised texts (words split by single spaces).
-
-    A polynomial hash of each word's UTF-8 bytes from prefix sums, all in numpy: no Python call per word. The
-    arrays are as long as the texts' bytes: call it on a chunk of texts (text_chunks)."""
-    if not texts:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    data = np.frombuffer(("\n".join(texts) + "\n").encode("utf-8"), dtype=np.uint8)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.cumsum(data * _powers(_BASE, len(data)), out=prefix[1:], dtype=np.uint64)
-        ends = np.flatnonzero((data == 32) | (data == 10))  # each word ends at a space or a text's end
-        starts = np.concatenate([[0], ends[:-1] + 1])
-        word = ends > starts  # an empty text is an empty segment
-        text = np.cumsum(data == 10)[ends] - (data[ends] == 10)
-        value = (prefix[ends] - prefix[starts]) * _powers(pow(_BASE, -1, 2**64), len(data))[starts]
-        value ^= (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return _mix(value[word]), np.bincount(text[word], minlength=len(texts)).astype(np.int64)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit moves every output bit."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def shingles(texts: Sequence[str], size: int = SHINGLE) -> Shingles:
@@ -113,7 +63,7 @@ def _chunk_shingles(texts: Sequence[str], size: int) -> Shingles:
             following[: len(hashed) - step] = hashed[step:]
             inside = position + step < ends
             combined = combined * np.uint64(0x9E3779B97F4A7C15) + np.where(inside, following, np.uint64(step))
-        combined = _mix(combined)
+        combined = mix(combined)
     starts = ends - np.repeat(counts, counts)
     keep = (position + size <= ends) | ((position == starts) & (np.repeat(counts, counts) < size))
     per_text_count = np.where(counts >= size, counts - size + 1, np.minimum(counts, 1))
@@ -156,7 +106,7 @@ def band_keys(signature: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         for row in range(ROWS):
             keys = keys * np.uint64(0x100000001B3) + signature[:, row : BANDS * ROWS : ROWS].astype(np.uint64)
-        return _mix(keys)
+        return mix(keys)
 
 
 def estimate(signature: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:

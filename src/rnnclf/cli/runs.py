@@ -159,13 +159,13 @@ def predict(
 
     Example: rnnclf predict runs/quickstart "not a good film" --explain --explain-html why.html
     """
-    from rnnclf.inference.predictor import read_inputs
+    from rnnclf.inference.decisions import read_inputs
     from rnnclf.views.predictions import format_label_sets, format_predictions
 
     explaining = explain or explain_html is not None or explain_steps is not None
     if explaining:
         _check_explainable(backend, int8, explain_html, explain_steps)
-    predictor = _predictor(run, backend, device, int8)
+    predictor = _predictor(run, backend, device, int8, numpy_ok=not explaining)
     items = list(texts or [])
     if input_path is not None:
         items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
@@ -214,8 +214,9 @@ def _explain(predictor, items: list[str], top_k: int | None, shown: str, steps: 
         log(f"explanations written to {html}")
 
 
-def _predictor(run: Path, backend: Backend, device: Device, int8: bool):
-    """The torch Predictor, or the ONNX one; both answer predict and predict_labels."""
+def _predictor(run: Path, backend: Backend, device: Device, int8: bool, numpy_ok: bool = True):
+    """The torch Predictor, the ONNX one, or for the linear model alone the numpy one (no torch loaded, unless
+    explanations want its gradients); all answer predict and predict_labels."""
     if backend is Backend.onnx:
         from rnnclf.inference.onnx import OnnxPredictor
 
@@ -225,11 +226,18 @@ def _predictor(run: Path, backend: Backend, device: Device, int8: bool):
             raise RnnclfError("--int8 is for the torch backend; the onnx backend runs the fp32 model.onnx")
         return OnnxPredictor.load(run)
     from rnnclf.device.cores import available_cores
+    from rnnclf.inference.linear import LinearPredictor, is_linear
+    from rnnclf.runs.directory import load_run, load_weights
+
+    loaded = load_run(run, weights=False)
+    if numpy_ok and is_linear(loaded) and device is not Device.cuda and not int8:
+        return LinearPredictor(loaded)
     from rnnclf.device.threads import use_cpu_threads
     from rnnclf.inference.predictor import Predictor
 
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
-    return Predictor.load(run, device.value, workers=available_cores(), int8=int8)
+    loaded.weights = load_weights(loaded.path)
+    return Predictor(loaded, device.value, workers=available_cores(), int8=int8)
 
 
 @app.command()

@@ -37,6 +37,11 @@ def check_data_source(data: Any) -> None:
 
 
 def check_model(model: Any) -> None:
+    if model.encoder == "none" and not model.wide:
+        raise ValueError(
+            "model.encoder none leaves no model; set model.wide: true (the linear n-gram model alone) or choose an "
+            "encoder (lstm, gru, rnn, bag)"
+        )
     if model.encoder == "bag" and model.pooling == "last":
         raise ValueError("model.pooling 'last' needs a recurrent encoder; use mean or max with encoder 'bag'")
     if model.dropout > 0 and (model.encoder == "bag" or model.num_layers == 1):
@@ -62,13 +67,21 @@ def check_config(config: Any) -> None:
             f"train.metric {config.train.metric} is a multi-label metric and data.multi_label is false (for "
             "single-label data micro F1 is accuracy); use accuracy, macro_f1 or loss"
         )
+    chunk, longest = config.model.chunk, config.data.max_length
+    if chunk is not None and longest is not None and chunk > longest:
+        raise ValueError(
+            f"model.chunk {chunk} is longer than data.max_length {longest}: every text would be one window; lower "
+            "model.chunk, or raise data.max_length (null: no limit, whole texts in windows)"
+        )
     if config.model.init is not None and config.embedding.pretrained is not None:
         raise ValueError(
             "model.init brings its embedding from the language model; remove embedding.pretrained (give it in "
             "the pretraining config instead)"
         )
-    if config.model.init is not None and config.model.encoder == "bag":
-        raise ValueError("model.init needs a recurrent encoder (the language model's); encoder bag has none")
+    if config.model.init is not None and config.model.encoder in ("bag", "none"):
+        raise ValueError(
+            f"model.init needs a recurrent encoder (the language model's); encoder {config.model.encoder} has none"
+        )
 
 
 # --- invalid for a command ----------------------------------------------------------------------------------------
@@ -84,8 +97,8 @@ def check_pretrainable(config: Any, source: object) -> None:
 def pretraining_problems(config: Any) -> list[str]:
     """Why rnnclf pretrain cannot train this config (each a sentence naming the key); empty when it can."""
     model, train, problems = config.model, config.train, []
-    if model.encoder == "bag":
-        problems.append("model.encoder bag has no recurrent layers to pretrain; use lstm, gru or rnn")
+    if model.encoder in ("bag", "none"):
+        problems.append(f"model.encoder {model.encoder} has no recurrent layers to pretrain; use lstm, gru or rnn")
     if model.bidirectional and model.num_layers > 1:
         problems.append(
             "a bidirectional classifier's second layer reads both directions of the first, which a language model "
@@ -123,8 +136,22 @@ def check_data_files(overrides: list[str]) -> None:
 
 # --- inert keys: a warning -----------------------------------------------------------------------------------------
 
+
 # keys that do nothing unless another key switches their part on: a changed value is a warning, not an error,
 # because switching that part with --set (optimizer, schedule, encoder) is a normal thing to try
+def _recurrent(c: Any) -> bool:
+    return c.model.encoder not in ("bag", "none")
+
+
+def _deep(c: Any) -> bool:
+    return c.model.encoder != "none"
+
+
+def _wide(c: Any) -> bool:
+    return c.model.wide
+
+
+LINEAR_ONLY = "model.encoder is none: the linear model is fitted exactly, not trained in epochs"
 SWITCHED = (
     ("train.momentum", lambda c: c.train.optimizer == "sgd", "train.optimizer is not sgd"),
     ("train.plateau_factor", lambda c: c.train.scheduler == "plateau", "train.scheduler is not plateau"),
@@ -133,10 +160,47 @@ SWITCHED = (
     ("train.thresholds", lambda c: c.data.multi_label, "data.multi_label is false"),
     ("train.threshold_min_support", lambda c: c.data.multi_label, "data.multi_label is false"),
     ("train.threshold_floor", lambda c: c.data.multi_label, "data.multi_label is false"),
-    ("model.hidden_size", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
-    ("model.num_layers", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
-    ("model.bidirectional", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
-    ("model.weight_dropout", lambda c: c.model.encoder != "bag", "model.encoder is bag"),
+    *(
+        (f"model.{key}", _recurrent, "model.encoder is {encoder}")
+        for key in ("hidden_size", "num_layers", "bidirectional", "weight_dropout")
+    ),
+    *(
+        (f"wide.{key}", _wide, "model.wide is false")
+        for key in ("ngrams", "min_df", "max_features", "sublinear_tf", "c")
+    ),
+    *(
+        (f"embedding.{key}", _deep, "model.encoder is none")
+        for key in ("dim", "pretrained", "trainable", "dropout", "word_dropout")
+    ),
+    *(
+        (f"model.{key}", _deep, "model.encoder is none")
+        for key in ("pooling", "head_dropout", "variational_dropout", "chunk")
+    ),
+    ("model.chunk_pooling", lambda c: c.model.chunk is not None and _deep(c), "model.chunk is null"),
+    *(
+        (f"tokenizer.{key}", _deep, "model.encoder is none: the wide head reads words")
+        for key in ("kind", "max_vocab", "min_freq")
+    ),
+    *(
+        (f"train.{key}", _deep, LINEAR_ONLY)
+        for key in (
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "lr",
+            "weight_decay",
+            "scheduler",
+            "warmup_ratio",
+            "lr_decay",
+            "gradual_unfreezing",
+            "grad_clip",
+            "label_smoothing",
+            "class_weights",
+            "early_stopping",
+            "save_every",
+            "amp",
+        )
+    ),
 )
 
 # keys rnnclf train never reads
@@ -157,6 +221,13 @@ PRETRAIN_INERT = {
     "train.threshold_min_support": "a multi-label classifier setting",
     "train.threshold_floor": "a multi-label classifier setting",
     "train.calibration": "a classifier setting: a language model's probabilities are not calibrated",
+    "model.wide": "a classifier setting: a language model has no wide head",
+    "model.chunk": "a classifier setting: a language model reads whole texts in pretrain.bptt windows",
+    "model.chunk_pooling": "a classifier setting",
+    **{
+        f"wide.{key}": "a classifier setting (model.wide)"
+        for key in ("ngrams", "min_df", "max_features", "sublinear_tf", "c")
+    },
 }
 # ... and keys that are an error there instead (check_pretrainable)
 PRETRAIN_INVALID = ("model.init", "train.lr_decay", "train.gradual_unfreezing")
@@ -178,7 +249,8 @@ def inert_settings(config: Any) -> list[str]:
     for key, used, why in SWITCHED:
         section, name = key.split(".", 1)
         if changed(getattr(config, section), name) and not used(config):
-            warnings.append(f"{key}: {value_of(config, key)} does nothing here ({why})")
+            reason = why.format(encoder=config.model.encoder)
+            warnings.append(f"{key}: {value_of(config, key)} does nothing here ({reason})")
     return warnings
 
 

@@ -79,8 +79,10 @@ class EmbeddingConfig(Section):
 
 
 class ModelConfig(Section):
-    encoder: Literal["rnn", "lstm", "gru", "bag"] = Field(
-        "lstm", description="torch nn.RNN / nn.LSTM / nn.GRU, or bag (mean of embeddings, no recurrence)"
+    encoder: Literal["rnn", "lstm", "gru", "bag", "none"] = Field(
+        "lstm",
+        description="torch nn.RNN / nn.LSTM / nn.GRU, bag (mean of embeddings, no recurrence), or none (with "
+        "model.wide: the linear n-gram model alone, fitted in seconds)",
     )
     hidden_size: int = Field(128, ge=1, description="hidden units per direction")
     num_layers: int = Field(1, ge=1, description="stacked recurrent layers")
@@ -91,8 +93,10 @@ class ModelConfig(Section):
         lt=1,
         description="dropout between recurrent layers; above 0 needs num_layers > 1 (an error otherwise)",
     )
-    pooling: Literal["last", "mean", "max"] = Field(
-        "max", description="masked pooling over time; last = each sequence's true last step in each direction"
+    pooling: Literal["last", "mean", "max", "attention"] = Field(
+        "max",
+        description="masked pooling over time; last = each sequence's true last step in each direction, attention = "
+        "a learned query over the steps (one per direction)",
     )
     head_dropout: float = Field(
         0.2, ge=0, lt=1, description="dropout before the output layer (rnnclf pretrain: on the last layer's outputs)"
@@ -107,6 +111,21 @@ class ModelConfig(Section):
         False,
         description="embedding.dropout and model.dropout drop the same features at every time step of a text "
         "(variational / locked dropout, AWD-LSTM) instead of new ones at each step",
+    )
+    chunk: int | None = Field(
+        None,
+        ge=2,
+        description="read each text in windows of this many tokens, each encoded and pooled alone, then the "
+        "windows pooled (model.chunk_pooling): long texts whole, within data.max_length (null there: no limit); "
+        "train.batch_size then counts windows; null = one window",
+    )
+    chunk_pooling: Literal["max", "mean", "attention"] = Field(
+        "max", description="model.chunk: how a text's window vectors are pooled"
+    )
+    wide: bool = Field(
+        False,
+        description="add a wide head: a linear model over the text's word n-grams (wide.*), fitted first on the "
+        "training split (C on validation), its scores added to the recurrent head's with a weight chosen on validation",
     )
     init: Path | None = Field(
         None,
@@ -218,6 +237,21 @@ class OutputConfig(Section):
     )
 
 
+class WideConfig(Section):
+    ngrams: int = Field(2, ge=1, le=3, description="model.wide: word n-grams of 1 to this many words")
+    min_df: int = Field(2, ge=1, description="model.wide: keep n-grams in at least this many training texts")
+    max_features: int = Field(
+        500_000, ge=1, description="model.wide: keep at most this many n-grams, the most frequent in training"
+    )
+    sublinear_tf: bool = Field(True, description="model.wide: weigh an n-gram's count as 1 + log(count)")
+    c: float | None = Field(
+        None,
+        gt=0,
+        description="model.wide: the inverse regularisation C of the linear fit (scikit-learn LinearSVC's); null "
+        "= chosen on the validation split among 0.1, 0.3, 1, 3, 10, 30",
+    )
+
+
 class PretrainConfig(Section):
     bptt: int = Field(
         70,
@@ -238,6 +272,7 @@ class Config(Section):
     embedding: EmbeddingConfig = EmbeddingConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    wide: WideConfig = WideConfig()
     pretrain: PretrainConfig = PretrainConfig()
     output: OutputConfig = OutputConfig()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from rnnclf.data.sparse_rows import SparseRows
 from rnnclf.errors import RnnclfError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -82,6 +83,7 @@ class EncodedTexts:
 
     ids: np.ndarray  # int32
     offsets: np.ndarray  # int64, len(texts) + 1
+    wide: SparseRows | None = None  # the same texts' n-gram features, for a model with a wide head
 
     @property
     def lengths(self) -> np.ndarray:
@@ -100,7 +102,7 @@ class EncodedTexts:
         np.cumsum(lengths, out=offsets[1:])
         parts = [self.get(i) for i in index]
         ids = np.concatenate(parts).astype(np.int32, copy=False) if parts else np.zeros(0, dtype=np.int32)
-        return EncodedTexts(ids, offsets)
+        return EncodedTexts(ids, offsets, None if self.wide is None else self.wide.take(index))
 
 
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory

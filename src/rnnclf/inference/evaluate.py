@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,11 @@ import numpy as np
 
 from rnnclf.data.corpus import check_labels, data_fields, label_format, label_targets, load_corpus
 from rnnclf.data.readers import Split, read_split
-from rnnclf.data.tokenizer import EncodedTexts, encode
+from rnnclf.data.tokenizer import EncodedTexts
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import calibrate, calibration_report
 from rnnclf.evaluation.scores import probabilities, scores
-from rnnclf.files import write_json
+from rnnclf.files import METRICS, write_json
 from rnnclf.inference.predictor import Predictor
 from rnnclf.runs.directory import Run
 
@@ -52,11 +53,25 @@ def evaluate_run(
         evaluation = evaluate_split(predictor, labelled)
     if threshold is not None:  # beside the results at the run's own thresholds, not over them
         name += f"-threshold{threshold:g}"
+    baseline = recorded_baseline(Path(path), name.split("-")[0])
+    if baseline is not None:
+        evaluation["linear_baseline"] = baseline
     evaluation["data"] = labelled.source
     written = Path(path) / "eval" / f"{name}.json"
     write_json(written, evaluation)
     log(f"wrote {written}")
     return evaluation, written
+
+
+def recorded_baseline(path: Path, split: str) -> dict[str, Any] | None:
+    """The linear baseline's figures on the run's own valid or test split, as training recorded them in
+    metrics.json (recipes/baseline.py); None for other data, or a run without them."""
+    try:
+        summary = json.loads((path / METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    baseline = summary.get("linear_baseline") if isinstance(summary, dict) else None
+    return baseline.get(split) if isinstance(baseline, dict) and split in ("valid", "test") else None
 
 
 def labelled_split(
@@ -90,7 +105,7 @@ def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, 
     """The labelled texts as token ids of the run's tokenizer, and their targets (label indices, or 0 / 1 rows)."""
     check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
     targets = label_targets(labelled.labels, predictor.labels, predictor.multi_label)
-    return encode(predictor.tokenizer, labelled.texts), targets
+    return predictor.encode(labelled.texts), targets
 
 
 def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,7 +31,9 @@ from tokenizers import Tokenizer
 
 from rnnclf.data.tokenizer import UNK, character_limit
 from rnnclf.errors import RnnclfError
-from rnnclf.inference.predictor import LabelSet, Predictor
+from rnnclf.inference.decisions import LabelSet
+from rnnclf.inference.explain_ngrams import ngram_contributions
+from rnnclf.inference.predictor import Predictor
 from rnnclf.models.classifier import RNNClassifier
 
 DEFAULT_STEPS = 32
@@ -61,6 +63,8 @@ class Attribution:
     scores: np.ndarray
     value: float
     baseline: float
+    ngrams: list[tuple[str, float]] = field(default_factory=list)  # a wide head's largest n-gram contributions
+    ngram_total: float | None = None  # the wide head's share of the log-odds (explain_ngrams.py)
 
 
 def token_views(tokenizer: Tokenizer, texts: Sequence[str]) -> list[TokenView]:
@@ -101,21 +105,57 @@ def explain_predictions(
     predictions: Sequence[list[tuple[str, float]]] | Sequence[LabelSet],
     steps: int = DEFAULT_STEPS,
 ) -> list[list[Attribution]]:
-    """Attributions for each text's predicted label(s) (predictor.predict or predict_labels of the same texts)."""
+    """Attributions for each text's predicted label(s) (predictor.predict or predict_labels of the same texts):
+    the tokens' by integrated gradients (the wide head's scores held as they are), and a wide head's n-grams. The
+    linear model alone shows its words by the n-grams through them."""
     check_steps(steps)
-    views = token_views(predictor.tokenizer, texts)
+    model = predictor.model
+    views = token_views(predictor.tokenizer, texts) if model.deep else [None] * len(texts)
     explained = []
-    for view, labels in zip(views, labels_to_explain(predictions), strict=True):
+    for text, view, labels in zip(texts, views, labels_to_explain(predictions), strict=True):
         classes = [predictor.labels.index(label) for label in labels]
-        ids = torch.tensor(view.ids, device=predictor.device)
-        found = integrated_gradients(predictor.model, ids, classes, predictor.multi_label, steps)
+        logits = torch.from_numpy(predictor.model_logits(predictor.encode([text]))[0])
+        offset = logits[None] - deep_logits(predictor, view) if model.wide is not None and model.deep else None
+        found = (
+            integrated_gradients(
+                model, torch.tensor(view.ids, device=predictor.device), classes, predictor.multi_label, steps, offset
+            )
+            if model.deep
+            else [None] * len(classes)
+        )
         explained.append(
             [
-                Attribution(label, probability, view.words, view.unknown, scores, value, baseline)
-                for (label, probability), (scores, value, baseline) in zip(labels.items(), found, strict=True)
+                attribution(predictor, text, view, label, probability, logits, index, deep)
+                for (label, probability), index, deep in zip(labels.items(), classes, found, strict=True)
             ]
         )
     return explained
+
+
+def deep_logits(predictor: Predictor, view: TokenView) -> torch.Tensor:
+    """The recurrent head's logits of one text alone (the wide head left out)."""
+    with torch.no_grad():
+        ids = torch.tensor([view.ids], device=predictor.device)
+        return predictor.model(ids, torch.tensor([len(view.ids)])).float().cpu()
+
+
+def attribution(
+    predictor: Predictor, text: str, view: TokenView | None, label: str, probability: float, logits, index, deep
+) -> Attribution:
+    """One label's Attribution: the tokens' scores (integrated gradients), or for the linear model its words'."""
+    model, multi_label = predictor.model, predictor.multi_label
+    ngrams, total = [], None
+    if model.wide is not None:
+        ngrams, total, words, shares = ngram_contributions(
+            predictor.run.wide, model.wide, text, logits, index, multi_label
+        )
+    if deep is not None:
+        scores, value, baseline = deep
+        return Attribution(label, probability, view.words, view.unknown, scores, value, baseline, ngrams, total)
+    value = float(log_odds(logits[None], index, multi_label))
+    empty = model.wide.bias.detach().float().cpu()[None] * model.wide.scale
+    baseline = float(log_odds(empty, index, multi_label))
+    return Attribution(label, probability, words, [False] * len(words), shares, value, baseline, ngrams, total)
 
 
 def explain_texts(
@@ -144,6 +184,10 @@ def log_odds(logits: torch.Tensor, label: int, multi_label: bool) -> torch.Tenso
     return logits[:, label] - torch.logsumexp(others, dim=1)
 
 
+def shifted(logits: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
+    return logits if offset is None else logits + offset.to(logits.device, logits.dtype)
+
+
 def quadrature(steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1] (the weights sum to 1)."""
     nodes, weights = np.polynomial.legendre.leggauss(steps)
@@ -166,9 +210,15 @@ def without_cudnn(device: torch.device) -> Iterator[None]:
 
 
 def integrated_gradients(
-    model: RNNClassifier, ids: torch.Tensor, labels: list[int], multi_label: bool, steps: int = DEFAULT_STEPS
+    model: RNNClassifier,
+    ids: torch.Tensor,
+    labels: list[int],
+    multi_label: bool,
+    steps: int = DEFAULT_STEPS,
+    offset: torch.Tensor | None = None,
 ) -> list[tuple[np.ndarray, float, float]]:
-    """For one text's ids (time,) and each label: the score of every token, f(x) and f(baseline).
+    """For one text's ids (time,) and each label: the score of every token, f(x) and f(baseline); `offset` (1,
+    classes): logits added to the recurrent head's along the whole path (a wide head's scores of the text).
 
     Runs in float32 without autocast (gradients in bf16 are too coarse to rank tokens), on CUDA with cuDNN off
     (without_cudnn).
@@ -184,7 +234,7 @@ def integrated_gradients(
         for start in range(0, steps, per_pass):
             alphas = torch.tensor(nodes[start : start + per_pass], dtype=x.dtype, device=x.device)
             path = (alphas[:, None, None] * x).requires_grad_()
-            logits = model.classify_embedded(path, torch.full((len(alphas),), length))
+            logits = shifted(model.classify_embedded(path, torch.full((len(alphas),), length)), offset)
             step_weights = torch.tensor(weights[start : start + per_pass], dtype=x.dtype, device=x.device)
             for row, label in enumerate(labels):
                 (grad,) = torch.autograd.grad(
@@ -192,7 +242,9 @@ def integrated_gradients(
                 )
                 gradients[row] += torch.einsum("s,std->td", step_weights, grad)
         with torch.no_grad():
-            ends = model.classify_embedded(torch.cat([torch.zeros_like(x), x]), torch.full((2,), length))
+            ends = shifted(
+                model.classify_embedded(torch.cat([torch.zeros_like(x), x]), torch.full((2,), length)), offset
+            )
     scores = (gradients * x).sum(-1).cpu().numpy()
     found = []
     for row, label in enumerate(labels):

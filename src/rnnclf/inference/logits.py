@@ -43,14 +43,14 @@ def predict_logits(
     that several cores share poorly (python -m scripts.bench).
     """
     model.eval()
-    out = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)
+    out = np.zeros((len(encoded), model.num_classes), dtype=np.float32)
 
     def run(batch: Batch) -> None:
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(batch.ids.to(device, non_blocking=True), batch.lengths)
+            logits = model(batch.ids.to(device, non_blocking=True), batch.lengths, *batch.wide_inputs(device))
         out[batch.index] = logits.float().cpu().numpy()
 
-    batches = iterate(encoded, sequential_batches(encoded.lengths, batch_size))
+    batches = iterate(encoded, sequential_batches(encoded.lengths, batch_size, getattr(model, "chunk", None)))
     if device.type != "cpu" or workers <= 1 or len(encoded) <= batch_size:
         for batch in batches:
             run(batch)

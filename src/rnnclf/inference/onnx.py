@@ -22,14 +22,16 @@ from torch import nn
 from rnnclf import __version__
 from rnnclf.config.schema import ModelConfig
 from rnnclf.data.batching import collate, sequential_batches
+from rnnclf.data.ngrams import WIDE_FEATURES
 from rnnclf.data.readers import read_split
-from rnnclf.data.tokenizer import PAD_ID, UNK_ID, EncodedTexts, encode, vocabulary
+from rnnclf.data.tokenizer import PAD_ID, UNK_ID, EncodedTexts, vocabulary
 from rnnclf.device.cores import available_cores
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import describe_temperature
 from rnnclf.evaluation.thresholds import read_thresholds
 from rnnclf.files import TOKENIZER, WEIGHTS, write_atomic, write_json
-from rnnclf.inference.predictor import Decisions, Predictor, check_texts
+from rnnclf.inference.decisions import Decisions, check_texts
+from rnnclf.inference.predictor import Predictor, encode_texts
 from rnnclf.runs.directory import Run, load_run, weights_digest
 
 ONNX_FILE = "model.onnx"
@@ -37,6 +39,31 @@ OPSET = 17  # old enough for most runtimes; has everything the model needs
 TOLERANCE = 1e-4  # largest difference allowed between ONNX Runtime's and PyTorch's probabilities
 CHECK_TEXTS = 500
 IDS, LENGTHS, OUTPUT = "ids", "lengths", "probabilities"
+WIDE_INPUTS = ("ngram_indices", "ngram_offsets", "ngram_values")  # a model with a wide head (model.wide)
+INPUT_ABOUT = {
+    IDS: {
+        "type": "int64",
+        "shape": ["batch", "time"],
+        "about": "token ids of each text (tokenizer, no special tokens), padded with pad_id after its end",
+    },
+    LENGTHS: {"type": "int64", "shape": ["batch"], "about": "each text's number of tokens (at least 1)"},
+    WIDE_INPUTS[0]: {
+        "type": "int64",
+        "shape": ["ngrams"],
+        "about": "the texts' n-gram feature indices, text after text",
+    },
+    WIDE_INPUTS[1]: {"type": "int64", "shape": ["batch"], "about": "where each text's n-grams start in ngram_indices"},
+    WIDE_INPUTS[2]: {
+        "type": "float32",
+        "shape": ["ngrams"],
+        "about": "each n-gram's TF-IDF value (unit length per text)",
+    },
+}
+NGRAMS_ABOUT = (
+    "rnnclf.data.ngrams.NgramFeatures.transform computes the three ngram_* inputs from texts: NFKC, lowercase, words "
+    "split at every run of non-word characters, a 64-bit hash per word (rnnclf.data.words), n-gram keys, the feature "
+    "index of each key kept in ngram_features (its keys and idf)"
+)
 
 
 class Probabilities(nn.Module):
@@ -48,8 +75,9 @@ class Probabilities(nn.Module):
         self.model, self.multi_label = model, multi_label
         self.register_buffer("temperature", torch.ones(1) if temperature is None else torch.from_numpy(temperature))
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        logits = self.model(ids, lengths) / self.temperature
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """inputs: ids and lengths, then the wide head's three inputs; only the latter for the linear model."""
+        logits = (self.model(*inputs) if self.model.deep else self.model(None, None, *inputs)) / self.temperature
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
 
@@ -71,7 +99,9 @@ def export_onnx(path: Path | str, out: Path | None = None, log: Callable[[str], 
     if out.is_dir():
         raise RnnclfError(f"{out}: is a directory; give --out a file name such as {out / ONNX_FILE}")
     what = describe(run.config.model)
-    model = to_onnx(Probabilities(predictor.model, predictor.multi_label, predictor.temperature), what)
+    model = to_onnx(
+        Probabilities(predictor.model, predictor.multi_label, predictor.temperature), what, input_names(run)
+    )
     texts, source = texts_to_check(run)
     log(f"checking the ONNX model against PyTorch on {len(texts)} {source}")
     try:
@@ -91,22 +121,35 @@ def export_onnx(path: Path | str, out: Path | None = None, log: Callable[[str], 
     tokenizer = tokenizer_path(run.path, out)
     if tokenizer != TOKENIZER:
         write_atomic(out.parent / tokenizer, (run.path / TOKENIZER).read_bytes())
+    if run.config.model.wide and out.parent.resolve() != run.path.resolve():
+        write_atomic(out.parent / WIDE_FEATURES, (run.path / WIDE_FEATURES).read_bytes())
     sidecar = describe_export(run, out, source, len(texts), difference)
     write_json(sidecar_path(out), sidecar)
     return sidecar
 
 
+def input_names(run: Run) -> list[str]:
+    deep = [IDS, LENGTHS] if run.config.model.encoder != "none" else []
+    return deep + (list(WIDE_INPUTS) if run.config.model.wide else [])
+
+
 def describe(model: ModelConfig) -> str:
+    if model.encoder == "none":
+        return "linear n-gram model"
     if model.encoder == "bag":
         return f"bag of embeddings with {model.pooling} pooling"
     direction = "bidirectional" if model.bidirectional else "unidirectional"
     return f"{direction} {model.num_layers}-layer {model.encoder} with {model.pooling} pooling"
 
 
-def to_onnx(model: Probabilities, what: str) -> bytes:
-    """The model as ONNX bytes, with dynamic batch and time axes."""
+def to_onnx(model: Probabilities, what: str, names: list[str]) -> bytes:
+    """The model as ONNX bytes, with dynamic batch, time and n-gram axes."""
     lengths = torch.tensor([7, 4, 2])  # the check below uses other batch sizes and widths
     ids = torch.where(torch.arange(7)[None, :] < lengths[:, None], UNK_ID, PAD_ID)
+    ngrams = (torch.tensor([0, 1, 0]), torch.tensor([0, 2, 2]), torch.tensor([0.6, 0.8, 1.0]))  # the middle one empty
+    example = {IDS: ids, LENGTHS: lengths, **dict(zip(WIDE_INPUTS, ngrams, strict=True))}
+    axes = {IDS: {0: "batch", 1: "time"}, LENGTHS: {0: "batch"}, OUTPUT: {0: "batch"}}
+    axes |= {WIDE_INPUTS[0]: {0: "ngrams"}, WIDE_INPUTS[1]: {0: "batch"}, WIDE_INPUTS[2]: {0: "ngrams"}}
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -115,13 +158,13 @@ def to_onnx(model: Probabilities, what: str) -> bytes:
             # to the example's width (ONNX Runtime then refuses other widths), and takes seconds per model
             torch.onnx.export(
                 model.eval(),
-                (ids, lengths),
+                tuple(example[name] for name in names),
                 buffer,
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=[IDS, LENGTHS],
+                input_names=names,
                 output_names=[OUTPUT],
-                dynamic_axes={IDS: {0: "batch", 1: "time"}, LENGTHS: {0: "batch"}, OUTPUT: {0: "batch"}},
+                dynamic_axes={name: axes[name] for name in [*names, OUTPUT]},
             )
     except Exception as exc:
         raise RnnclfError(f"cannot export a {what} to ONNX: {type(exc).__name__}: {first_line(exc)}") from None
@@ -136,6 +179,7 @@ def session(onnxruntime, model: bytes | str):
     """An ONNX Runtime session on one core: callers run whole batches in parallel threads instead."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: the EmbeddingBag loop draws warnings that concern no user
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
@@ -190,7 +234,7 @@ def check_batches(lengths: np.ndarray) -> list[np.ndarray]:
 def max_difference(onnx_session, predictor: Predictor, texts: Sequence[str]) -> float:
     """Largest absolute difference between ONNX Runtime's and PyTorch's (Predictor's) probabilities."""
     expected = predictor.predict_proba(texts)
-    encoded = encode(predictor.tokenizer, texts)
+    encoded = predictor.encode(texts)
     worst = 0.0
     for index in check_batches(encoded.lengths):
         got = run_batch(onnx_session, encoded, index)
@@ -199,8 +243,11 @@ def max_difference(onnx_session, predictor: Predictor, texts: Sequence[str]) -> 
 
 
 def run_batch(onnx_session, encoded: EncodedTexts, index: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's probabilities of the texts at `index`, fed whichever inputs the model takes."""
     batch = collate(encoded, index)
-    return onnx_session.run([OUTPUT], {IDS: batch.ids.numpy(), LENGTHS: batch.lengths.numpy()})[0]
+    given = {IDS: batch.ids, LENGTHS: batch.lengths, **dict(zip(WIDE_INPUTS, batch.wide or (), strict=False))}
+    names = [node.name for node in onnx_session.get_inputs()]
+    return onnx_session.run([OUTPUT], {name: given[name].numpy() for name in names})[0]
 
 
 def sidecar_path(model: Path) -> Path:
@@ -220,14 +267,7 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
     return {
         "model": out.name,
         "opset": OPSET,
-        "inputs": {
-            IDS: {
-                "type": "int64",
-                "shape": ["batch", "time"],
-                "about": "token ids of each text (tokenizer, no special tokens), padded with pad_id after its end",
-            },
-            LENGTHS: {"type": "int64", "shape": ["batch"], "about": "each text's number of tokens (at least 1)"},
-        },
+        "inputs": {name: INPUT_ABOUT[name] for name in input_names(run)},
         "outputs": {OUTPUT: {"type": "float32", "shape": ["batch", "classes"], "about": _output_about(run)}},
         "labels": run.labels,
         "multi_label": run.config.data.multi_label,
@@ -239,6 +279,7 @@ def describe_export(run: Run, out: Path, source: str, count: int, difference: fl
         "max_length": run.config.data.max_length,
         "pad_id": PAD_ID,
         "unk_id": UNK_ID,
+        **({"ngram_features": WIDE_FEATURES, "ngrams_about": NGRAMS_ABOUT} if run.config.model.wide else {}),
         "check": {"texts": source, "count": count, "max_difference": difference, "tolerance": TOLERANCE},
         "weights_sha256": weights_digest(run.path),
         "exported_by": f"rnnclf {__version__}, torch {torch.__version__}",
@@ -285,7 +326,7 @@ class OnnxPredictor(Decisions):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         check_texts(texts)
-        encoded = encode(self.tokenizer, texts)
+        encoded = encode_texts(self.run, texts)
         out = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
 
         def run(index: np.ndarray) -> None:

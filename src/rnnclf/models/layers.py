@@ -160,10 +160,48 @@ def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
 
 
-def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Mean or max over the real time steps of x (batch, time, features)."""
+def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str, attention: AttentionPool | None = None) -> torch.Tensor:
+    """Mean, max or attention over the real time steps of x (batch, time, features)."""
+    if how == "attention":
+        return attention(x, mask)
     mask = mask.unsqueeze(-1)
     if how == "max":
         return x.masked_fill(~mask, torch.finfo(x.dtype).min).max(dim=1).values
     total = x.masked_fill(~mask, 0.0).sum(dim=1)
     return total / mask.sum(dim=1).clamp(min=1).to(x.dtype)
+
+
+class AttentionPool(nn.Module):
+    """A learned query over the steps of a sequence: each step weighs exp(query . x_t), over the real steps only
+    (padding gets weight 0, so it never changes the result). Starts as the mean (query 0)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = (x.float() @ self.query.float()).masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1).to(x.dtype)
+        return (weights.unsqueeze(-1) * x.masked_fill(~mask.unsqueeze(-1), 0.0)).sum(dim=1)
+
+
+def into_windows(
+    x: torch.Tensor, lengths: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Texts x (batch, time, dim) of `lengths` as windows of `window` steps cut from each text's start: the windows
+    that hold tokens (windows, window, dim), their lengths, and how many windows each text has (batch,)."""
+    count = -(-x.shape[1] // window)
+    x = F.pad(x, (0, 0, 0, count * window - x.shape[1])).reshape(x.shape[0] * count, window, x.shape[2])
+    starts = torch.arange(count, device=lengths.device) * window
+    sizes = (lengths[:, None] - starts[None, :]).clamp(min=0, max=window)  # (batch, count)
+    real = sizes.reshape(-1) > 0
+    return x[real], sizes.reshape(-1)[real], (sizes > 0).sum(dim=1)
+
+
+def from_windows(pooled: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each text's window vectors (windows, features) as (batch, most windows, features), and which are real."""
+    most = int(counts.max())
+    mask = torch.arange(most, device=counts.device)[None, :] < counts[:, None]
+    grid = pooled.new_zeros(len(counts), most, pooled.shape[1])
+    grid[mask] = pooled
+    return grid, mask

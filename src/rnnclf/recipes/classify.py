@@ -1,5 +1,6 @@
-"""rnnclf train: a classifier, from scratch, from pretrained word vectors or from a language model (model.init), run
-by the one training loop (training/loop.py). Also what each trial of rnnclf tune trains.
+"""A classifier, from scratch, from pretrained word vectors or from a language model (model.init), with or without a
+wide head (model.wide), as the one training loop (training/loop.py) runs it: rnnclf train (train, resume) and
+each trial of rnnclf tune; and with model.encoder none the linear n-gram model alone (Linear).
 
 The recipe supplies: the token ids of every split (cached), the model and its output bias, the step (loss, class
 weights, optimizer, schedule, gradual unfreezing), bucketed batches, validation scores, and at the end the best
@@ -21,6 +22,7 @@ from rnnclf import files
 from rnnclf.config.loading import config_to_dict
 from rnnclf.config.schema import Config
 from rnnclf.data.batching import bucket_by_length, collate
+from rnnclf.data.ngrams import NgramFeatures
 from rnnclf.data.token_cache import prepare
 from rnnclf.data.tokenizer import vocabulary
 from rnnclf.errors import RnnclfError
@@ -32,6 +34,7 @@ from rnnclf.models.classifier import RNNClassifier, classifier_arguments
 from rnnclf.models.embeddings import load_pretrained
 from rnnclf.models.layer_groups import frozen_parameters, unfreezing_note
 from rnnclf.recipes.classify_report import final_reports, summary_of
+from rnnclf.recipes.wide import attach_ngrams, choose_scale, fit_wide, wide_scores
 from rnnclf.runs.directory import Run, load_run
 from rnnclf.runs.language_model import load_language_model, take_weights
 from rnnclf.training import distributed, session
@@ -40,6 +43,10 @@ from rnnclf.training.loop import EpochHook, Log, fit
 from rnnclf.training.losses import class_weight_tensor, init_label_bias, objective
 from rnnclf.training.recipe import Optimization, Recipe, Validation
 from rnnclf.training.step import build_step
+
+
+def recipe_for(config: Config, previous: Run | None = None) -> Classify:
+    return Linear(previous) if config.model.encoder == "none" else Classify(previous)
 
 
 def train(
@@ -53,7 +60,7 @@ def train(
     run_dir = Path(config.output.run_dir)
     if distributed.from_env().main:  # the other processes of a distributed run find rank 0's directory
         session.check_run_dir(run_dir)
-    return fit(Classify(), config, run_dir, False, command or sys.argv, log, on_epoch, trial)
+    return fit(recipe_for(config), config, run_dir, False, command or sys.argv, log, on_epoch, trial)
 
 
 def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) -> dict[str, Any] | None:
@@ -71,7 +78,7 @@ def resume(run_dir: Path, command: list[str] | None = None, log: Log = print) ->
         log(session.complete_line(run_dir))
         return None
     previous = load_run(run_dir, weights=False)
-    return fit(Classify(previous), previous.config, run_dir, True, command or sys.argv, log)
+    return fit(recipe_for(previous.config, previous), previous.config, run_dir, True, command or sys.argv, log)
 
 
 class Classify(Recipe):
@@ -80,6 +87,7 @@ class Classify(Recipe):
     def __init__(self, previous: Run | None = None) -> None:
         self.previous = previous
         self.best_valid_logits: np.ndarray | None = None  # finish() reports on them instead of predicting valid again
+        self.features: NgramFeatures | None = None  # model.wide: the n-grams of the wide head
 
     # setting up
 
@@ -112,11 +120,14 @@ class Classify(Recipe):
         self.vocab = vocabulary(self.data.tokenizer)
         fitted = f"from the language model {config.model.init}" if config.model.init else "fitted on the training split"
         loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {fitted}")
+        if config.model.wide:
+            self.features = attach_ngrams(self)
         return {"vocab_size": len(self.vocab), "sizes": sizes}
 
     def build_model(self) -> RNNClassifier:
         loop, config = self.loop, self.loop.config
-        model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(config))
+        wide_features = self.features.size if self.features is not None else 0
+        model = RNNClassifier(len(self.vocab), len(self.labels), **classifier_arguments(config, wide_features))
         if config.embedding.pretrained and not loop.saved:
             self.load_vectors(model)
         if self.language_model is not None:
@@ -129,6 +140,10 @@ class Classify(Recipe):
             loop.log(note)
         if self.multi_label and not loop.saved:
             init_label_bias(model.head, self.data.targets["train"])
+        if model.wide is not None:  # fitted first, exactly; frozen while the encoder trains
+            if not loop.saved:
+                loop.progress.summary["wide"] = fit_wide(self, model)
+            model.wide.requires_grad_(False)
         return model.to(loop.device)
 
     def load_vectors(self, model: RNNClassifier) -> None:
@@ -147,13 +162,15 @@ class Classify(Recipe):
         loop, tc = self.loop, self.loop.tc
         train_size = loop.progress.summary["sizes"]["train"]
         steps_per_epoch = distributed.steps_per_epoch(math.ceil(train_size / tc.batch_size), loop.group)
+        if loop.config.model.chunk is not None:  # batches of windows: as many as the epochs' plans have
+            steps_per_epoch = sum(len(self.epoch_batches(e)) for e in range(1, tc.epochs + 1)) / tc.epochs
         self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.data.targets["train"])
         self.step = build_step(
             loop.model,
             loop.net,
             tc,
             self.class_weights,
-            steps_per_epoch * tc.epochs,
+            round(steps_per_epoch * tc.epochs),
             loop.device,
             loop.precision,
             self.multi_label,
@@ -163,6 +180,8 @@ class Classify(Recipe):
     def write_run_files(self, folder: Path, env: dict[str, Any]) -> None:
         config = config_to_dict(self.loop.config)
         session.write_run_files(folder, config, self.labels, self.data.tokenizer, env)
+        if self.features is not None:
+            self.features.save(folder)
 
     # one epoch
 
@@ -171,7 +190,10 @@ class Classify(Recipe):
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         tc, train = self.loop.tc, self.data.encoded["train"]
-        return distributed.shard(bucket_by_length(train.lengths, tc.batch_size, tc.seed, epoch), self.loop.group)
+        window = self.loop.config.model.chunk
+        return distributed.shard(
+            bucket_by_length(train.lengths, tc.batch_size, tc.seed, epoch, window), self.loop.group
+        )
 
     def batch_tokens(self, batch: np.ndarray) -> int:
         return int(self.data.encoded["train"].lengths[batch].sum())
@@ -193,7 +215,14 @@ class Classify(Recipe):
         return {"loss": f"{progress.total_loss / progress.seen:.4f}", "acc": f"{progress.correct / progress.seen:.3f}"}
 
     def validate(self) -> Validation:
-        logits = self.logits("valid")
+        model = self.loop.model
+        if model.wide is None or not model.deep:
+            logits = self.logits("valid")
+        else:  # the recurrent head's logits alone, then the wide scores' weight in their sum chosen on valid
+            model.wide.scale.fill_(0.0)
+            wide = wide_scores(model, self.data.encoded["valid"].wide)
+            scale, logits = choose_scale(self, self.logits("valid"), wide)
+            model.wide.scale.fill_(scale)
         report = self.scores(logits, "valid")
         return Validation(report[self.loop.tc.metric], {"report": report, "logits": logits})
 
@@ -249,7 +278,8 @@ class Classify(Recipe):
                 if self.multi_label
                 else {}
             ),
-            "lr": loop.optimization.optimizer.param_groups[0]["lr"],
+            **({"wide_scale": float(loop.model.wide.scale)} if loop.model.wide is not None and loop.model.deep else {}),
+            "lr": loop.learning_rate(),
             "tokens_per_s": tokens / max(epoch_seconds, 1e-9),  # all processes together
             "epoch_seconds": epoch_seconds,
         }
@@ -257,10 +287,11 @@ class Classify(Recipe):
     def describe_epoch(self, record: dict[str, Any], validation: Validation) -> str:
         valid = validation.details["report"]
         shown = f"micro F1 {valid['micro_f1']:.4f}" if self.multi_label else f"acc {valid['accuracy']:.4f}"
+        wide = f" (wide head x{record['wide_scale']:g})" if "wide_scale" in record else ""
         return (
-            f"epoch {record['epoch']}/{self.loop.tc.epochs}  train loss {record['train_loss']:.4f} acc "
+            f"epoch {record['epoch']}/{self.loop.epochs}  train loss {record['train_loss']:.4f} acc "
             f"{record['train_accuracy']:.4f}  valid loss {valid['loss']:.4f} {shown} macro F1 "
-            f"{valid['macro_f1']:.4f}  {record['tokens_per_s']:,.0f} tok/s  {record['epoch_seconds']:.1f}s"
+            f"{valid['macro_f1']:.4f}{wide}  {record['tokens_per_s']:,.0f} tok/s  {record['epoch_seconds']:.1f}s"
         )
 
     # the end
@@ -270,3 +301,41 @@ class Classify(Recipe):
         valid; metrics.json's summary."""
         reports, thresholds = final_reports(self)
         return summary_of(self, history, reports, thresholds)
+
+
+class Linear(Classify):
+    """model.encoder none with model.wide: the linear n-gram model alone, through the same loop, commands and run
+    directory as any classifier. Its one epoch is the exact fit of the wide head (training/linear_fit.py:
+    scikit-learn LinearSVC's loss, minimised to its optimum; C chosen on the validation split), in seconds."""
+
+    def epochs(self) -> int:
+        return 1
+
+    def build_model(self) -> RNNClassifier:
+        arguments = classifier_arguments(self.loop.config, self.features.size)
+        return RNNClassifier(len(self.vocab), len(self.labels), **arguments).to(self.loop.device)
+
+    def describe_model(self, parameters: dict[str, int]) -> str:
+        return f"model: linear over {self.features.size:,} n-grams (the wide head alone), {parameters['total']:,} parameters"
+
+    def build_step(self) -> Optimization:
+        self.class_weights = None
+        return Optimization(None, None, torch.amp.GradScaler("cuda", enabled=False))
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        return [np.arange(len(self.data.encoded["train"]))]  # one batch: the whole training split at once
+
+    def train_batch(self, batch: np.ndarray, progress: Progress) -> tuple[int, float]:
+        """The exact fit along the C path; counts one step of all the training texts."""
+        model, train = self.loop.model, self.data.encoded["train"]
+        self.loop.progress.summary["wide"] = fit_wide(self, model)
+        report = scores(wide_scores(model, train.wide), self.data.targets["train"], self.labels)
+        tokens = int(train.lengths.sum())
+        progress.count(len(train), tokens, report["loss"], round(report["accuracy"] * len(train)))
+        return tokens, report["loss"]
+
+    def postfix(self, progress: Progress) -> dict[str, Any]:
+        return {}

@@ -13,8 +13,10 @@ from rnnclf.evaluation.calibration import calibrate, calibration_report, describ
 from rnnclf.evaluation.multilabel import headline
 from rnnclf.evaluation.scores import probabilities
 from rnnclf.evaluation.thresholds import AUTO_RULES, choose_thresholds, thresholds_file_payload
+from rnnclf.recipes.baseline import linear_baseline, say_if_behind
 from rnnclf.runs.tensors import load_tensors
 from rnnclf.training.loop import Loop
+from rnnclf.views.tables import describe_baseline
 
 
 class Classify(Protocol):
@@ -27,6 +29,7 @@ class Classify(Protocol):
     best_valid_logits: np.ndarray | None
     threshold_info: dict[str, Any]
     rule_thresholds: dict[str, np.ndarray]
+    baseline: dict[str, Any] | None
 
     def logits(self, split: str) -> np.ndarray: ...
 
@@ -58,8 +61,14 @@ def final_reports(recipe: Classify) -> tuple[dict[str, Any], np.ndarray | None]:
                 for rule, cut in recipe.rule_thresholds.items()
             }
             reports[split]["at_0.5"] = reports[split]["by_rule"]["fixed"]
+    recipe.baseline = linear_baseline(recipe) if loop.group.main else None
+    say_if_behind(recipe, reports["valid"], recipe.baseline)
     if reports.get("test") is not None:
-        loop.log(f"test (best epoch {loop.progress.best_epoch}): {describe_test(reports['test'])}")
+        test, metric = reports["test"], "micro_f1" if recipe.multi_label else "accuracy"
+        loop.log(
+            f"test (best epoch {loop.progress.best_epoch}): {describe_test(test)}"
+            + describe_baseline(recipe.baseline, "test", metric)
+        )
     return reports, thresholds
 
 
@@ -78,6 +87,7 @@ def summary_of(
         **({"multi_label": True, "thresholds": recipe.threshold_info} if thresholds is not None else {}),
         "valid": reports["valid"],
         "test": reports.get("test"),
+        **({"linear_baseline": recipe.baseline} if recipe.baseline is not None else {}),
     }
 
 

@@ -234,14 +234,14 @@ class Pretrain(Recipe):
             "train_perplexity": math.exp(min(train_loss, 50)),
             "valid_loss": validation.score,
             "valid_perplexity": math.exp(min(validation.score, 50)),
-            "lr": loop.optimization.optimizer.param_groups[0]["lr"],
+            "lr": loop.learning_rate(),
             "tokens_per_s": all_tokens / max(epoch_seconds, 1e-9),
             "epoch_seconds": epoch_seconds,
         }
 
     def describe_epoch(self, record: dict[str, Any], validation: Validation) -> str:
         return (
-            f"epoch {record['epoch']}/{self.loop.tc.epochs}  train perplexity {record['train_perplexity']:.1f}  "
+            f"epoch {record['epoch']}/{self.loop.epochs}  train perplexity {record['train_perplexity']:.1f}  "
             f"valid perplexity {record['valid_perplexity']:.1f}  {record['tokens_per_s']:,.0f} tok/s  "
             f"{record['epoch_seconds']:.1f}s"
         )

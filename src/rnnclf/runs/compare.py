@@ -100,6 +100,8 @@ def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
             row["valid_perplexity"] = metrics.get("valid_perplexity")
         if with_test:
             row.update({f"test_{name}": test.get(name) for name in test_scores})
+            baseline = (metrics.get("linear_baseline") or {}).get("test") or {}
+            row["test_linear_baseline"] = baseline.get(test_scores[0])
         row["train_seconds"] = metrics.get("train_seconds")
         row["parameters"] = (metrics.get("parameters") or {}).get("trainable")
         rows.append(row)

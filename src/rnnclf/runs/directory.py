@@ -13,19 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from tokenizers import Tokenizer
 
 from rnnclf import __version__
-from rnnclf.evaluation.calibration import read_temperature
-from rnnclf.config.schema import Config
 from rnnclf.config.loading import parse_config
-from rnnclf.errors import RnnclfError
-from rnnclf.files import CALIBRATION, CONFIG, ENV, FORMAT_VERSION, LABELS, LANGUAGE_MODEL, THRESHOLDS, TOKENIZER, WEIGHTS
-from rnnclf.evaluation.thresholds import read_thresholds
-from rnnclf.runs.tensors import load_tensors
+from rnnclf.config.schema import Config
+from rnnclf.data.ngrams import NgramFeatures
 from rnnclf.data.tokenizer import load_tokenizer
+from rnnclf.errors import RnnclfError
+from rnnclf.evaluation.calibration import read_temperature
+from rnnclf.evaluation.thresholds import read_thresholds
+from rnnclf.files import (
+    CALIBRATION,
+    CONFIG,
+    ENV,
+    FORMAT_VERSION,
+    LABELS,
+    LANGUAGE_MODEL,
+    THRESHOLDS,
+    TOKENIZER,
+    WEIGHTS,
+)
 
 
 @dataclass
@@ -36,9 +45,12 @@ class Run:
     config: Config
     labels: list[str]
     tokenizer: Tokenizer
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, Any]  # torch tensors (none when loaded with weights=False)
     thresholds: np.ndarray | None = None  # multi-label: each label's decision threshold (thresholds.json, else 0.5)
     temperature: np.ndarray | None = None  # divides the logits (calibration.json); None: not calibrated
+    wide: NgramFeatures | None = (
+        None  # model.wide: the n-grams of the wide head (wide_words.json, wide_features.safetensors)
+    )
 
 
 def load_run(path: Path | str, weights: bool = True) -> Run:
@@ -71,7 +83,7 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
     labels = _read_json(path / LABELS)
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise RnnclfError(f"{path / LABELS}: expected a JSON list of label names")
-    tensors = load_tensors(path / WEIGHTS) if weights else {}
+    tensors = load_weights(path) if weights else {}
     config = parse_config(raw, path / CONFIG)
     thresholds = None
     if config.data.multi_label:  # thresholds.json is written when training ends; until then, 0.5 for every label
@@ -84,7 +96,16 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
         temperature = read_temperature(
             _read_json(path / CALIBRATION), labels, config.data.multi_label, str(path / CALIBRATION)
         )
-    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds, temperature)
+    wide = NgramFeatures.load(path) if config.model.wide else None
+    return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds, temperature, wide)
+
+
+def load_weights(path: Path) -> dict[str, Any]:
+    """RUN/model.safetensors as torch tensors (torch is imported here, when weights are wanted: the linear model's
+    numpy predictor (inference/linear.py) reads a run without it)."""
+    from rnnclf.runs.tensors import load_tensors
+
+    return load_tensors(path / WEIGHTS)
 
 
 def weights_digest(run_path: Path) -> str:

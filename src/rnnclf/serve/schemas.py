@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from rnnclf.inference.decisions import LabelSet
 from rnnclf.inference.explain import DEFAULT_STEPS
-from rnnclf.inference.predictor import LabelSet
 from rnnclf.views.explanations import pairs
 
 

@@ -106,7 +106,7 @@ def training_state(model, optimizer, scheduler, scaler, progress: Progress) -> d
     """The last training state: weights, optimizer, schedule, scaler, RNG, and where training is."""
     return {
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "torch_rng": torch.get_rng_state(),
@@ -137,7 +137,8 @@ def restore_state(
             f"resume it with --nproc {len(ranks)}"
         )
     model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    if optimizer is not None and state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     if scaler.is_enabled() and state["scaler"] is not None:

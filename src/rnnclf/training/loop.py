@@ -98,7 +98,7 @@ class Loop:
             session.stop_on_signals(escalate=not group.active) as stop,
             tensorboard(self.config.output.tensorboard and group.main, self.run_dir, self.resumed_at) as board,
         ):
-            while self.progress.epoch <= self.tc.epochs:
+            while self.progress.epoch <= self.epochs:
                 epoch_seconds, tokens = self.run_epoch(stop, board)
                 self.end_epoch(epoch_seconds, tokens, board)
         return self.finish()
@@ -117,6 +117,7 @@ class Loop:
         self.precision = choose_precision(device, tc.amp)
         session.seed_everything(tc.seed)
         self.progress = Progress(summary=self.recipe.prepare_data())
+        self.epochs = self.recipe.epochs()
         self.threads, why = self.governor.start()  # the sample of the machine's load spans the data's preparation
         self.log(self.describe_device(why))
         self.model = self.recipe.build_model()
@@ -200,7 +201,7 @@ class Loop:
             batches[p.batch :],
             total=len(batches),
             initial=p.batch,
-            desc=f"epoch {p.epoch}/{tc.epochs}",
+            desc=f"epoch {p.epoch}/{self.epochs}",
             leave=False,
             disable=None if group.main else True,
             dynamic_ncols=True,
@@ -212,7 +213,7 @@ class Loop:
             p.batch += 1
             tokens += batch_tokens
             if board is not None:
-                log_step(board, p.step, loss, self.optimization.optimizer.param_groups[0]["lr"])
+                log_step(board, p.step, loss, self.learning_rate())
             speed = tokens / (time.perf_counter() - epoch_start)
             bar.set_postfix(**self.recipe.postfix(p), tok_s=f"{speed:,.0f}", refresh=False)
             halt = distributed.any_rank(stop.signum is not None, group, self.device)  # all ranks stop together
@@ -228,6 +229,11 @@ class Loop:
         bar.close()
         p.seconds += time.perf_counter() - session_start
         return time.perf_counter() - epoch_start, tokens
+
+    def learning_rate(self) -> float:
+        """The optimizer's rate now (its first group's); 0 for a recipe fitted without one."""
+        optimizer = self.optimization.optimizer
+        return optimizer.param_groups[0]["lr"] if optimizer is not None else 0.0
 
     def take_step(self, batch: Any) -> tuple[int, float]:
         try:
@@ -275,13 +281,13 @@ class Loop:
             self.plotting = save_curves(self.run_dir, self.recipe.curves_metric, self.log)
         self.log(self.recipe.describe_epoch(record, validation) + ("  *best" if improved else ""))
         stopping = tc.early_stopping is not None and p.stale >= tc.early_stopping
-        p.next_epoch(stopping, tc.epochs)
+        p.next_epoch(stopping, self.epochs)
         if not self.trial:
             self.save()
         if stopping:
             self.log(f"early stopping: no {self.recipe.watched} for {p.stale} epochs")
         if self.on_epoch is not None:
-            self.on_epoch(epoch, score, p.epoch > tc.epochs)
+            self.on_epoch(epoch, score, p.epoch > self.epochs)
         return record
 
     def is_better(self, score: float) -> bool:

@@ -3,7 +3,7 @@ and summary. rnnclf.recipes.classify (a classifier, fine-tuned or not, and tune'
 rnnclf.recipes.pretrain (a language model) fill it in; the loop owns everything else (threads, precision, seeds,
 the run directory, resume, saving, stopping, metrics lines, TensorBoard, curves, early stopping).
 
-The methods are called in this order: prepare_data, build_model, build_step; then per epoch start_epoch,
+The methods are called in this order: prepare_data, epochs, build_model, build_step; then per epoch start_epoch,
 epoch_batches, train_batch for each batch, validate, epoch_record, describe_epoch; then finish.
 """
 
@@ -32,7 +32,7 @@ class Validation:
 class Optimization:
     """What a recipe's step updates with; the loop saves, restores and reports them."""
 
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None  # None: a recipe that fits its model otherwise (the linear model)
     scheduler: Any  # stepped per step by the recipe, except ReduceLROnPlateau (the loop steps it per epoch)
     scaler: torch.amp.GradScaler
 
@@ -51,6 +51,10 @@ class Recipe:
     def prepare_data(self) -> dict[str, Any]:
         """Read and tokenize the data; returns the start of the summary (vocab_size, sizes)."""
         raise NotImplementedError
+
+    def epochs(self) -> int:
+        """How many epochs the loop runs (train.epochs, unless the recipe trains otherwise)."""
+        return self.loop.tc.epochs
 
     def build_model(self) -> nn.Module:
         """The model, initialised (pretrained vectors, a language model's weights), on the loop's device."""

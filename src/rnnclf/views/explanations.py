@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rnnclf.files import write_atomic
+from rnnclf.inference.decisions import LabelSet
 from rnnclf.inference.explain import Attribution
-from rnnclf.inference.predictor import LabelSet
 from rnnclf.views.predictions import (
     format_label_sets,
     format_predictions,
@@ -48,15 +48,33 @@ def format_explained(
             if multi_label:
                 record = label_set_record(text, prediction)
                 record["explanations"] = {found.label: pairs(found) for found in explained}
+                if explained[0].ngram_total is not None:
+                    record["ngrams"] = {found.label: ngram_record(found) for found in explained}
             else:
                 record = prediction_record(text, prediction)
                 record["explained"], record["explanation"] = explained[0].label, pairs(explained[0])
+                if explained[0].ngram_total is not None:
+                    record["ngrams"] = ngram_record(explained[0])
             blocks.append(json.dumps(record, ensure_ascii=False))
         else:
             shown = (format_label_sets if multi_label else format_predictions)([text], [prediction], fmt)
-            lines = [f"    {found.label}: {tokens_line(found, colour)}" for found in explained]
+            lines = [f"    {found.label}: {tokens_line(found, colour)}{ngrams_line(found)}" for found in explained]
             blocks.append("\n".join([shown, *lines]))
     return "\n".join(blocks)
+
+
+def ngram_record(attribution: Attribution) -> dict:
+    """A wide head's part: its share of the log-odds and the largest n-gram contributions."""
+    shown = [[name, round(float(score), DIGITS)] for name, score in attribution.ngrams]
+    return {"total": round(float(attribution.ngram_total), DIGITS), "largest": shown}
+
+
+def ngrams_line(attribution: Attribution) -> str:
+    """'\n      n-grams +2.31: crude oil +0.80, opec +0.55, ...' for a model with a wide head, else ''."""
+    if attribution.ngram_total is None:
+        return ""
+    shown = ", ".join(f"{printable(name)} {score:+.2f}" for name, score in attribution.ngrams)
+    return f"\n      n-grams {attribution.ngram_total:+.2f}: {shown}"
 
 
 def tokens_line(attribution: Attribution, colour: bool) -> str:
@@ -118,6 +136,9 @@ def render_html(
             note = " &mdash; no label reaches its threshold; the most probable one is explained" if unlabelled else ""
             parts.append(f'<div class="label">{number}. {label} ({found.probability:.3f}){note}</div>')
             parts.append(f'<div class="tokens">{_html_tokens(found)}</div>')
+            if found.ngram_total is not None:
+                shown = ", ".join(f"{html.escape(name)} {score:+.2f}" for name, score in found.ngrams)
+                parts.append(f'<div class="source">n-grams {found.ngram_total:+.2f} of the log-odds: {shown}</div>')
         parts.append(f'<div class="source">{html.escape(text)}</div></div>')
         sections.append("\n".join(parts))
     return PAGE.format(run=html.escape(run), texts="\n".join(sections))

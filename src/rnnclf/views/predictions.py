@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from rnnclf.inference.predictor import LabelSet
+from rnnclf.inference.decisions import LabelSet
 
 
 def printable(text: str) -> str:

@@ -12,7 +12,8 @@ def format_multilabel_report(report: dict[str, Any], title: str = "") -> str:
     lines = [title] if title else []
     loss = f"  loss {report['loss']:.4f}" if "loss" in report else ""
     lines.append(
-        f"micro F1 {report['micro_f1']:.4f}  macro F1 {report['macro_f1']:.4f}  samples F1 {report['samples_f1']:.4f}"
+        f"micro F1 {report['micro_f1']:.4f}{describe_baseline(report, 'linear_baseline', 'micro_f1')}  macro F1 "
+        f"{report['macro_f1']:.4f}  samples F1 {report['samples_f1']:.4f}"
         f"  micro P {report['micro_precision']:.4f}  micro R {report['micro_recall']:.4f}"
         f"  subset accuracy {report['subset_accuracy']:.4f}  Hamming loss {report['hamming_loss']:.4f}"
         f"  ({report['support']} texts){loss}"
@@ -35,9 +36,10 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
     """A plain-text table for people: summary, per-class scores, confusion matrix."""
     lines = [title] if title else []
     loss = f"  loss {report['loss']:.4f}" if "loss" in report else ""
+    baseline = describe_baseline(report, "linear_baseline", "accuracy")
     lines.append(
-        f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  weighted F1 {report['weighted_f1']:.4f}"
-        f"  ({report['support']} texts){loss}"
+        f"accuracy {report['accuracy']:.4f}{baseline}  macro F1 {report['macro_f1']:.4f}  weighted F1 "
+        f"{report['weighted_f1']:.4f}  ({report['support']} texts){loss}"
     )
     if "calibration" in report:
         lines.append(f"calibration: {describe_calibration(report['calibration'])}")
@@ -60,3 +62,12 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
     else:
         lines.append(f"confusion matrix: {len(labels)} classes, see the JSON output")
     return "\n".join(lines)
+
+
+def describe_baseline(source: dict[str, Any] | None, key: str, metric: str) -> str:
+    """' (linear baseline 0.9763)' for a report line from source[key] (a split's figures of the linear baseline),
+    or '' when there is none."""
+    figures = (source or {}).get(key)
+    if not figures or metric not in figures:
+        return ""
+    return f" (linear baseline {figures[metric]:.4f})"
