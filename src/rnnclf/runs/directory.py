@@ -18,14 +18,24 @@ import yaml
 from tokenizers import Tokenizer
 
 from rnnclf import __version__
-from rnnclf.evaluation.calibration import read_temperature
-from rnnclf.config.schema import Config
 from rnnclf.config.loading import parse_config
-from rnnclf.errors import RnnclfError
-from rnnclf.files import CALIBRATION, CONFIG, ENV, FORMAT_VERSION, LABELS, LANGUAGE_MODEL, THRESHOLDS, TOKENIZER, WEIGHTS
-from rnnclf.evaluation.thresholds import read_thresholds
-from rnnclf.runs.tensors import load_tensors
+from rnnclf.config.schema import Config
 from rnnclf.data.tokenizer import load_tokenizer
+from rnnclf.errors import RnnclfError
+from rnnclf.evaluation.calibration import read_temperature
+from rnnclf.evaluation.thresholds import read_thresholds
+from rnnclf.files import (
+    CALIBRATION,
+    CONFIG,
+    ENV,
+    FORMAT_VERSION,
+    LABELS,
+    LANGUAGE_MODEL,
+    THRESHOLDS,
+    TOKENIZER,
+    WEIGHTS,
+)
+from rnnclf.runs.tensors import load_tensors
 
 
 @dataclass

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from tokenizers import Tokenizer
 from torch import nn
+
 from rnnclf import files
-from rnnclf.config.schema import Config
 from rnnclf.config.loading import parse_config, read_yaml
+from rnnclf.config.schema import Config
+from rnnclf.data.tokenizer import load_tokenizer
 from rnnclf.errors import RnnclfError
 from rnnclf.runs.tensors import load_tensors
-from rnnclf.data.tokenizer import load_tokenizer
-
 
 MUST_MATCH = (
     ("embedding", "dim"),
