@@ -21,7 +21,7 @@ HEADER = """\
 Every config key, its default and what it does.
 
 Generated from the code by `python scripts/config_reference.py --write`, so do not edit it by hand
-(`--check`, and `tests/test_docs.py`, fail when this page and the code differ).
+(`--check`, and `tests/project/test_docs.py`, fail when this page and the code differ).
 
 Unknown keys are errors with a suggestion (`unknown key 'model.encodr'; did you mean 'model.encoder'?`);
 `rnnclf config show FILE` prints the resolved config, every default filled in. Paths under `data` (and

@@ -42,21 +42,21 @@ step bench "$python" -m scripts.bench --device cuda --skip tokenize prepare memo
 printf 'train.lr: {low: 0.001, high: 0.01, log: true}\nmodel.hidden_size: [64, 128]\n' >"$work/space.yaml"
 step tune "$python" -m rnnclf tune --config configs/r8.yaml --set embedding.pretrained=null --set train.epochs=3 \
   --space "$work/space.yaml" --trials 4 --device cuda --out "$work/r8-tune" --format json
-step tune_tests timeout 300 "$python" -m pytest -x -q tests/test_tune.py -p no:cacheprovider -k "not nproc"
+step tune_tests timeout 300 "$python" -m pytest -x -q tests/e2e/test_tune.py tests/recipes/tune -p no:cacheprovider -k "not nproc"
 
 # rnnclf pretrain on the GPU (issue 15): a language model under autocast, a classifier fine-tuned from it, the tests
 step pretrain "$python" -m rnnclf pretrain --config configs/r8-lm.yaml --set embedding.pretrained=null \
   --set train.epochs=2 --run-dir "$work/r8-lm"
 step finetune "$python" -m rnnclf train --config configs/r8-pretrained.yaml --set model.init="$work/r8-lm" --set train.epochs=3 \
   --run-dir "$work/r8-finetuned"
-step pretrain_tests timeout 300 "$python" -m pytest -x -q tests/test_pretrain.py -p no:cacheprovider
+step pretrain_tests timeout 300 "$python" -m pytest -x -q tests/e2e/test_pretrain.py tests/recipes/test_pretrain.py tests/models/test_language_model.py tests/models/test_layer_groups.py tests/training/test_optim.py -p no:cacheprovider
 
 # issue 16 on CUDA: explanations (cuDNN off under a lock, float32 gradients), calibration under autocast, the tests
 step explain "$python" -m rnnclf predict "$work/r8" "crude oil prices rose sharply" "the bank did not raise its rate" \
   --explain --format json --device cuda
 step calibration cat "$work/r8/calibration.json"
-step trust_tests timeout 300 "$python" -m pytest -x -q tests/test_explain.py tests/test_calibration.py -p no:cacheprovider
+step trust_tests timeout 300 "$python" -m pytest -x -q tests/inference/test_explain.py tests/e2e/test_predict_explain.py tests/views/test_explanations.py tests/evaluation/test_calibration.py -p no:cacheprovider
 
 # kill-and-resume exactness, the resume tests, with device auto = CUDA here
-step resume_tests timeout 240 "$python" -m pytest -x -q tests/test_resume.py tests/test_train.py -p no:cacheprovider
+step resume_tests timeout 240 "$python" -m pytest -x -q tests/e2e/test_train_resume.py tests/training/test_loop.py -p no:cacheprovider
 rm -rf "$work"
