@@ -22,6 +22,8 @@ Sections (each can be skipped with --skip NAME):
              the same cores shared out: tokens/s of all processes together
   matrix, busy, int8  the states users are in: every encoder x pooling x direction and the lesson's configs; two
              trainings at once against one alone; whole-process `rnnclf predict --input` fp32 vs --int8
+  wide, linear  `rnnclf train` with and without model.wide (tokens/s, the fit, whole process); the linear model
+             alone: its training on 20NG, `rnnclf predict --input` over 20,000 texts next to a recurrent model
 
 Everything runs on the CPU unless --device cuda: then training (with AMP, as `rnnclf train` does: bf16 where
 supported, else fp16 with a gradient scaler), the naive pipeline (fp32, as the notebook), the matmul rates (fp32 and
@@ -34,5 +36,5 @@ after every section.
 Modules: __main__ (options, running the sections, the JSON, the summary), common (the plan and its sizes, the
 workloads' configs, timing, machine info, subprocess helpers), pipelines (rnnclf's training pipeline and the
 notebook's), training (reference, naive), flops, predict, tokens (tokenize, prepare), scale (memory, scale),
-distributed, states (matrix, busy, int8), summary (the final table).
+distributed, states (matrix, busy, int8), wide (wide, linear), summary (the final table).
 """

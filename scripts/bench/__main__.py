@@ -26,6 +26,7 @@ from .states import bench_busy, bench_int8, bench_matrix, lesson_child_main
 from .summary import print_summary, states_summary_rows, summary_rows
 from .tokens import bench_prepare, bench_tokenize
 from .training import bench_training
+from .wide import bench_linear, bench_wide
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -107,6 +108,8 @@ def run_sections(args: argparse.Namespace, plan: Plan, results: dict[str, Any]) 
             ("matrix", bench_matrix, ()),
             ("busy", bench_busy, (folder,)),
             ("int8", bench_int8, (args.run, folder)),
+            ("wide", bench_wide, (folder,)),  # issue 23: the wide head, and the linear model alone
+            ("linear", bench_linear, (args.run, folder)),
         ]:
             if name not in skip:
                 section(name, function, plan, *extra)

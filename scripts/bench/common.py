@@ -29,7 +29,7 @@ from rnnclf.device.precision import choose_device, choose_precision
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "reference", "naive", "flops", "predict", "tokenize", "prepare", "memory", "scale", "distributed", "matrix", "busy",
-    "int8",
+    "int8", "wide", "linear",
 )  # fmt: skip
 CPU = torch.device("cpu")
 TARGETS = {"ratio": 3.0, "predict_texts_per_s": 5_000, "encode_docs_per_s": 50_000, "scale_peak_mib": 2_048}

@@ -15,6 +15,7 @@ import pytest
 from rnnclf.check import minhash
 from rnnclf.check.checker import check_data, check_inputs
 from rnnclf.check.findings import normalise
+from rnnclf.data import words as words_module
 
 from helpers.data import multi_label_task, order_task, sentences, words, write_csv, write_jsonl
 
@@ -132,10 +133,10 @@ def test_chunks_cut_inside_long_texts_give_the_same_shingles_and_signatures(monk
     texts = [" ".join(words(rng, n)) for n in (300, 0, 1, 2, 45, 0, 700, 3)]
     whole = minhash.shingles(texts)
     signature = minhash.signatures(whole)
-    monkeypatch.setattr(minhash, "CHAR_CHUNK", 100)  # a few words per chunk: the long texts are chunks alone
+    monkeypatch.setattr(words_module, "CHAR_CHUNK", 100)  # a few words per chunk: the long texts are chunks alone
     monkeypatch.setattr(minhash, "SHINGLE_CHUNK", 7)  # every long text is cut in many places
     chunked = minhash.shingles(texts)
-    assert len(minhash.text_chunks(texts)) > 3
+    assert len(words_module.text_chunks(texts)) > 3
     assert chunked.hashes.tolist() == whole.hashes.tolist() and chunked.offsets.tolist() == whole.offsets.tolist()
     assert np.array_equal(minhash.signatures(chunked), signature)
     expected = [

@@ -19,18 +19,31 @@ def test_class_weights():
         class_weight_tensor({"c": 2.0}, ["a", "b"], targets)
 
 
-def test_the_loss_is_binary_cross_entropy_with_pos_weight_and_smoothed_targets():
+def test_the_loss_is_binary_cross_entropy_with_weighted_positives_and_smoothed_targets():
     logits = torch.tensor([[2.0, -1.0, 0.5], [-0.5, 0.3, -2.0]])
     targets = np.array([[1, 0, 1], [0, 0, 1]], dtype=np.uint8)
     weight = torch.tensor([1.0, 3.0, 0.5])
     smoothed = torch.from_numpy(targets).float() * 0.8 + 0.1
+    per_text = torch.where(torch.from_numpy(targets) > 0, weight, torch.ones(3))  # a positive text weighs pos_weight
     by_hand = -(
-        weight * smoothed * torch.nn.functional.logsigmoid(logits)
-        + (1 - smoothed) * torch.nn.functional.logsigmoid(-logits)
+        per_text
+        * (smoothed * torch.nn.functional.logsigmoid(logits) + (1 - smoothed) * torch.nn.functional.logsigmoid(-logits))
     ).mean()
     assert objective(logits.numpy(), targets, weight, 0.2) == pytest.approx(by_hand.item(), rel=1e-6)
     loss = loss_function(True, weight, 0.2)(logits, torch.from_numpy(targets).float())
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+def test_a_rare_label_weighted_and_smoothed_is_not_predicted_for_its_negatives():
+    """With ε = 0.1 and a positive weight of 50, a negative text's best probability stays ε/2, not above 1/2."""
+    loss = loss_function(True, torch.tensor([50.0]), 0.1)
+    logit = torch.zeros(1, 1, requires_grad=True)
+    optimizer = torch.optim.SGD([logit], lr=0.5)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        loss(logit, torch.zeros(1, 1)).backward()
+        optimizer.step()
+    assert torch.sigmoid(logit).item() == pytest.approx(0.05, abs=1e-3)
 
 
 def test_balanced_class_weights_are_positive_weights_per_label():

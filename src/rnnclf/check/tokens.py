@@ -74,10 +74,26 @@ def split_tokens(
         **{f"p{q}": int(np.percentile(lengths, q, method="nearest")) if len(lengths) else 0 for q in PERCENTILES},
         "max": int(encoded.lengths.max()) if len(encoded) else 0,
         "cut_share": float((lengths > cap).mean()) if cap and len(lengths) else 0.0,
+        **windowed_share(clipped, config.model.chunk),
         "padding_share": padding_share(clipped, config.train.batch_size, config.train.seed, training),
         "unk_share": float((encoded.ids[: encoded.offsets[len(sample)]] == UNK_ID).mean()) if len(sample) else 0.0,
     }
     return stats, encoded.ids[: encoded.offsets[len(sample)]], longest_examples(split, rows, encoded.lengths)
+
+
+def truncation_hint(config: Config) -> str:
+    """What the truncation finding adds: how the model reads what is left, or how to read long texts whole."""
+    if config.model.chunk is not None:
+        return f" (the rest is read in windows of model.chunk {config.model.chunk} tokens)"
+    return "; model.chunk reads long texts in windows (with data.max_length null: whole)"
+
+
+def windowed_share(lengths: np.ndarray, window: int | None) -> dict:
+    """With model.chunk: the share of texts read in more than one window, and the most windows of one text."""
+    if window is None or not len(lengths):
+        return {}
+    windows = -(-lengths // window)
+    return {"multi_window_share": float((windows > 1).mean()), "most_windows": int(windows.max())}
 
 
 def longest_examples(split: CheckSplit, rows: np.ndarray, lengths: np.ndarray) -> list[dict]:
@@ -98,6 +114,7 @@ def token_report(
         if cut:
             message = (
                 f"{split.name}: {cut:.1%} of texts are longer than data.max_length {config.data.max_length} and are cut"
+                + truncation_hint(config)
             )
             findings.append(finding("truncated", message, round(cut * lengths[split.name]["texts"]), longest))
     vocab = vocabulary(tokenizer)

@@ -13,8 +13,12 @@ from rnnclf.evaluation.multilabel import safe_divide
 
 
 class MultiLabelLoss(nn.Module):
-    """Binary cross-entropy per label on sigmoid outputs; `pos_weight` weighs each label's positives, and label
-    smoothing moves every 0 / 1 target ε/2 toward 1/2."""
+    """Binary cross-entropy per label on sigmoid outputs; `pos_weight` weighs each label's positive texts, and
+    label smoothing moves every 0 / 1 target ε/2 toward 1/2.
+
+    The weight goes to the positive texts, whole: not to the smoothed target's positive part (torch's pos_weight),
+    which would also weigh every negative text's ε/2 and, for a rare label, put its optimum above 1/2 (a label
+    1 in 20 with ε = 0.1 would be predicted everywhere)."""
 
     def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -23,7 +27,10 @@ class MultiLabelLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         smoothed = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
-        return nn.functional.binary_cross_entropy_with_logits(logits, smoothed, pos_weight=self.pos_weight)
+        if self.pos_weight is None:
+            return nn.functional.binary_cross_entropy_with_logits(logits, smoothed)
+        weight = torch.where(targets > 0.5, self.pos_weight, torch.ones_like(self.pos_weight))
+        return nn.functional.binary_cross_entropy_with_logits(logits, smoothed, weight=weight)
 
 
 def loss_function(multi_label: bool, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
