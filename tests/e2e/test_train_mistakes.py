@@ -57,6 +57,29 @@ CASES = {
         "data.test does nothing with data.dataset",
     ),
     "no data source": (lambda ws: train_args(ws, "data: {text_field: t}\n"), 2, "set either data.dataset"),
+    "an n-gram cap of 0": (
+        lambda ws: train_args(ws, GOOD, "--set", "model.wide=true", "--set", "wide.max_features=0"),
+        2,
+        "wide.max_features: Input should be greater than or equal to 1",
+    ),
+    "n-grams of 4 words": (lambda ws: train_args(ws, GOOD, "--set", "wide.ngrams=4"), 2, "wide.ngrams"),
+    "a C of 0": (lambda ws: train_args(ws, GOOD, "--set", "wide.c=0"), 2, "wide.c: Input should be greater than 0"),
+    "a window longer than max_length": (
+        lambda ws: train_args(ws, GOOD, "--set", "model.chunk=500", "--set", "data.max_length=100"),
+        2,
+        "model.chunk 500 is longer than data.max_length 100",
+    ),
+    "a window of one token": (lambda ws: train_args(ws, GOOD, "--set", "model.chunk=1"), 2, "model.chunk"),
+    "no encoder and no wide head": (
+        lambda ws: train_args(ws, GOOD, "--set", "model.encoder=none"),
+        2,
+        "model.encoder none leaves no model; set model.wide: true",
+    ),
+    "unknown pooling": (
+        lambda ws: train_args(ws, GOOD, "--set", "model.pooling=attn"),
+        2,
+        "model.pooling: Input should be",
+    ),
     "unknown corpus": (lambda ws: train_args(ws, "data: {dataset: r88}\n"), 2, "r88"),
     "vectors missing": (
         lambda ws: train_args(ws, GOOD + "embedding: {dim: 3, pretrained: none.txt}\n"),

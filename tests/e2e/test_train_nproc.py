@@ -191,3 +191,16 @@ def test_two_processes_train_a_multi_label_run(multi_label_workspace, tmp_path):
     baseline = all_positive_micro_f1(tmp_path / "ddp", "test")
     assert metrics["test"]["micro_f1"] > baseline + 0.3, (metrics["test"]["micro_f1"], baseline)
     assert (tmp_path / "ddp" / "thresholds.json").exists()
+
+
+def test_two_processes_train_a_run_with_a_wide_head_and_windows(workspace):
+    """Every rank fits the same wide head; the recurrent head reads windows; rank 0 writes the run."""
+    args = ["--set", "model.wide=true", "--set", "model.chunk=4", "--set", "model.pooling=attention"]
+    done = rnnclf("train", "--config", "config.yaml", "--run-dir", "runs/wide", "--nproc", "2", *args, cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    run = workspace / "runs" / "wide"
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["test"]["accuracy"] > 0.8 and summary["linear_baseline"]["from"] == "the run's wide head"
+    weights = load_file(run / "model.safetensors")
+    assert "wide.weight" in weights and "attention.0.query" in weights and (run / "wide_features.safetensors").exists()
+    assert all("wide_scale" in json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())

@@ -3,32 +3,14 @@ predict (--explain shows the n-grams), report, export to ONNX (checked against P
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-TOPICS = {
-    "sport": "match goal team coach league score player",
-    "money": "bank profit shares loan market price rate",
-    "weather": "rain storm sunny wind cloud cold snow",
-}
-
-
-def rows(count: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    filler = "the a of and to in was it on with".split()
-    out = []
-    for _ in range(count):
-        topic = rng.choice(list(TOPICS))
-        words = [rng.choice(filler) for _ in range(rng.randint(3, 9))] + rng.sample(TOPICS[topic].split(), 2)
-        rng.shuffle(words)
-        out.append((" ".join(words), topic))
-    return out
+from helpers.data import topic_task, write_csv
 
 
 def rnnclf(folder: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -40,9 +22,8 @@ def rnnclf(folder: Path, *args: str, timeout: int = 600) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wide-commands")
-    for name, part in (("train.csv", rows(600, 1)), ("test.csv", rows(150, 2))):
-        with (folder / name).open("w", newline="") as handle:
-            csv.writer(handle).writerows([("text", "label"), *part])
+    write_csv(folder / "train.csv", topic_task(600, 1))
+    write_csv(folder / "test.csv", topic_task(150, 2))
     (folder / "wide.yaml").write_text(
         "data: {train: train.csv, test: test.csv}\nembedding: {dim: 8}\n"
         "model: {encoder: gru, hidden_size: 8, wide: true}\ntrain: {epochs: 2, num_threads: 1}\n"

@@ -60,6 +60,27 @@ def multi_label_task(n: int, seed: int) -> list[tuple[str, list[str]]]:
     return rows
 
 
+WORDY_TOPICS = {
+    "sport": "match goal team coach league score player",
+    "money": "bank profit shares loan market price rate",
+    "weather": "rain storm sunny wind cloud cold snow",
+}
+
+
+def topic_task(n: int, seed: int) -> list[tuple[str, str]]:
+    """Texts of a few function words and two words of their topic: a bag of words tells the label (the wide head's
+    and the linear model's task)."""
+    rng = random.Random(seed)
+    filler = "the a of and to in was it on with".split()
+    rows = []
+    for _ in range(n):
+        topic = rng.choice(list(WORDY_TOPICS))
+        chosen = [rng.choice(filler) for _ in range(rng.randint(3, 9))] + rng.sample(WORDY_TOPICS[topic].split(), 2)
+        rng.shuffle(chosen)
+        rows.append((" ".join(chosen), topic))
+    return rows
+
+
 def write_jsonl(path: Path, rows: list[tuple[str, object]], label_field: str = "labels") -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for text, labels in rows:

@@ -32,6 +32,8 @@ def test_bench_quick(tmp_path):
         "matrix",
         "busy",
         "int8",
+        "wide",
+        "linear",
     ):
         assert section in results and "error" not in results[section], section
     assert results["training"]["ratio"] > 0 and results["flops"]["rnnclf"]["fraction_of_matmul"] > 0
@@ -46,3 +48,7 @@ def test_bench_quick(tmp_path):
     assert results["matrix"]["lesson"][-1]["ratio"] > 0
     assert len(results["busy"]["together_seconds"]) == 2 and results["busy"]["alone_seconds"] > 0
     assert results["int8"]["int8_texts_per_s"] > 0 and results["int8"]["latency_p99_ms"] > 0
+    wide, linear = results["wide"], results["linear"]
+    assert wide["throughput_ratio"] > 0 and wide["wide"]["fit_seconds"] > 0 and wide["process_ratio"] > 0
+    assert linear["test_accuracy"] > 0.8 and linear["linear_predict_texts_per_s"] > 0
+    assert linear["recurrent_predict_texts_per_s"] > 0

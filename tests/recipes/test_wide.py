@@ -3,7 +3,6 @@ validation; the linear baseline beside the run; resume, every encoder, multi-lab
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -16,6 +15,8 @@ from safetensors.torch import load_file
 from rnnclf.config.loading import load_config
 from rnnclf.inference.predictor import Predictor
 from rnnclf.recipes.classify import resume, train
+
+from helpers.data import write_csv
 
 POSITIVE, NEGATIVE = ["good", "great", "fine", "superb"], ["bad", "awful", "poor", "dull"]
 FILLER = ["the", "movie", "was", "plot", "acting", "really", "and", "a"]
@@ -34,17 +35,11 @@ def order_rows(count: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
-def write(path: Path, rows) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("text", "label"), *rows])
-    return path
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wide")
-    write(folder / "train.csv", order_rows(900, 1))
-    write(folder / "test.csv", order_rows(200, 2))
+    write_csv(folder / "train.csv", order_rows(900, 1))
+    write_csv(folder / "test.csv", order_rows(200, 2))
     (folder / "wide.yaml").write_text(
         "data: {train: train.csv, test: test.csv}\nembedding: {dim: 16}\n"
         "model: {encoder: gru, hidden_size: 16, wide: true}\nwide: {ngrams: 1, c: 1.0}\n"
@@ -114,7 +109,7 @@ def test_a_multi_label_run_with_a_wide_head(data):
         words = [rng.choice(FILLER) for _ in range(4)] + [rng.choice(topics[t].split()) for t in chosen]
         rng.shuffle(words)
         rows.append((" ".join(words), "|".join(sorted(chosen))))
-    write(data / "multi.csv", rows)
+    write_csv(data / "multi.csv", rows)
     config = load_config(
         data / "wide.yaml",
         [
