@@ -64,11 +64,8 @@ def final_reports(recipe: Classify) -> tuple[dict[str, Any], np.ndarray | None]:
     recipe.baseline = linear_baseline(recipe) if loop.group.main else None
     say_if_behind(recipe, reports["valid"], recipe.baseline)
     if reports.get("test") is not None:
-        test, metric = reports["test"], "micro_f1" if recipe.multi_label else "accuracy"
-        loop.log(
-            f"test (best epoch {loop.progress.best_epoch}): {describe_test(test)}"
-            + describe_baseline(recipe.baseline, "test", metric)
-        )
+        beside = describe_baseline(recipe.baseline, "test", "micro_f1" if recipe.multi_label else "accuracy")
+        loop.log(f"test (best epoch {loop.progress.best_epoch}): {describe_test(reports['test'], beside)}")
     return reports, thresholds
 
 
@@ -124,15 +121,16 @@ def chosen_thresholds(recipe: Classify, valid_logits: np.ndarray) -> np.ndarray:
     return thresholds
 
 
-def describe_test(test: dict[str, Any]) -> str:
+def describe_test(test: dict[str, Any], beside: str = "") -> str:
+    """The test line's figures; `beside`: the linear baseline's headline, after the run's own."""
     if "micro_f1" not in test:
         return (
-            f"accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, weighted F1 {test['weighted_f1']:.4f}"
+            f"accuracy {test['accuracy']:.4f}{beside}, macro F1 {test['macro_f1']:.4f}, weighted F1 {test['weighted_f1']:.4f}"
             f"; {describe_calibration(test['calibration'])}"
         )
     plain = test.get("at_0.5")
     at_half = f" (at 0.5: {plain['micro_f1']:.4f} / {plain['macro_f1']:.4f})" if plain else ""
     return (
-        f"micro F1 {test['micro_f1']:.4f}, macro F1 {test['macro_f1']:.4f}{at_half}, subset accuracy "
+        f"micro F1 {test['micro_f1']:.4f}{beside}, macro F1 {test['macro_f1']:.4f}{at_half}, subset accuracy "
         f"{test['accuracy']:.4f}; {describe_calibration(test['calibration'])}"
     )
