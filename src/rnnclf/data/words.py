@@ -15,11 +15,17 @@ _BASE = 0x100000001B3  # odd: invertible mod 2^64
 CHAR_CHUNK = 1_000_000  # characters of text hashed at a time (tens of bytes of numpy arrays each)
 
 
+_POWERS: dict[int, np.ndarray] = {}  # by base: the longest run of powers computed so far
+
+
 def _powers(base: int, count: int) -> np.ndarray:
-    """base^0 .. base^(count - 1) mod 2^64."""
-    powers = np.full(count, base, dtype=np.uint64)
-    powers[0] = 1
-    return np.cumprod(powers, dtype=np.uint64)
+    """base^0 .. base^(count - 1) mod 2^64 (computed once per base and length, then sliced)."""
+    known = _POWERS.get(base)
+    if known is None or len(known) < count:
+        powers = np.full(max(count, CHAR_CHUNK + 2), base, dtype=np.uint64)
+        powers[0] = 1
+        known = _POWERS[base] = np.cumprod(powers, dtype=np.uint64)
+    return known[:count]
 
 
 def text_chunks(texts: Sequence[str]) -> list[tuple[int, int]]:

@@ -16,6 +16,8 @@ from rnnclf.files import WEIGHTS
 from rnnclf.inference.decisions import Decisions, check_texts
 from rnnclf.runs.directory import Run, load_run
 
+CHUNK = 2048  # texts whose n-grams are found and summed at a time
+
 
 def is_linear(run: Run) -> bool:
     return run.config.model.encoder == "none"
@@ -43,14 +45,18 @@ class LinearPredictor(Decisions):
         return cls(load_run(path, weights=False))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """The model's scores of each text, divided by the run's temperature."""
+        """The model's scores of each text, divided by the run's temperature; CHUNK texts at a time, so the arrays
+        stay small (in cache, and without page faults) whatever the number of texts."""
         check_texts(texts)
-        rows = self.features.transform(list(texts))
-        sums = np.zeros((len(rows), self.weight.shape[1]), dtype=np.float32)
-        filled = np.diff(rows.offsets) > 0  # each row's n-grams are contiguous: one sum per row that has any
-        if filled.any():
-            weighted = self.weight[rows.indices] * rows.values[:, None]
-            sums[filled] = np.add.reduceat(weighted, rows.offsets[:-1][filled], axis=0)
+        texts = list(texts)
+        sums = np.zeros((len(texts), self.weight.shape[1]), dtype=np.float32)
+        for start in range(0, len(texts), CHUNK):
+            rows = self.features.transform(texts[start : start + CHUNK])
+            filled = np.diff(rows.offsets) > 0  # each row's n-grams are contiguous: one sum per row that has any
+            if filled.any():
+                weighted = self.weight[rows.indices] * rows.values[:, None]
+                part = sums[start : start + CHUNK]
+                part[filled] = np.add.reduceat(weighted, rows.offsets[:-1][filled], axis=0)
         return calibrate((sums + self.bias) * self.scale, self.temperature)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
