@@ -122,3 +122,40 @@ def test_a_multi_label_run_with_a_wide_head(data):
     summary = train(config, log=lambda line: None)
     assert summary["valid"]["micro_f1"] > 0.9 and summary["linear_baseline"]["valid"]["micro_f1"] > 0.9
     assert (data / "multi" / "thresholds.json").exists() and (data / "multi" / "calibration.json").exists()
+
+
+def test_a_run_behind_its_linear_baseline_says_so(tmp_path, monkeypatch):
+    """A recurrent run that learned little (1 epoch at a tiny rate) on texts a bag of words tells apart: the linear
+    baseline fitted after training scores higher on validation, and the end of training says so in one line."""
+    from rnnclf.recipes import baseline
+
+    from helpers.data import topic_task
+
+    write_csv(tmp_path / "train.csv", topic_task(400, 1))
+    (tmp_path / "plain.yaml").write_text(
+        "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\n"
+        "train: {epochs: 1, lr: 0.00001, num_threads: 1}\n"
+    )
+    monkeypatch.setattr(baseline, "BUDGET", 1000.0)  # a tiny run's 10% would be too little for any fit
+    lines: list[str] = []
+    summary = train(load_config(tmp_path / "plain.yaml", [f"output.run_dir={tmp_path / 'run'}"]), log=lines.append)
+    found = summary["linear_baseline"]
+    assert found["from"] == "fitted after training" and found["valid"]["accuracy"] > summary["valid"]["accuracy"]
+    behind = [line for line in lines if "the linear baseline scores higher on validation" in line]
+    assert len(behind) == 1 and behind[0].startswith("rnnclf: warning:")
+
+
+def test_a_baseline_too_slow_for_its_share_is_skipped_with_the_command(tmp_path, monkeypatch):
+    from rnnclf.recipes import baseline
+
+    from helpers.data import topic_task
+
+    write_csv(tmp_path / "train.csv", topic_task(300, 2))
+    (tmp_path / "plain.yaml").write_text(
+        "data: {train: train.csv}\nembedding: {dim: 8}\nmodel: {encoder: gru, hidden_size: 8}\ntrain: {epochs: 1}\n"
+    )
+    monkeypatch.setattr(baseline, "BUDGET", 0.0)
+    lines: list[str] = []
+    summary = train(load_config(tmp_path / "plain.yaml", [f"output.run_dir={tmp_path / 'run'}"]), log=lines.append)
+    assert "skipped" in summary["linear_baseline"] and "model.encoder=none" in summary["linear_baseline"]["command"]
+    assert any(line.startswith("linear baseline: not fitted") and "model.wide=true" in line for line in lines)

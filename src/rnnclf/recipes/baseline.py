@@ -47,6 +47,14 @@ def linear_baseline(recipe: Any) -> dict[str, Any] | None:
     return found | {"seconds": round(time.perf_counter() - started, 1), "from": "fitted after training"}
 
 
+def config_path(command: list[str]) -> str:
+    """The --config the run was started with (CONFIG when it cannot be told, e.g. a run started from Python)."""
+    for flag in ("--config", "-c"):
+        if flag in command[:-1]:
+            return command[command.index(flag) + 1]
+    return next((arg.split("=", 1)[1] for arg in command if arg.startswith("--config=")), "CONFIG")
+
+
 def fit_baseline(recipe: Any, deadline: float) -> dict[str, Any]:
     """TF-IDF n-grams (the config's wide.* settings) fitted on the training texts, the linear fit along the C
     path, both within the deadline."""
