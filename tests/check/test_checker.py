@@ -202,6 +202,13 @@ def test_lengths_cut_padding_and_oov(tmp_path):
     assert truncated["count"] == sum(n > 20 for n in sizes)
     longest = sorted(range(len(sizes)), key=lambda i: -sizes[i])[:3]
     assert [(e["line"], e["tokens"]) for e in truncated["examples"]] == [(i + 2, sizes[i]) for i in longest]
+    assert "model.chunk reads long texts in windows" in truncated["message"] and "most_windows" not in lengths
+    # read in windows of 6 tokens: the finding says so, and how many texts span several windows
+    windowed = run_check([tmp_path / "train.csv", tmp_path / "test.csv"], [*overrides, "model.chunk=6"])
+    in_windows = windowed["tokens"]["lengths"]["train"]
+    assert in_windows["multi_window_share"] == pytest.approx(np.mean(clipped > 6))
+    assert in_windows["most_windows"] == -(-clipped.max() // 6)
+    assert "read in windows of model.chunk 6 tokens" in of_kind(windowed, "truncated")[0]["message"]
 
 
 def test_pretrained_coverage_and_a_missing_vectors_package(tmp_path, monkeypatch):

@@ -107,7 +107,7 @@ def default_space(base: Config, train_size: int, most_epochs: int | None = None)
     low_epochs, high_epochs = (4, 15) if small else (2, 6) if large else (3, 10)
     high_epochs = max(low_epochs + 1, min(high_epochs, most_epochs or high_epochs))
     encoders = ["lstm", "gru"] + ([model.encoder] if model.encoder not in ("lstm", "gru") else [])
-    poolings = ["max", "mean"] + (["last"] if model.encoder != "bag" else [])
+    poolings = ["max", "mean", "attention"] + (["last"] if model.encoder != "bag" else [])
     space = [
         _widened("train.lr", "float", 3e-4, 1e-2, tc.lr, log=True),
         _categorical("model.hidden_size", hidden, model.hidden_size),
