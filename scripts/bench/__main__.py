@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # a lesson config's tokens/s over --steps steps in this fresh process (states.lesson_child starts it)
     parser.add_argument("--lesson-child", metavar="NAME", help=argparse.SUPPRESS)
     parser.add_argument("--notebook", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.run = args.run.resolve()  # sections run rnnclf in their own folder: a relative path would be lost
+    return args
 
 
 def run_section(
