@@ -7,8 +7,9 @@ import torch
 
 from rnnclf.data.tokenizer import PAD_ID, encode
 from rnnclf.errors import RnnclfError
+from rnnclf.inference.decisions import LabelSet
 from rnnclf.inference.explain import explain_predictions, integrated_gradients, labels_to_explain, log_odds, token_views
-from rnnclf.inference.predictor import LabelSet, Predictor
+from rnnclf.inference.predictor import Predictor
 from rnnclf.models.classifier import RNNClassifier
 
 from helpers.data import NEGATIVE, POSITIVE, order_task
