@@ -14,6 +14,7 @@ from rnnclf.data.corpus import load_corpus
 from rnnclf.data.ngrams import fit_ngrams
 from rnnclf.evaluation.scores import scores
 from rnnclf.recipes.wide import headline_metric
+from rnnclf.training import distributed
 from rnnclf.training.linear_fit import C_PATH, LinearProblem, OutOfTime, fit_path, margins
 
 BUDGET = 0.10  # of the run's training time
@@ -33,7 +34,7 @@ def linear_baseline(recipe: Any) -> dict[str, Any] | None:
         rows = {split: encoded.wide for split, encoded in recipe.data.encoded.items()}
         found = figures(recipe, rows, wide.weight.detach().cpu(), wide.bias.detach().cpu())
         return found | {"c": loop.progress.summary["wide"]["c"], "seconds": 0.0, "from": "the run's wide head"}
-    deadline = started + BUDGET * loop.progress.seconds
+    deadline = started + min(BUDGET * loop.progress.seconds, distributed.wait_limit(loop.group))
     try:
         found = fit_baseline(recipe, deadline)
     except OutOfTime:

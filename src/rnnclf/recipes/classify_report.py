@@ -15,6 +15,7 @@ from rnnclf.evaluation.scores import probabilities
 from rnnclf.evaluation.thresholds import AUTO_RULES, choose_thresholds, thresholds_file_payload
 from rnnclf.recipes.baseline import linear_baseline, say_if_behind
 from rnnclf.runs.tensors import load_tensors
+from rnnclf.training import distributed
 from rnnclf.training.loop import Loop
 from rnnclf.views.tables import describe_baseline
 
@@ -62,6 +63,7 @@ def final_reports(recipe: Classify) -> tuple[dict[str, Any], np.ndarray | None]:
             }
             reports[split]["at_0.5"] = reports[split]["by_rule"]["fixed"]
     recipe.baseline = linear_baseline(recipe) if loop.group.main else None
+    distributed.barrier(loop.group)  # the other ranks wait for rank 0's baseline: all leave together
     say_if_behind(recipe, reports["valid"], recipe.baseline)
     if reports.get("test") is not None:
         beside = describe_baseline(recipe.baseline, "test", "micro_f1" if recipe.multi_label else "accuracy")

@@ -130,6 +130,13 @@ def steps_per_epoch(num_batches: int, group: Group) -> int:
     return -(-num_batches // group.world)
 
 
+def wait_limit(group: Group) -> float:
+    """Seconds one rank may work alone while the others wait at a barrier: half the collectives' timeout."""
+    if not group.active:
+        return float("inf")
+    return float(os.environ.get("RNNCLF_DIST_TIMEOUT", DEFAULT_TIMEOUT)) / 2
+
+
 def barrier(group: Group) -> None:
     if group.active:
         dist.barrier()
