@@ -20,6 +20,7 @@ from helpers.data import multi_label_task, order_task, sentences, sha256, write_
 from helpers.runs import (  # noqa: E402
     CALIBRATION_CONFIG,
     CLASSIFIER_FROM_LM_CONFIG,
+    ENSEMBLE_CONFIG,
     LM_CONFIG,
     MULTI_LABEL_CONFIG,
     train_run,
@@ -86,6 +87,19 @@ def calibration_workspace(tmp_path_factory) -> Path:
     for name, extra in (("run", []), ("raw", ["--set", "train.calibration=none"])):
         result = rnnclf("train", "--config", "single.yaml", "--run-dir", name, *extra, cwd=folder)
         assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ensemble_workspace(tmp_path_factory) -> Path:
+    """FOLDER/m0 and FOLDER/m1: two small GRUs on the order task (seeds 0 and 1, one shared validation split),
+    trained in-process; FOLDER/config.yaml is their config. Tests that change a member copy it first."""
+    folder = tmp_path_factory.mktemp("ensemble")
+    write_csv(folder / "train.csv", order_task(800, seed=21))
+    write_csv(folder / "test.csv", order_task(200, seed=22))
+    (folder / "config.yaml").write_text(ENSEMBLE_CONFIG)
+    for seed in (0, 1):
+        train_run(folder, f"m{seed}", f"train.seed={seed}")
     return folder
 
 

@@ -57,6 +57,7 @@ VARIANTS = {
     "sgd and plateau": ["train.optimizer=sgd", "train.scheduler=plateau"],
     "linear warm-up": ["train.scheduler=linear", "train.warmup_ratio=0.1"],
     "multi-label CSV": ["data.multi_label=true"],
+    "distilled": ["train.teacher={teacher}", "train.teacher_augment=1", "data.unlabelled=[{unlabelled}]"],
 }
 
 
@@ -70,7 +71,15 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "test": write_csv(folder / "test.csv", order_task(60, seed=2)),
         "unlabelled": write_csv(folder / "more.csv", order_task(50, seed=4)),
         "folder": folder,
+        "teacher": teacher_run(folder),
     }
+
+
+def teacher_run(folder: Path) -> Path:
+    """A run for the distilled variant to learn from."""
+    (folder / "teacher.yaml").write_text(f"data: {{train: {folder / 'single.csv'}}}\n" + BASE)
+    train(load_config(folder / "teacher.yaml", [f"output.run_dir={folder / 'teacher'}"]), log=lambda line: None)
+    return folder / "teacher"
 
 
 def config_for(data: dict[str, Path], name: str, overrides: list[str]) -> Config:
@@ -79,12 +88,15 @@ def config_for(data: dict[str, Path], name: str, overrides: list[str]) -> Config
     path = data["folder"] / f"{name.replace(' ', '_')}.yaml"
     path.write_text(f"data: {{train: {file}, test: {data['test'] if not multi else file}}}\n" + BASE)
     run_dir = data["folder"] / "runs" / f"{name.replace(' ', '_')}-{len(list(data['folder'].glob('runs/*')))}"
+    overrides = [item.format(teacher=data["teacher"], unlabelled=data["unlabelled"]) for item in overrides]
     return load_config(path, [*overrides, f"output.run_dir={run_dir}"])
 
 
 def test_every_key_is_read_by_pretrain_or_named_inert_there(data):
     read: set[str] = set()
     for name, overrides in VARIANTS.items():
+        if name == "distilled":  # the teacher's keys are in rules.PRETRAIN_INERT; a teacher is checked by train
+            continue
         config = config_for(data, f"lm {name}", [*overrides, f"data.unlabelled=[{data['unlabelled']}]"])
         with keys_read() as seen:
             pretrain(config, log=lambda line: None)
@@ -119,6 +131,11 @@ def test_inert_keys_are_warned_about_once_each(data):
         assert sum(line.startswith(f"{key}:") for line in pretrain_lines) == 1, pretrain_lines
     train_lines = rules.train_warnings(config)
     assert any(line.startswith("data.unlabelled:") for line in train_lines)
+    distilled = config.model_copy(update={"train": config.train.model_copy(update={"teacher": Path("t")})})
+    assert not any(line.startswith("data.unlabelled:") for line in rules.train_warnings(distilled))
+    assert rules.train_warnings(config_for(data, "t", ["train.teacher_weight=0.9"])) == [
+        "train.teacher_weight: 0.9 does nothing here (train.teacher is null)"
+    ]
     assert any(line.startswith("train.thresholds:") and "multi_label is false" in line for line in train_lines)
     assert not any(line.startswith(("train.metric:", "model.pooling:")) for line in train_lines)
 

@@ -143,3 +143,13 @@ def test_a_data_file_changed_between_reads_is_a_clear_error(tmp_path):
                 RnnclfError, match=r"train.jsonl: the file changed \(or was removed\) while rnnclf read it"
             ):
                 list(texts)
+
+
+def test_data_valid_seed_carves_the_same_validation_split_whatever_the_train_seed(tmp_path):
+    rows = [(f"text number {i}", "a" if i % 3 else "b") for i in range(200)]
+    train = write_csv(tmp_path / "train.csv", rows)
+    fixed = DataConfig(train=train, valid_seed=7)
+    assert list(load_corpus(fixed, seed=0).valid.rows) == list(load_corpus(fixed, seed=1).valid.rows)
+    assert list(load_corpus(fixed, seed=0).valid.rows) == list(load_corpus(DataConfig(train=train), seed=7).valid.rows)
+    own = DataConfig(train=train)
+    assert list(load_corpus(own, seed=0).valid.rows) != list(load_corpus(own, seed=1).valid.rows)

@@ -35,6 +35,12 @@ CALIBRATION_CONFIG = (
     "model: {encoder: gru, hidden_size: 24, head_dropout: 0.0}\n"
     "train: {epochs: 4, batch_size: 32, lr: 0.01, seed: 0, num_threads: 1}\n"
 )
+ENSEMBLE_CONFIG = (  # members of one ensemble: seeds 0 and 1 share the validation split data.valid_seed carves
+    "data: {train: train.csv, test: test.csv, valid_seed: 0, valid_fraction: 0.2}\n"
+    "embedding: {dim: 16}\n"
+    "model: {encoder: gru, hidden_size: 16}\n"
+    "train: {epochs: 2, batch_size: 32, lr: 0.01, num_threads: 1}\n"
+)
 LM_CONFIG = (
     "data: {train: train.csv, test: test.csv, max_length: null}\n"
     "embedding: {dim: 16, dropout: 0.1, word_dropout: 0.05}\n"

@@ -74,3 +74,52 @@ def test_the_output_bias_starts_at_each_label_frequency():
     targets[:250, 0], targets[:10, 1] = 1, 1  # shares 0.25, 0.01 and 0 (kept at 1e-4)
     shares = torch.sigmoid(torch.from_numpy(label_prior_logits(targets))).numpy()
     assert shares == pytest.approx([0.25, 0.01, 1e-4], rel=1e-4)
+
+
+def _distill(kind: str, weight: float = 1.0, multi_label: bool = False, temperature: float = 2.0):
+    from rnnclf.training.losses import DistillLoss, loss_function
+
+    return DistillLoss(loss_function(multi_label), kind, temperature, weight, multi_label)
+
+
+def test_the_teacher_term_is_t_squared_kl_or_centred_squared_error():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 4), torch.randn(5, 4) * 3
+    targets, gold = torch.zeros(5, dtype=torch.long), torch.ones(5, dtype=torch.bool)
+    t = 2.0
+    p = torch.softmax(teacher / t, dim=1)
+    kl = (p * (torch.log(p) - torch.log_softmax(student / t, dim=1))).sum(dim=1).mean() * t * t
+    assert _distill("kl")(student, targets, teacher, gold).item() == pytest.approx(kl.item(), rel=1e-5)
+    assert _distill("kl")(teacher, targets, teacher, gold).item() == pytest.approx(0.0, abs=1e-6)
+    # a softmax ignores a shift of a row's logits; so does the centred squared error
+    mse = _distill("mse")
+    assert mse(student + 5.0, targets, teacher, gold).item() == pytest.approx(
+        mse(student, targets, teacher, gold).item()
+    )
+    centred = (student - student.mean(1, keepdim=True)) - (teacher - teacher.mean(1, keepdim=True))
+    assert mse(student, targets, teacher, gold).item() == pytest.approx((centred**2).mean().item(), rel=1e-5)
+
+
+def test_multi_label_kl_is_each_labels_binary_kl():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    gold = torch.ones(4, dtype=torch.bool)
+    p, q = torch.sigmoid(teacher / 3), torch.sigmoid(student / 3)
+    expected = (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).mean() * 9
+    loss = _distill("kl", multi_label=True, temperature=3.0)(student, torch.zeros(4, 3), teacher, gold)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_gold_texts_mix_both_terms_and_texts_without_gold_learn_from_the_teacher_alone():
+    from torch.nn.functional import cross_entropy
+
+    torch.manual_seed(2)
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    targets = torch.tensor([0, 1, 2, 0])
+    gold = torch.tensor([True, True, False, False])
+    term = _distill("kl").teacher_term(student, teacher)
+    loss = _distill("kl", weight=0.25)(student, targets, teacher, gold)
+    expected = (0.25 * term[:2].sum() + term[2:].sum()) / 4 + 0.75 * cross_entropy(student[:2], targets[:2]) * 2 / 4
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    only_gold = _distill("kl", weight=0.0)(student, targets, teacher, torch.ones(4, dtype=torch.bool))
+    assert only_gold.item() == pytest.approx(cross_entropy(student, targets).item(), rel=1e-5)

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnclf.check import minhash
 from rnnclf.config.schema import Config
-from rnnclf.data.corpus import data_fields, label_format, stratified_split
+from rnnclf.data.corpus import carve_seed, data_fields, label_format, stratified_split
 from rnnclf.data.readers import FIELDS_HINT, LabelFormat, Split, check_file, detect_format, raw_rows
 from rnnclf.errors import RnnclfError
 
@@ -110,13 +110,14 @@ def carve_valid(train: CheckSplit, config: Config) -> list[CheckSplit]:
     _, held = stratified_split(
         Split([""] * len(index), labels, train.file, index),
         config.data.valid_fraction,
-        config.train.seed,
+        carve_seed(config.data, config.train.seed),
         config.data.multi_label,
     )
     mask = np.zeros(len(train), dtype=bool)
     mask[np.asarray(held.rows, dtype=np.int64)] = True
     valid = _take(train, mask, "valid")
-    valid.carved = f"data.valid_fraction {config.data.valid_fraction} of train, train.seed {config.train.seed}"
+    seed = "train.seed" if config.data.valid_seed is None else "data.valid_seed"
+    valid.carved = f"data.valid_fraction {config.data.valid_fraction} of train, {seed} {carve_seed(config.data, config.train.seed)}"
     kept = _take(train, ~mask, "train")
     train.texts, train.labels, train.lines = kept.texts, kept.labels, kept.lines
     return [valid]

@@ -164,7 +164,7 @@ def predict(
 
     explaining = explain or explain_html is not None or explain_steps is not None
     if explaining:
-        _check_explainable(backend, int8, explain_html, explain_steps)
+        _check_explainable(run, backend, int8, explain_html, explain_steps)
     predictor = _predictor(run, backend, device, int8, numpy_ok=not explaining)
     items = list(texts or [])
     if input_path is not None:
@@ -181,9 +181,13 @@ def predict(
         typer.echo(format_predictions(items, predictor.predict(items, top_k or 1), shown))
 
 
-def _check_explainable(backend: Backend, int8: bool, html: Path | None, steps: int | None) -> None:
+def _check_explainable(run: Path, backend: Backend, int8: bool, html: Path | None, steps: int | None) -> None:
     """--explain's refusals, before any work."""
+    from rnnclf.inference.ensemble import is_ensemble
     from rnnclf.inference.explain import check_steps
+
+    if is_ensemble(run):
+        raise RnnclfError(f"{run}: --explain explains one model, not an ensemble's mean; explain with a member")
 
     if steps is not None:
         check_steps(steps)
@@ -225,14 +229,17 @@ def _predictor(run: Path, backend: Backend, device: Device, int8: bool, numpy_ok
         if int8:
             raise RnnclfError("--int8 is for the torch backend; the onnx backend runs the fp32 model.onnx")
         return OnnxPredictor.load(run)
+    from rnnclf.cli.ensemble import ensemble_predictor, is_ensemble
     from rnnclf.device.cores import available_cores
     from rnnclf.inference.linear import LinearPredictor, is_linear
     from rnnclf.runs.directory import load_run, load_weights
 
+    if is_ensemble(run):
+        return ensemble_predictor(run, device.value, int8)
     loaded = load_run(run, weights=False)
     if numpy_ok and is_linear(loaded) and device is not Device.cuda and not int8:
         return LinearPredictor(loaded)
-    from rnnclf.device.threads import use_cpu_threads
+    from rnnclf.device.threads import use_cpu_threads  # imports torch: not before the linear model's way out
     from rnnclf.inference.predictor import Predictor
 
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU

@@ -151,6 +151,10 @@ def _wide(c: Any) -> bool:
     return c.model.wide
 
 
+def _distilled(c: Any) -> bool:
+    return c.train.teacher is not None
+
+
 LINEAR_ONLY = "model.encoder is none: the linear model is fitted exactly, not trained in epochs"
 SWITCHED = (
     ("train.momentum", lambda c: c.train.optimizer == "sgd", "train.optimizer is not sgd"),
@@ -178,6 +182,10 @@ SWITCHED = (
     ),
     ("model.chunk_pooling", lambda c: c.model.chunk is not None and _deep(c), "model.chunk is null"),
     *(
+        (f"train.{key}", _distilled, "train.teacher is null")
+        for key in ("teacher_loss", "teacher_temperature", "teacher_weight", "teacher_augment")
+    ),
+    *(
         (f"tokenizer.{key}", _deep, "model.encoder is none: the wide head reads words")
         for key in ("kind", "max_vocab", "min_freq")
     ),
@@ -199,13 +207,13 @@ SWITCHED = (
             "early_stopping",
             "save_every",
             "amp",
+            "teacher",
         )
     ),
 )
 
 # keys rnnclf train never reads
 TRAIN_INERT = {
-    "data.unlabelled": "read by rnnclf pretrain only; train ignores it",
     "pretrain.bptt": "a language model setting, read by rnnclf pretrain only",
     "pretrain.softmax": "a language model setting, read by rnnclf pretrain only",
 }
@@ -224,6 +232,10 @@ PRETRAIN_INERT = {
     "model.wide": "a classifier setting: a language model has no wide head",
     "model.chunk": "a classifier setting: a language model reads whole texts in pretrain.bptt windows",
     "model.chunk_pooling": "a classifier setting",
+    **{
+        f"train.{key}": "a classifier setting: a language model learns its texts, not a teacher's labels"
+        for key in ("teacher", "teacher_loss", "teacher_temperature", "teacher_weight", "teacher_augment")
+    },
     **{
         f"wide.{key}": "a classifier setting (model.wide)"
         for key in ("ngrams", "min_df", "max_features", "sublinear_tf", "c")
@@ -264,7 +276,13 @@ def _inert(config: Any, table: dict[str, str], command: str) -> list[str]:
 
 def train_warnings(config: Any) -> list[str]:
     """What rnnclf train warns about before it starts."""
-    return inert_settings(config) + _inert(config, TRAIN_INERT, "train")
+    lines = inert_settings(config) + _inert(config, TRAIN_INERT, "train")
+    if changed(config.data, "unlabelled") and not _distilled(config):
+        lines.append(
+            f"data.unlabelled: {value_of(config, 'data.unlabelled')} does nothing in rnnclf train without a "
+            "train.teacher to label it (rnnclf pretrain reads it too)"
+        )
+    return lines
 
 
 def pretrain_warnings(config: Any) -> list[str]:

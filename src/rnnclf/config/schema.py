@@ -41,11 +41,17 @@ class DataConfig(Section):
         description="share of train carved out (stratified, seeded; iterative stratification for multi-label) as "
         "validation when there is no valid file",
     )
+    valid_seed: int | None = Field(
+        None,
+        description="seed of the carved validation split; null = train.seed. Fix it when runs of several seeds "
+        "will form an ensemble (rnnclf ensemble): they then share a validation split none of them trained on",
+    )
     max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
     unlabelled: list[Path] = Field(
         [],
-        description="rnnclf pretrain: more texts for the language model besides the training split's: plain text "
-        "(.txt, one text per line) or the text field of .jsonl / .csv / .tsv files; never read by train",
+        description="more texts without labels: plain text (.txt, one text per line) or the text field of .jsonl "
+        "/ .csv / .tsv files; rnnclf pretrain reads them besides the training split's, and rnnclf train with a "
+        "train.teacher trains on them with the teacher's labels",
     )
 
     @model_validator(mode="after")
@@ -204,6 +210,35 @@ class TrainConfig(Section):
     )
     save_every: int | None = Field(
         None, ge=1, description="also save the training state every this many steps (for --resume); null = each epoch"
+    )
+    teacher: Path | None = Field(
+        None,
+        description="distil from a teacher (relative to the current folder): a run or ensemble directory, or a "
+        'JSONL file of each text\'s probabilities or logits from any model, one {"text" or "id": ..., "probs" '
+        'or "logits": {label: value}} per line; the loss mixes the gold labels with the teacher\'s soft targets '
+        "and data.unlabelled joins training, labelled by the teacher (docs/distillation.md)",
+    )
+    teacher_loss: Literal["kl", "mse"] = Field(
+        "kl",
+        description="kl: the KL divergence from the teacher's probabilities at train.teacher_temperature, times "
+        "its square (Hinton et al. 2015); mse: the squared difference of student and teacher logits (Tang et al. 2019)",
+    )
+    teacher_temperature: float = Field(
+        2.0, gt=0, le=100, description="kl: the temperature that softens both the teacher's and the student's outputs"
+    )
+    teacher_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the teacher's share of the loss of a text with a gold label (1: the teacher alone, 0: the gold "
+        "label alone); texts without one (data.unlabelled, train.teacher_augment) learn from the teacher only",
+    )
+    teacher_augment: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="this many altered copies of each training text (each word dropped with probability 0.1; one "
+        "in four cut to a random span), labelled by the teacher alone (Tang et al. 2019)",
     )
     seed: int = Field(0, description="seed for the split, initialisation and batch order")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when torch sees one")

@@ -62,6 +62,8 @@ class Batch:
     labels: torch.Tensor | None  # (batch,) int64 label indices; multi-label: (batch, labels) float32 of 0 / 1
     index: np.ndarray  # positions of these texts in the split
     wide: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # n-gram indices, row offsets, values
+    teacher: torch.Tensor | None = None  # train.teacher: the teacher's logits of these texts (batch, labels)
+    gold: torch.Tensor | None = None  # ... and which of them have a gold label (batch,) bool
 
     def wide_inputs(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         """The wide head's inputs on `device` (none for a model without one)."""

@@ -91,8 +91,14 @@ def check_labels(split: Split, known: set[str], label_field: str) -> None:
             )
 
 
+def carve_seed(config: DataConfig, seed: int) -> int:
+    """The seed that carves validation out of train: data.valid_seed, else the run's train.seed."""
+    return seed if config.valid_seed is None else config.valid_seed
+
+
 def load_corpus(config: DataConfig, seed: int) -> Corpus:
-    """Read every split named by the data config, carve validation if needed, and check the labels."""
+    """Read every split named by the data config, carve validation if needed (seeded by carve_seed), and check the
+    labels."""
     fmt, text_field, label_field = data_fields(config)
     if config.dataset is not None:
         from rnnclf.data.builtin import fetch
@@ -119,7 +125,7 @@ def load_corpus(config: DataConfig, seed: int) -> Corpus:
             "least two"
         )
     if valid is None:
-        train, valid = stratified_split(train, config.valid_fraction, seed, config.multi_label)
+        train, valid = stratified_split(train, config.valid_fraction, carve_seed(config, seed), config.multi_label)
     for split in (valid, test):
         if split is not None:
             check_labels(split, known, label_field)

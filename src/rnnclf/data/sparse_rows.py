@@ -25,3 +25,13 @@ class SparseRows:
         np.cumsum(counts, out=offsets[1:])
         positions = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
         return SparseRows(offsets, self.indices[positions], self.values[positions])
+
+
+def concatenate_rows(parts: list[SparseRows]) -> SparseRows:
+    """The rows of every part, in order."""
+    counts = np.concatenate([np.diff(part.offsets) for part in parts])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    indices = np.concatenate([part.indices[part.offsets[0] : part.offsets[-1]] for part in parts])
+    values = np.concatenate([part.values[part.offsets[0] : part.offsets[-1]] for part in parts])
+    return SparseRows(offsets, indices, values)

@@ -21,7 +21,7 @@ import tokenizers
 from rnnclf.config.loading import tokenizer_settings
 from rnnclf.config.schema import Config
 from rnnclf.data.builtin import cache_dir, fetch
-from rnnclf.data.corpus import label_targets, load_corpus
+from rnnclf.data.corpus import carve_seed, label_targets, load_corpus
 from rnnclf.data.tokenizer import EncodedTexts, encode, fit_tokenizer
 
 CACHE_FORMAT = 3
@@ -56,7 +56,7 @@ def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> 
         "max_length": data.max_length,
         "fields": [data.format, data.text_field, data.label_field],
         "labels": [data.multi_label, data.label_separator if data.multi_label else None],
-        "carve": None if "valid" in files else [data.valid_fraction, config.train.seed],
+        "carve": None if "valid" in files else [data.valid_fraction, carve_seed(data, config.train.seed)],
         # a given tokenizer (model.init's, a resumed run's): its own entry, so that runs from it share one
         "given": hashlib.sha256(tokenizer.to_str().encode()).hexdigest() if tokenizer is not None else None,
     }

@@ -105,6 +105,15 @@ class EncodedTexts:
         return EncodedTexts(ids, offsets, None if self.wide is None else self.wide.take(index))
 
 
+def concatenate(parts: list[EncodedTexts]) -> EncodedTexts:
+    """The texts of every part, in order, as one EncodedTexts (without n-gram rows: join those apart)."""
+    ids = np.concatenate([part.ids for part in parts]).astype(np.int32, copy=False)
+    lengths = np.concatenate([part.lengths for part in parts])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return EncodedTexts(ids, offsets)
+
+
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory
 ENCODE_CHUNK = 20_000
 ENCODE_CHARACTERS = 4_000_000  # about 800k tokens a chunk: a few hundred MB of token lists at most

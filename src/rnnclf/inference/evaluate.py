@@ -16,6 +16,7 @@ from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import calibrate, calibration_report
 from rnnclf.evaluation.scores import probabilities, scores
 from rnnclf.files import METRICS, write_json
+from rnnclf.inference.ensemble import load_predictor
 from rnnclf.inference.predictor import Predictor
 from rnnclf.runs.directory import Run
 
@@ -38,9 +39,14 @@ def evaluate_run(
     calibration figures show them before it too. A multi-label run decides at its thresholds, or at `threshold`
     for every label.
     """
-    predictor = Predictor.load(path, device, workers, int8=int8)
+    predictor = load_predictor(path, device, workers, int8=int8)
     predictor.set_threshold(threshold)
     labelled, name = labelled_split(predictor.run, data, split)
+    if name == "valid" and not getattr(predictor.run, "shared_valid", True):
+        raise RnnclfError(
+            f"{path}: an ensemble whose members trained on each other's validation texts (each carved its own); "
+            "use --split test or --data FILE"
+        )
     if int8:
         fp32 = Predictor(predictor.run, "cpu", workers=workers)
         fp32.set_threshold(threshold)

@@ -69,7 +69,7 @@ def fit_baseline(recipe: Any, deadline: float) -> dict[str, Any]:
     rows = {name: features.transform(splits[name].texts) for name in recipe.data.encoded}
     if time.perf_counter() > deadline:
         raise OutOfTime
-    problem = LinearProblem.build(rows["train"], recipe.data.targets["train"], len(recipe.labels), features.size)
+    problem = LinearProblem.build(rows["train"], recipe.gold_targets(), len(recipe.labels), features.size)
     weight, bias = torch.zeros(features.size, len(recipe.labels)), torch.zeros(len(recipe.labels))
     metric = headline_metric(recipe)
 

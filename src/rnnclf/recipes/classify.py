@@ -34,6 +34,7 @@ from rnnclf.models.classifier import RNNClassifier, classifier_arguments
 from rnnclf.models.embeddings import load_pretrained
 from rnnclf.models.layer_groups import frozen_parameters, unfreezing_note
 from rnnclf.recipes.classify_report import final_reports, summary_of
+from rnnclf.recipes.distill import Distillation, join_training, teacher_outputs
 from rnnclf.recipes.wide import attach_ngrams, choose_scale, fit_wide, wide_scores
 from rnnclf.runs.directory import Run, load_run
 from rnnclf.runs.language_model import load_language_model, take_weights
@@ -88,6 +89,7 @@ class Classify(Recipe):
         self.previous = previous
         self.best_valid_logits: np.ndarray | None = None  # finish() reports on them instead of predicting valid again
         self.features: NgramFeatures | None = None  # model.wide: the n-grams of the wide head
+        self.distillation: Distillation | None = None  # train.teacher: its logits, the rows with gold labels
 
     # setting up
 
@@ -98,6 +100,8 @@ class Classify(Recipe):
         self.curves_metric, self.lower_is_better, self.watched = metric, metric == "loss", f"better valid {metric}"
         # model.init: the language model's tokenizer and weights (checked before any work)
         self.language_model = load_language_model(config) if config.model.init and not loop.saved else None
+        teaching = config.train.teacher is not None and config.model.encoder != "none"
+        self.distillation = teacher_outputs(self) if teaching else None  # a teacher that does not fit: no work done
         started = time.perf_counter()
         if not loop.group.main:
             distributed.barrier(loop.group)
@@ -122,7 +126,19 @@ class Classify(Recipe):
         loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {fitted}")
         if config.model.wide:
             self.features = attach_ngrams(self)
+        if self.distillation is not None:
+            join_training(self, self.distillation)
+            sizes["train"] = len(self.data.encoded["train"])
+            return {"vocab_size": len(self.vocab), "sizes": sizes, "teacher": self.distillation.record(config)}
         return {"vocab_size": len(self.vocab), "sizes": sizes}
+
+    def gold_rows(self) -> np.ndarray | None:
+        """The training rows with gold labels when a teacher added rows without (None: every row)."""
+        return None if self.distillation is None else np.flatnonzero(self.distillation.gold)
+
+    def gold_targets(self) -> np.ndarray:
+        rows, targets = self.gold_rows(), self.data.targets["train"]
+        return targets if rows is None else targets[rows]
 
     def build_model(self) -> RNNClassifier:
         loop, config = self.loop, self.loop.config
@@ -139,7 +155,7 @@ class Classify(Recipe):
         if note:
             loop.log(note)
         if self.multi_label and not loop.saved:
-            init_label_bias(model.head, self.data.targets["train"])
+            init_label_bias(model.head, self.gold_targets())
         if model.wide is not None:  # fitted first, exactly; frozen while the encoder trains
             if not loop.saved:
                 loop.progress.summary["wide"] = fit_wide(self, model)
@@ -164,7 +180,7 @@ class Classify(Recipe):
         steps_per_epoch = distributed.steps_per_epoch(math.ceil(train_size / tc.batch_size), loop.group)
         if loop.config.model.chunk is not None:  # batches of windows: as many as the epochs' plans have
             steps_per_epoch = sum(len(self.epoch_batches(e)) for e in range(1, tc.epochs + 1)) / tc.epochs
-        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.data.targets["train"])
+        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.gold_targets())
         self.step = build_step(
             loop.model,
             loop.net,
@@ -179,6 +195,8 @@ class Classify(Recipe):
 
     def write_run_files(self, folder: Path, env: dict[str, Any]) -> None:
         config = config_to_dict(self.loop.config)
+        if self.distillation is not None:  # the loop's own env, which it writes again at the end
+            env["teacher"] = self.distillation.teacher.record()
         session.write_run_files(folder, config, self.labels, self.data.tokenizer, env)
         if self.features is not None:
             self.features.save(folder)
@@ -207,6 +225,9 @@ class Classify(Recipe):
 
     def train_batch(self, batch: np.ndarray, progress: Progress) -> tuple[int, float]:
         texts = collate(self.data.encoded["train"], batch, self.data.targets["train"])
+        if self.distillation is not None:
+            texts.teacher = torch.from_numpy(self.distillation.logits[batch])
+            texts.gold = torch.from_numpy(self.distillation.gold[batch])
         loss_value, correct = self.step(texts)
         progress.count(len(texts.index), texts.num_tokens, loss_value, correct)
         return texts.num_tokens, loss_value

@@ -66,9 +66,10 @@ def fit_wide(recipe: Any, model: RNNClassifier) -> dict[str, Any]:
     """Fit the wide head exactly on the training split, C from wide.c or chosen on validation; then freeze it.
     Returns what metrics.json records of it."""
     loop = recipe.loop
-    train, valid = recipe.data.encoded["train"], recipe.data.encoded["valid"]
+    valid = recipe.data.encoded["valid"]
+    rows, gold = recipe.data.encoded["train"].wide, recipe.gold_rows()  # not the rows a teacher labelled
     problem = LinearProblem.build(
-        train.wide, recipe.data.targets["train"], len(recipe.labels), model.wide.weight.shape[0]
+        rows if gold is None else rows.take(gold), recipe.gold_targets(), len(recipe.labels), model.wide.weight.shape[0]
     )
     metric = headline_metric(recipe)
 

@@ -14,7 +14,7 @@ import yaml
 
 from rnnclf.config.loading import config_to_dict, parse_config
 from rnnclf.errors import RnnclfError
-from rnnclf.files import CONFIG, LANGUAGE_MODEL, METRICS, STATE, write_atomic
+from rnnclf.files import CONFIG, ENSEMBLE, LANGUAGE_MODEL, METRICS, STATE, write_atomic
 
 # the keys shown for a single run, when there is nothing to compare
 MAIN_KEYS = (
@@ -37,11 +37,14 @@ NOT_COMPARED = ("output.run_dir",)  # always differs; the run column names the r
 
 
 def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The flattened config (section.key -> value) and the metrics summary of a finished run."""
+    """The flattened config (section.key -> value) and the metrics summary of a finished run; of an ensemble,
+    its first member's config with ensemble.members, and the ensemble's metrics."""
     if not path.exists():
         raise RnnclfError(f"{path}: run directory not found")
     if not path.is_dir():
         raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    if (path / ENSEMBLE).exists():
+        return read_ensemble(path)
     if not (path / CONFIG).exists():
         raise RnnclfError(f"{path}: not a run directory (no {CONFIG})")
     if not (path / METRICS).exists():
@@ -62,6 +65,16 @@ def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     config = config_to_dict(parse_config(raw, path / CONFIG))  # defaults filled, as a newer rnnclf sees it
     flat = {f"{section}.{key}": value for section, keys in config.items() for key, value in keys.items()}
     return flat, metrics
+
+
+def read_ensemble(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        metrics = json.loads((path / METRICS).read_text(encoding="utf-8"))
+        first = Path(metrics["members"][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise RnnclfError(f"{path}: unreadable {METRICS}; the ensemble directory is damaged") from None
+    config, _ = read_run(first)
+    return config | {"ensemble.members": len(metrics["members"])}, metrics
 
 
 def compare_runs(paths: Sequence[Path | str]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from rnnclf import __version__
 from rnnclf.config.loading import parse_config
 from rnnclf.config.schema import Config
-from rnnclf.data.ngrams import NgramFeatures
+from rnnclf.data.ngrams import WIDE_FEATURES, NgramFeatures
 from rnnclf.data.tokenizer import load_tokenizer
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import read_temperature
@@ -27,6 +27,7 @@ from rnnclf.evaluation.thresholds import read_thresholds
 from rnnclf.files import (
     CALIBRATION,
     CONFIG,
+    ENSEMBLE,
     ENV,
     FORMAT_VERSION,
     LABELS,
@@ -60,6 +61,11 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
         raise RnnclfError(f"{path}: run directory not found")
     if not path.is_dir():
         raise RnnclfError(f"{path}: not a directory; pass the run directory that `rnnclf train` wrote")
+    if (path / ENSEMBLE).exists():
+        raise RnnclfError(
+            f"{path}: an ensemble of runs (rnnclf ensemble); eval, predict, serve and report take it, this command "
+            "takes one run: pass one of its members"
+        )
     if (path / LANGUAGE_MODEL).exists():
         raise RnnclfError(
             f"{path}: a language model (rnnclf pretrain), not a classifier; name it in a classifier config's "
@@ -106,6 +112,23 @@ def load_weights(path: Path) -> dict[str, Any]:
     from rnnclf.runs.tensors import load_tensors
 
     return load_tensors(path / WEIGHTS)
+
+
+PREDICTION_FILES = (CONFIG, LABELS, TOKENIZER, WEIGHTS, CALIBRATION, THRESHOLDS, WIDE_FEATURES)
+
+
+def run_digest(run_path: Path) -> str:
+    """sha256 of every file a run's predictions depend on (config, labels, tokenizer, weights, temperature,
+    thresholds, the wide head's n-grams): an ensemble's or a student's record that the run is the one it used."""
+    digest = hashlib.sha256()
+    for name in PREDICTION_FILES:
+        file = run_path / name
+        if file.exists():
+            digest.update(f"{name}\0{file.stat().st_size}\0".encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def weights_digest(run_path: Path) -> str:

@@ -23,6 +23,7 @@ from rnnclf import __version__
 from rnnclf.device.threads import use_cpu_threads
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import describe_temperature
+from rnnclf.inference.ensemble import EnsemblePredictor, load_predictor
 from rnnclf.inference.explain import DEFAULT_STEPS, explain_texts
 from rnnclf.inference.predictor import Predictor
 from rnnclf.serve.schemas import (
@@ -85,7 +86,7 @@ class LimitBodySize:
 
 def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain: ExplainLimits) -> Info:
     """What GET /info answers."""
-    config = predictor.run.config
+    config, is_ensemble = predictor.run.config, isinstance(predictor, EnsemblePredictor)
     return Info(
         run=str(predictor.run.path.resolve()),
         labels=predictor.labels,
@@ -109,7 +110,8 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain:
         temperature=describe_temperature(predictor.temperature, predictor.labels, predictor.multi_label),
         version=__version__,
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
-        explain=None if predictor.int8 else explain,
+        explain=None if predictor.int8 or is_ensemble else explain,
+        members=[str(member.path) for member in predictor.run.members] if is_ensemble else None,
     )
 
 
@@ -121,8 +123,8 @@ def create_app(
     max_explain_steps: int = MAX_EXPLAIN_STEPS,
 ) -> FastAPI:
     """The FastAPI app serving `predictor`, or the run directory at that path (loaded with device auto)."""
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor.load(predictor)
+    if isinstance(predictor, Path | str):
+        predictor = load_predictor(predictor)
     explain_limits = ExplainLimits(
         max_texts=max_explain_texts, max_steps=max_explain_steps, default_steps=min(DEFAULT_STEPS, max_explain_steps)
     )
@@ -197,6 +199,8 @@ def answer_predict(predictor: Predictor, request: PredictRequest, max_texts: int
 def answer_explain(predictor: Predictor, request: ExplainRequest, limits: ExplainLimits) -> Any:
     if predictor.int8:
         raise HTTPException(501, "explanations need the fp32 model's gradients; this server runs int8 (--int8)")
+    if isinstance(predictor, EnsemblePredictor):
+        raise HTTPException(501, "explanations are of one model; this server runs an ensemble: explain with a member")
     texts = requested_texts(request, limits.max_texts, "--max-explain-texts", "texts to explain")
     steps = request.steps or limits.default_steps
     if steps > limits.max_steps:
@@ -245,7 +249,7 @@ def serve(
     nothing from more), and concurrent requests still use every core, each in its own thread.
     """
     use_cpu_threads(threads)  # once, for every request: requests run in parallel threads
-    predictor = Predictor.load(run, device, int8=int8)
+    predictor = load_predictor(run, device, int8=int8)
     explain_texts, explain_steps = max_explain_texts or MAX_EXPLAIN_TEXTS, max_explain_steps or MAX_EXPLAIN_STEPS
     app = create_app(predictor, max_texts, max_body_bytes, explain_texts, explain_steps)
     sock = listen(host, port)

@@ -146,7 +146,11 @@ class Info(BaseModel):
     version: str = Field(description="rnnclf version.")
     limits: Limits
     explain: ExplainLimits | None = Field(
-        description="POST /explain's limits; null when the server runs int8 (explanations need the fp32 model)."
+        description="POST /explain's limits; null when the server runs int8 (explanations need the fp32 model) or an "
+        "ensemble (explanations are of one model)."
+    )
+    members: list[str] | None = Field(
+        None, description="An ensemble (rnnclf ensemble): its member runs; `model` describes the first."
     )
 
 

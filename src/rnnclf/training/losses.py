@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rnnclf.errors import RnnclfError
@@ -31,6 +32,49 @@ class MultiLabelLoss(nn.Module):
             return nn.functional.binary_cross_entropy_with_logits(logits, smoothed)
         weight = torch.where(targets > 0.5, self.pos_weight, torch.ones_like(self.pos_weight))
         return nn.functional.binary_cross_entropy_with_logits(logits, smoothed, weight=weight)
+
+
+class DistillLoss(nn.Module):
+    """train.teacher: the teacher's term for every text, and for a text with a gold label the gold loss beside it,
+    (1 - weight) * gold + weight * teacher; a text without one (gold False) has the teacher's term alone. The sum
+    over the batch is divided by its texts.
+
+    kl: the KL divergence from the teacher's softmax (multi-label: each label's sigmoid) at temperature T to the
+    student's at T, times T² so that its gradients keep their size as T changes (Hinton et al. 2015). mse: the
+    mean squared difference of the logits (Tang et al. 2019), single-label rows centred first (a softmax ignores a
+    shift, and a teacher's logits may be log-probabilities)."""
+
+    def __init__(self, gold_loss: nn.Module, kind: str, temperature: float, weight: float, multi_label: bool) -> None:
+        super().__init__()
+        self.gold_loss, self.kind, self.temperature = gold_loss, kind, temperature
+        self.weight, self.multi_label = weight, multi_label
+
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor, gold: torch.Tensor
+    ) -> torch.Tensor:
+        per_text = self.teacher_term(logits, teacher)
+        share = torch.where(gold, torch.full_like(per_text, self.weight), torch.ones_like(per_text))
+        loss = (share * per_text).sum() / len(logits)
+        if self.weight < 1 and bool(gold.any()):
+            golden = self.gold_loss(logits[gold], targets[gold])
+            loss = loss + (1 - self.weight) * golden * gold.sum() / len(logits)
+        return loss
+
+    def teacher_term(self, logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Each text's distance from the teacher (batch,)."""
+        if self.kind == "mse":
+            if not self.multi_label:
+                logits = logits - logits.mean(dim=1, keepdim=True)
+                teacher = teacher - teacher.mean(dim=1, keepdim=True)
+            return ((logits - teacher) ** 2).mean(dim=1)
+        t = self.temperature
+        if self.multi_label:
+            soft = torch.sigmoid(teacher / t)
+            cross = F.binary_cross_entropy_with_logits(logits / t, soft, reduction="none")
+            entropy = F.binary_cross_entropy_with_logits(teacher / t, soft, reduction="none")
+            return (cross - entropy).mean(dim=1) * t * t
+        student, target = F.log_softmax(logits / t, dim=1), F.log_softmax(teacher / t, dim=1)
+        return F.kl_div(student, target, reduction="none", log_target=True).sum(dim=1) * t * t
 
 
 def loss_function(multi_label: bool, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:

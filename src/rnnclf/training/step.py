@@ -15,7 +15,7 @@ from torch import nn
 from rnnclf.config.schema import TrainConfig
 from rnnclf.data.batching import Batch
 from rnnclf.device.precision import Precision
-from rnnclf.training.losses import loss_function
+from rnnclf.training.losses import DistillLoss, loss_function
 from rnnclf.training.optim import build_optimizer, build_scheduler
 
 
@@ -41,6 +41,7 @@ class TrainStep:
     grad_clip: float | None = None
     multi_label: bool = False
     frozen: list = field(default_factory=list)  # parameters left as they are this epoch (gradual unfreezing)
+    distill: nn.Module | None = None  # train.teacher: the loss of batches that carry the teacher's logits
 
     def __call__(self, batch: Batch) -> tuple[float, int]:
         """Train on one batch; returns its mean loss and the number of right answers (multi-label: texts whose
@@ -52,7 +53,11 @@ class TrainStep:
         dtype = self.precision.autocast
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             logits = self.net(ids, batch.lengths)
-            loss = self.loss_fn(logits.float(), targets)
+            if batch.teacher is None:
+                loss = self.loss_fn(logits.float(), targets)
+            else:
+                teacher, gold = batch.teacher.to(self.device), batch.gold.to(self.device)
+                loss = self.distill(logits.float(), targets, teacher, gold)
         # the loss and the count of right answers in one read: one wait for the device per step, not three
         if self.multi_label:
             right = ((logits > 0) == (targets > 0.5)).all(dim=1)
@@ -102,9 +107,16 @@ def build_step(
 ) -> TrainStep:
     """The step `rnnclf train` runs for this config."""
     optimizer = build_optimizer(model, config)
+    loss_fn = loss_function(multi_label, class_weights, config.label_smoothing).to(device)
+    distill = None
+    if config.teacher is not None:
+        distill = DistillLoss(
+            loss_fn, config.teacher_loss, config.teacher_temperature, config.teacher_weight, multi_label
+        )
     return TrainStep(
         net=net,
-        loss_fn=loss_function(multi_label, class_weights, config.label_smoothing).to(device),
+        loss_fn=loss_fn,
+        distill=distill,
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, total_steps, config.metric == "loss"),
         scaler=torch.amp.GradScaler("cuda", enabled=precision.scaler and device.type == "cuda"),
