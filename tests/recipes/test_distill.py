@@ -234,3 +234,24 @@ def test_a_multi_label_student_learns_from_a_multi_label_teacher(multi_label_wor
     teacher = json.loads((multi_label_workspace / "run" / "metrics.json").read_text())
     assert summary["multi_label"] and summary["teacher"]["texts"]["augmented"] == summary["teacher"]["texts"]["gold"]
     assert summary["test"]["micro_f1"] > teacher["test"]["micro_f1"] - 0.1, (summary["test"], teacher["test"])
+
+
+def test_an_ensemble_teacher_whose_member_changed_is_refused_even_when_cached(ensemble_workspace, tmp_path, counted):
+    from rnnclf.recipes.ensemble import make_ensemble
+
+    shutil.copy(ensemble_workspace / "train.csv", tmp_path)
+    (tmp_path / "config.yaml").write_text(
+        (ensemble_workspace / "config.yaml")
+        .read_text()
+        .replace(", test: test.csv", "")
+        .replace("epochs: 2", "epochs: 1")
+    )
+    member = tmp_path / "m1"
+    shutil.copytree(ensemble_workspace / "m1", member)
+    make_ensemble([ensemble_workspace / "m0", member], tmp_path / "ens", quiet, "cpu")
+    assert student(tmp_path, "a", f"train.teacher={tmp_path / 'ens'}")["teacher"]["kind"] == "ensemble"
+    assert len(counted) == 1
+    calibration = json.loads((member / "calibration.json").read_text())
+    (member / "calibration.json").write_text(json.dumps(calibration | {"temperature": 1.5}))
+    with pytest.raises(RnnclfError, match="changed since the ensemble was made"):
+        student(tmp_path, "b", f"train.teacher={tmp_path / 'ens'}")

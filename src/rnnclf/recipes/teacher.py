@@ -25,7 +25,7 @@ import numpy as np
 from rnnclf.data.builtin import cache_dir
 from rnnclf.errors import RnnclfError
 from rnnclf.files import ENSEMBLE, LABELS
-from rnnclf.inference.ensemble import is_ensemble, load_predictor
+from rnnclf.inference.ensemble import is_ensemble, load_ensemble, load_predictor
 from rnnclf.runs.directory import run_digest
 
 SMALLEST = 1e-7  # probabilities are kept within [SMALLEST, 1 - SMALLEST] when turned into logits
@@ -53,7 +53,8 @@ def find_teacher(path: Path) -> Teacher:
         if resolved.suffix.lower() != ".jsonl":
             raise RnnclfError(f'{where}: a teacher file is JSONL (one {{"text", "probs" | "logits"}} per line)')
         return Teacher(resolved, "file", file_digest([resolved]))
-    if is_ensemble(resolved):  # its ensemble.json holds every member's digest
+    if is_ensemble(resolved):  # its ensemble.json holds every member's digest, checked here against the members
+        load_ensemble(resolved)
         return Teacher(resolved, "ensemble", file_digest([resolved / name for name in (ENSEMBLE, LABELS)], extra=True))
     return Teacher(resolved, "run", run_digest(resolved))
 
