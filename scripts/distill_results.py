@@ -5,7 +5,10 @@ same seeds (and so the same splits), the linear anchor (scripts/linear_baseline.
 each model's size, and `rnnclf predict --input` over the test texts, whole process, for a member, a student and
 the ensemble.
 
-    .venv/bin/python scripts/distill_results.py [--corpora r8 r52 20ng] [--student-set train.teacher_loss=mse]
+    .venv/bin/python scripts/distill_results.py --corpora r8 r52 20ng --student-set train.teacher_loss=mse \
+        --student-set r8:train.teacher_augment=2 --student-set r52:train.teacher_augment=2
+    .venv/bin/python scripts/distill_results.py --corpora reuters21578 --members 0 1 2 --students \
+        --name distillation_reuters21578          # the ensemble alone
 
 Runs are reused when finished (OUT/runs/<corpus>-seed<N> are also scripts/results.py's). The student's teacher
 settings were chosen on validation (scripts/choose_variants.py, results/variants/<corpus>-distill.md); test is
@@ -43,8 +46,19 @@ def ensemble_of(corpus: str, seeds: list[int], out: Path) -> Path:
     return folder
 
 
+def corpus_settings(corpus: str, settings: list[str]) -> list[str]:
+    """--student-set items for this corpus: KEY=VALUE for every corpus, CORPUS:KEY=VALUE for one."""
+    chosen = []
+    for item in settings:
+        name, _, rest = item.partition(":") if ":" in item.split("=")[0] else ("", "", item)
+        if name in ("", corpus):
+            chosen.append(rest)
+    return chosen
+
+
 def student(corpus: str, seed: int, teacher: Path, settings: list[str], out: Path) -> dict:
     config = recipes(corpus)["scratch"]
+    settings = corpus_settings(corpus, settings)
     command = ["train", "--config", str(config), "--set", f"train.seed={seed}", "--set", f"train.teacher={teacher}"]
     for item in settings:
         command += ["--set", item]
@@ -111,30 +125,33 @@ def corpus_results(corpus: str, args: argparse.Namespace) -> dict:
     labelled, _ = labelled_split(EnsemblePredictor.load(ensemble, "cpu").run, None, "test")
     texts = list(labelled.texts)
     runs = args.out / "runs"
-    seed = args.students[0]
-    return {
+    seed = args.students[0] if args.students else args.members[0]
+    row = {
         "corpus": corpus,
         "metric": key,
         "ensemble": summary["test"][key] * 100,
         "members": figures([members[s]["test"][key] for s in args.members]),
         "best_member": max(members[s]["test"][key] for s in args.members) * 100,
-        "members_as_students": figures([members[s]["test"][key] for s in args.students]),
-        "students": figures([students[s]["test"][key] for s in args.students]),
-        "student_settings": args.student_set,
         "agreement": agreement(ensemble),
-        "size": {
-            "member": size_of(runs / f"{corpus}-seed{seed}"),
-            "student": size_of(runs / f"{corpus}-student-seed{seed}"),
-        },
+        "size": {"member": size_of(runs / f"{corpus}-seed{seed}")},
         "speed": {
             "member": prediction_speed(runs / f"{corpus}-seed{seed}", texts),
-            "student": prediction_speed(runs / f"{corpus}-student-seed{seed}", texts),
             "ensemble": prediction_speed(ensemble, texts),
         },
-        "student_seconds": [students[s]["train_seconds"] for s in args.students],
-        "member_seconds": [members[s]["train_seconds"] for s in args.students],
         "linear": linear_row(corpus, key),
     }
+    if students:
+        student_run = runs / f"{corpus}-student-seed{seed}"
+        row |= {
+            "members_as_students": figures([members[s]["test"][key] for s in args.students]),
+            "students": figures([students[s]["test"][key] for s in args.students]),
+            "student_settings": corpus_settings(corpus, args.student_set),
+            "student_seconds": [students[s]["train_seconds"] for s in args.students],
+            "member_seconds": [members[s]["train_seconds"] for s in args.students],
+        }
+        row["size"]["student"] = size_of(student_run)
+        row["speed"]["student"] = prediction_speed(student_run, texts)
+    return row
 
 
 def linear_row(corpus: str, key: str) -> float | None:
@@ -145,34 +162,41 @@ def linear_row(corpus: str, key: str) -> float | None:
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
+    def cell(figures: dict | None) -> str:
+        return "-" if figures is None else f"{figures['mean']:.2f} ± {figures['std']:.2f}"
+
     lines = [
         "# Ensembles and distilled students (test, %)",
         "",
         f"Members: configs/<corpus>.yaml, seeds {', '.join(map(str, args.members))}; ensemble: `rnnclf ensemble` of them;"
-        f" students: the same config with `train.teacher` = the ensemble ({' '.join(args.student_set) or 'defaults'}),"
-        f" seeds {', '.join(map(str, args.students))}, beside the members of those seeds (same splits). Linear: "
-        "TF-IDF 1-2-grams + LinearSVC (scripts/linear_baseline.py). Single-label: accuracy; multi-label: micro-F1.",
+        " students: the same config with `train.teacher` = the ensemble (settings per corpus below),"
+        f" seeds {', '.join(map(str, args.students)) or '-'}, beside the members of those seeds (same splits). Linear: "
+        "TF-IDF 1-2-grams + LinearSVC (scripts/linear_baseline.py). Single-label: accuracy; multi-label: micro-F1. "
+        "Vote: the share of test texts most members get right (multi-label: the whole set of labels).",
         "",
-        "| corpus | linear | members (5 seeds) | best member | ensemble | members, student seeds | students | "
-        "members agree: all right / all wrong / split |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| corpus | linear | members | best member | members' vote | ensemble | members, student seeds | students |"
+        " members: all right / all wrong / split |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         a = r["agreement"]
         lines.append(
-            f"| {r['corpus']} | {r['linear']:.2f} | {r['members']['mean']:.2f} ± {r['members']['std']:.2f} | "
-            f"{r['best_member']:.2f} | **{r['ensemble']:.2f}** | {r['members_as_students']['mean']:.2f} ± "
-            f"{r['members_as_students']['std']:.2f} | **{r['students']['mean']:.2f} ± {r['students']['std']:.2f}** | "
-            f"{a['all_right']:.1%} / {a['all_wrong']:.1%} / {a['split']:.1%} |"
+            f"| {r['corpus']} | {r['linear']:.2f} | {cell(r['members'])} | {r['best_member']:.2f} | "
+            f"{a['majority_right']:.2%} | **{r['ensemble']:.2f}** | {cell(r.get('members_as_students'))} | "
+            f"**{cell(r.get('students'))}** | {a['all_right']:.1%} / {a['all_wrong']:.1%} / {a['split']:.1%} |"
         )
     lines += ["", "Size and `rnnclf predict --input` over the test texts (whole process, texts/s):", ""]
     lines += ["| corpus | member | student | ensemble | parameters (member / student) |", "|---|---:|---:|---:|---|"]
     for r in rows:
         s, z = r["speed"], r["size"]
+        student = s.get("student")
         lines.append(
-            f"| {r['corpus']} | {s['member']['texts_per_s']:,.0f} | {s['student']['texts_per_s']:,.0f} | "
-            f"{s['ensemble']['texts_per_s']:,.0f} | {z['member']['parameters']:,} / {z['student']['parameters']:,} |"
+            f"| {r['corpus']} | {s['member']['texts_per_s']:,.0f} | "
+            f"{'-' if student is None else format(student['texts_per_s'], ',.0f')} | {s['ensemble']['texts_per_s']:,.0f} | "
+            f"{z['member']['parameters']:,} / {z['student']['parameters'] if 'student' in z else '-'} |"
         )
+    lines += ["", "Students' settings beside train.teacher:", ""]
+    lines += [f"- {r['corpus']}: {' '.join(r['student_settings']) or 'the defaults'}" for r in rows if "students" in r]
     lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}."]
     return "\n".join(lines) + "\n"
 
@@ -181,13 +205,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", nargs="+", default=["r8", "r52", "20ng"])
     parser.add_argument("--members", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--students", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--student-set", action="append", default=[], help="key=value for the students (repeatable)")
+    parser.add_argument("--students", nargs="*", type=int, default=[0, 1, 2], help="none: the ensemble only")
+    parser.add_argument(
+        "--student-set",
+        action="append",
+        default=[],
+        help="KEY=VALUE for every corpus's students, CORPUS:KEY=VALUE for one (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--name", default="distillation", help="OUT/NAME.md and .json")
     args = parser.parse_args()
     rows = [corpus_results(corpus, args) for corpus in args.corpora]
-    (args.out / "distillation.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "distillation.md").write_text(table(rows, args))
+    (args.out / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(table(rows, args))
     print(table(rows, args))
 
 
