@@ -193,7 +193,7 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {r['corpus']} | {s['member']['texts_per_s']:,.0f} | "
             f"{'-' if student is None else format(student['texts_per_s'], ',.0f')} | {s['ensemble']['texts_per_s']:,.0f} | "
-            f"{z['member']['parameters']:,} / {z['student']['parameters'] if 'student' in z else '-'} |"
+            f"{z['member']['parameters']:,} / {format(z['student']['parameters'], ',') if 'student' in z else '-'} |"
         )
     lines += ["", "Students' settings beside train.teacher:", ""]
     lines += [f"- {r['corpus']}: {' '.join(r['student_settings']) or 'the defaults'}" for r in rows if "students" in r]
