@@ -39,6 +39,15 @@ def counted(monkeypatch, tmp_path):
     return calls
 
 
+class Stop(Exception):
+    """Raised by stop_after_first: the run stops as if killed after its first epoch was saved."""
+
+
+def stop_after_first(epoch, score, last):
+    if epoch == 1:
+        raise Stop
+
+
 def student(folder, name, *overrides, on_epoch=None, log=quiet):
     config = load_config(folder / "config.yaml", [f"output.run_dir={folder / name}", *overrides])
     return train(config, command=["test"], log=log, on_epoch=on_epoch)
@@ -128,13 +137,6 @@ def test_a_resumed_student_ends_as_one_never_interrupted(ensemble_workspace, tmp
     options = [f"train.teacher={ensemble_workspace / 'm1'}", "train.teacher_augment=1"]
     student(tmp_path, "whole", *options)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(epoch, score, last):
-        if epoch == 1:
-            raise Stop
-
     with pytest.raises(Stop):
         student(tmp_path, "cut", *options, on_epoch=stop_after_first)
     resume(tmp_path / "cut", command=["test"], log=quiet)
@@ -151,14 +153,8 @@ def test_a_resumed_student_refuses_a_changed_teacher(ensemble_workspace, tmp_pat
     teacher = tmp_path / "teacher"
     shutil.copytree(ensemble_workspace / "m0", teacher)
 
-    class Stop(Exception):
-        pass
-
-    def stop(epoch, score, last):
-        raise Stop
-
     with pytest.raises(Stop):
-        student(tmp_path, "cut", f"train.teacher={teacher}", on_epoch=stop)
+        student(tmp_path, "cut", f"train.teacher={teacher}", on_epoch=stop_after_first)
     calibration = json.loads((teacher / "calibration.json").read_text())
     (teacher / "calibration.json").write_text(json.dumps(calibration | {"temperature": 1.5}))
     with pytest.raises(RnnclfError, match="changed since the run"):
