@@ -20,6 +20,7 @@ CONFIG, LABELS, TOKENIZER, WEIGHTS = "config.yaml", "labels.json", "tokenizer.js
 METRICS_LOG, METRICS, ENV, STATE = "metrics.jsonl", "metrics.json", "env.json", "state"
 THRESHOLDS = "thresholds.json"  # multi-label runs: the decision threshold of each label
 CALIBRATION = "calibration.json"  # the temperature fitted on validation after training (train.calibration)
+CONFORMAL = "conformal.json"  # validation scores for prediction sets (train.conformal) and out-of-domain flags
 LANGUAGE_MODEL = "language_model.json"  # rnnclf pretrain's runs: what the language model read, its output layers
 ENSEMBLE = "ensemble.json"  # rnnclf ensemble's directories: the member runs, their digests, how they combine
 FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly

@@ -24,7 +24,7 @@ ALLOWED = {
     "inference": {"config", "data", "device", "evaluation", "models", "runs"},
     "views": {"config", "evaluation", "inference", "runs"},
     "training": {"config", "data", "device", "evaluation", "inference", "models", "runs", "views"},
-    "recipes": {"config", "data", "device", "evaluation", "models", "runs", "views", "inference", "training"},
+    "recipes": {"config", "data", "device", "evaluation", "models", "runs", "views", "inference", "training", "check"},
     "check": {"config", "data", "models"},
     "serve": {"config", "device", "evaluation", "inference", "runs", "views"},
     "cli": {"*"},

@@ -24,6 +24,8 @@ def _example(item: dict) -> str:
     if "near_line" in item:
         where = f"{item['near_file']}:{item['near_line']} ({item['near_split']})"
         parts.append(f"like {where} " + json.dumps(item["near_text"], ensure_ascii=False))
+    if "suggested" in item:
+        parts.append(f"suggested {item['suggested']} (label quality {item['score']:.3f})")
     if "jaccard" in item:
         parts.append(f"Jaccard {item['jaccard']}")
     if "tokens" in item:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rnnclf.cli.app import Format, ReportFormat, config_app, data_app, log, output_format
+from rnnclf.errors import RnnclfError
 
 
 @config_app.command("show")
@@ -104,6 +105,13 @@ def data_check(
         typer.Option("--format", help="table, json or markdown (default: table on a terminal, json otherwise)."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as Markdown here.")] = None,
+    label_errors: Annotated[
+        Path | None,
+        typer.Option(
+            "--label-errors",
+            help="Also list the training rows whose label looks wrong, from this folder of `rnnclf cv` (with --config).",
+        ),
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Exit 1 on a serious finding (overlap, conflicting labels, empty texts, ...)."),
@@ -125,7 +133,11 @@ def data_check(
     given = {"text_field": text_field, "label_field": label_field, "multi_label": multi_label or None}
     fields = {key: value for key, value in given.items() if value is not None}
     splits, settings, source = check_inputs(config, data or [], overrides or [], fields)
+    if label_errors is not None and config is None:
+        raise RnnclfError("--label-errors reads a cross-validation of a config's training split; give --config too")
     report = check_data(splits, settings, source)
+    if label_errors is not None:
+        _add_label_errors(report, config, overrides or [], label_errors)
     if out is not None:  # written before anything is printed: a failed write leaves no report on the screen
         write_atomic(out, format_markdown(report).encode("utf-8"))
     chosen = fmt.value if fmt else output_format(None).value
@@ -135,3 +147,14 @@ def data_check(
     if strict and report["serious"]:
         log(f"rnnclf: data check: {report['serious']} serious finding(s) (--strict)")
         raise typer.Exit(1)
+
+
+def _add_label_errors(report: dict, config: Path, overrides: list[str], cv_dir: Path) -> None:
+    """The likely label errors of a cross-validation of this config, as one finding (the most likely, with their
+    texts) and in full under "label_errors"."""
+    from rnnclf.config.loading import load_config
+    from rnnclf.recipes.cv_summary import label_error_finding
+
+    finding, rows = label_error_finding(load_config(config, overrides), cv_dir)
+    report["findings"].append(finding)
+    report["label_errors"] = rows

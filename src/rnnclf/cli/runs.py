@@ -1,4 +1,4 @@
-"""Commands on run directories: eval, predict, report, serve, export."""
+"""Commands on run directories: eval, predict, report, calibrate (serve and export: cli/deploy.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import typer
 from rnnclf.cli.app import (
     Backend,
     Device,
-    ExportFormat,
     Format,
-    Quantize,
     ReportFormat,
     SplitName,
     app,
@@ -51,6 +49,14 @@ def evaluate(
         typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
     ] = False,
     threshold: Threshold = None,
+    coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--coverage",
+            help="Also score the prediction sets at this coverage (e.g. 0.9): the share of texts whose set holds "
+            "the true label (multi-label: of their labels), the mean set size, abstentions.",
+        ),
+    ] = None,
 ) -> None:
     """Accuracy, macro / weighted F1, per-class scores and the confusion matrix of a run; for a multi-label run,
     micro / macro / weighted / samples F1, subset accuracy, Hamming loss, and per label scores and thresholds.
@@ -63,19 +69,21 @@ def evaluate(
     from rnnclf.device.threads import use_cpu_threads
     from rnnclf.inference.evaluate import evaluate_run
     from rnnclf.views.plots import save_evaluation_figures
-    from rnnclf.views.tables import format_multilabel_report, format_report
+    from rnnclf.views.tables import describe_prediction_sets, format_multilabel_report, format_report
 
     if data is not None and split is not None:
         raise RnnclfError("give --data or --split, not both")
     use_cpu_threads(1)  # one thread per worker, a worker per core: the fastest way to predict on a CPU
     chosen = split.value if split else None
-    report, written = evaluate_run(run, data, chosen, device.value, log, available_cores(), int8, threshold)
+    report, written = evaluate_run(run, data, chosen, device.value, log, available_cores(), int8, threshold, coverage)
     save_evaluation_figures(report, written, log)
     if output_format(fmt) is Format.json:
         typer.echo(json.dumps(report, indent=2))
         return
     formatter = format_multilabel_report if report.get("multi_label") else format_report
     typer.echo(formatter(report, title=f"{run}{' (int8)' if int8 else ''} on {report['data']}"))
+    if "prediction_sets" in report:
+        typer.echo(describe_prediction_sets(report["prediction_sets"]))
     if int8:
         fp32, name = report["fp32"], "subset accuracy" if report.get("multi_label") else "accuracy"
         typer.echo(
@@ -127,6 +135,14 @@ ExplainSteps = Annotated[
     int | None,
     typer.Option("--explain-steps", help="Integration steps per text (1 to 1024, default 32); implies --explain."),
 ]
+Coverage = Annotated[
+    float | None,
+    typer.Option(
+        "--coverage",
+        help="Also answer a set of labels that holds the true one this often, e.g. 0.9 (conformal, fitted on "
+        "validation; multi-label: this share of a text's labels); an empty or full set reads as abstain.",
+    ),
+]
 ExplainHtml = Annotated[
     Path | None,
     typer.Option("--explain-html", help="Write the explanations as one self-contained page; implies --explain."),
@@ -148,9 +164,13 @@ def predict(
     explain: Explain = False,
     explain_steps: ExplainSteps = None,
     explain_html: ExplainHtml = None,
+    coverage: Coverage = None,
 ) -> None:
     """Predict labels with probabilities; for a multi-label run, every label over its threshold (maybe none) and
-    every label's probability.
+    every label's probability. A text unlike the training data is flagged "out of domain", with the reason.
+
+    With --coverage, each text's prediction set: the labels that hold the true one that often (ABSTAIN when the set
+    is empty or holds every label).
 
     With --explain, each text's tokens with their scores: JSON "explanation": \\[\\[token, score], ...], or coloured
     on a terminal (green supports the label, red speaks against it).
@@ -158,14 +178,18 @@ def predict(
     Example: rnnclf predict runs/quickstart "oil prices rose sharply" --top-k 3
 
     Example: rnnclf predict runs/quickstart "not a good film" --explain --explain-html why.html
+
+    Example: rnnclf predict runs/quickstart --input texts.txt --coverage 0.9
     """
-    from rnnclf.inference.decisions import read_inputs
+    from rnnclf.inference.decisions import read_inputs, top_labels
+    from rnnclf.inference.trust import assess, trust_of
     from rnnclf.views.predictions import format_label_sets, format_predictions
 
     explaining = explain or explain_html is not None or explain_steps is not None
     if explaining:
-        _check_explainable(run, backend, int8, explain_html, explain_steps)
+        _check_explainable(run, backend, int8, explain_html, explain_steps, coverage)
     predictor = _predictor(run, backend, device, int8, numpy_ok=not explaining)
+    trust = None if explaining else trust_of(predictor, coverage)
     items = list(texts or [])
     if input_path is not None:
         items += read_inputs(input_path, text_field or predictor.run.config.data.text_field)
@@ -175,16 +199,23 @@ def predict(
     shown = output_format(fmt).value
     if explaining:
         _explain(predictor, items, top_k, shown, explain_steps, explain_html)
-    elif predictor.multi_label:
-        typer.echo(format_label_sets(items, predictor.predict_labels(items, top_k or 0), shown))
+        return
+    probs, judged = assess(predictor, items, trust, coverage)
+    if predictor.multi_label:
+        typer.echo(format_label_sets(items, predictor.label_sets(probs, top_k or 0), shown, judged))
     else:
-        typer.echo(format_predictions(items, predictor.predict(items, top_k or 1), shown))
+        typer.echo(format_predictions(items, top_labels(probs, predictor.labels, top_k or 1), shown, judged))
 
 
-def _check_explainable(run: Path, backend: Backend, int8: bool, html: Path | None, steps: int | None) -> None:
+def _check_explainable(
+    run: Path, backend: Backend, int8: bool, html: Path | None, steps: int | None, coverage: float | None
+) -> None:
     """--explain's refusals, before any work."""
     from rnnclf.inference.ensemble import is_ensemble
     from rnnclf.inference.explain import check_steps
+
+    if coverage is not None:
+        raise RnnclfError("--coverage and --explain: choose one (an explanation is of the predicted label)")
 
     if is_ensemble(run):
         raise RnnclfError(f"{run}: --explain explains one model, not an ensemble's mean; explain with a member")
@@ -273,127 +304,26 @@ def report(
 
 
 @app.command()
-def serve(
+def calibrate(
     run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
-    host: Annotated[
-        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every network interface.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8000,
-    device: Annotated[
-        Device, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda.")
-    ] = Device.auto,
-    max_texts: Annotated[
-        int, typer.Option("--max-texts", min=1, help="Most texts in one request (more answer 413).")
-    ] = 256,
-    max_body_bytes: Annotated[
-        int, typer.Option("--max-body-bytes", min=1, help="Largest request body in bytes (larger answer 413).")
-    ] = 1_000_000,
-    threads: Annotated[
-        int, typer.Option("--threads", min=1, help="torch CPU threads per request; requests run in parallel.")
-    ] = 1,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn's log).")] = False,
-    int8: Annotated[
-        bool,
-        typer.Option("--int8", help="The int8 model on the CPU (allowed by `rnnclf export RUN --quantize int8`)."),
-    ] = False,
-    max_explain_texts: Annotated[
-        int | None,
-        typer.Option(
-            "--max-explain-texts", min=1, help="Most texts in one POST /explain (default 16; more answer 413)."
-        ),
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Labelled texts the run never trained on (default: the run's validation split)."),
     ] = None,
-    max_explain_steps: Annotated[
-        int | None,
-        typer.Option(
-            "--max-explain-steps", min=1, max=1024, help="Most integration steps per text in /explain (default 256)."
-        ),
+    conformal: Annotated[
+        str | None,
+        typer.Option("--conformal", help="Prediction sets by lac or aps (default: the run's train.conformal)."),
     ] = None,
 ) -> None:
-    """Serve a run's predictions over HTTP: POST /predict, POST /explain (the predictions with a score per
-    token, as `rnnclf predict --explain`), GET /info, GET /health; API docs at /docs.
+    """Fit a run's temperature, multi-label thresholds and prediction sets again, without training: on its
+    validation split, or on new held-out data. Runs trained before prediction sets existed get them.
 
-    Needs FastAPI and uvicorn: pip install 'rnnclf\\[serve]'.
+    The replaced files are kept in RUN/replaced/<time>/.
 
-    Example: rnnclf serve runs/quickstart --port 8000
+    Example: rnnclf calibrate runs/quickstart --data held_out.csv
     """
-    from rnnclf.serve.app import serve as serve_run
-
-    serve_run(
-        run,
-        host,
-        port,
-        device.value,
-        max_texts,
-        max_body_bytes,
-        threads,
-        access_log,
-        log=log,
-        int8=int8,
-        max_explain_texts=max_explain_texts,
-        max_explain_steps=max_explain_steps,
-    )
-
-
-@app.command()
-def export(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `rnnclf train`.")],
-    fmt: Annotated[ExportFormat | None, typer.Option("--format", help="onnx (the default).")] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the model here (default RUN/model.onnx).")
-    ] = None,
-    quantize: Annotated[
-        Quantize | None,
-        typer.Option(
-            "--quantize",
-            help="int8: check torch's int8 model against fp32 on the run's validation texts and, if it passes, "
-            "allow --int8 in predict, eval and serve (RUN/int8.json).",
-        ),
-    ] = None,
-) -> None:
-    """Export a run to ONNX, checked against PyTorch on the run's own texts before it is written; or, with
-    --quantize int8, check and allow its int8 model.
-
-    model.onnx takes ids (int64, batch x time, each text's token ids padded with 0) and lengths (int64, batch); it gives probabilities (float32, batch x classes).
-
-    model.onnx.json beside it names the inputs, the labels in output order, the tokenizer (RUN/tokenizer.json), max_length and the pad / unk ids: all a program without rnnclf needs.
-
-    int8 passes when labels agree with fp32 on at least 99% of the validation texts and accuracy drops at most 0.3 points; otherwise nothing is written.
-
-    Needs onnxruntime for ONNX: pip install 'rnnclf\\[onnx]'.
-
-    Example: rnnclf export runs/quickstart --format onnx
-
-    Example: rnnclf export runs/quickstart --quantize int8
-    """
-    if quantize is not None:
-        if fmt is not None or out is not None:
-            raise RnnclfError(
-                "--quantize int8 checks torch's int8 model and writes RUN/int8.json; it takes no --format or --out "
-                "(ONNX Runtime's quantizer leaves the recurrent layers in fp32: no faster here)"
-            )
-        _check_int8(run)
-        return
-    from rnnclf.inference.onnx import export_onnx
-
-    target = out or run / "model.onnx"
-    sidecar = export_onnx(run, target, log=log)
-    check = sidecar["check"]
-    typer.echo(
-        f"wrote {target} and {target}.json: largest probability difference from PyTorch "
-        f"{check['max_difference']:.1e} on {check['count']} texts (allowed {check['tolerance']:g})"
-    )
-
-
-def _check_int8(run: Path) -> None:
-    from rnnclf.device.cores import available_cores
     from rnnclf.device.threads import use_cpu_threads
-    from rnnclf.inference.int8_check import check_int8
+    from rnnclf.recipes.calibrate import describe, recalibrate
 
     use_cpu_threads(1)
-    record = check_int8(run, available_cores(), log)
-    change = 100 * (record["accuracy_int8"] - record["accuracy_fp32"])
-    typer.echo(
-        f"wrote {run / 'int8.json'}: int8 and fp32 labels agree on {record['agreement']:.2%} of {record['texts']:,} "
-        f"validation texts; accuracy {record['accuracy_fp32']:.4f} -> {record['accuracy_int8']:.4f} ({change:+.2f} "
-        f"points). Use it: rnnclf predict {run} --int8"
-    )
+    typer.echo(describe(recalibrate(run, data, conformal, log)))

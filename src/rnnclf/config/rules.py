@@ -25,6 +25,12 @@ def check_data_source(data: Any) -> None:
         raise ValueError("set either data.dataset (a built-in corpus) or data.train (a file)")
     if data.dataset is not None and data.train is not None:
         raise ValueError("set data.dataset or data.train, not both")
+    if (data.folds is None) != (data.fold is None):
+        raise ValueError("data.folds and data.fold go together: the number of folds and the one held out")
+    if data.folds is not None and data.fold >= data.folds:
+        raise ValueError(
+            f"data.fold {data.fold}: the folds are numbered 0 to {data.folds - 1} (data.folds {data.folds})"
+        )
     if data.dataset is not None:
         # a built-in corpus brings its own files, format and fields: these keys would do nothing
         given = [key for key in ("train", "valid", "test") if getattr(data, key) is not None]
@@ -107,6 +113,8 @@ def pretraining_problems(config: Any) -> list[str]:
         )
     if model.init is not None:
         problems.append("model.init is for classifiers; a language model starts from scratch")
+    if config.data.folds is not None:
+        problems.append("data.folds is rnnclf cv's (a classifier's cross-validation); remove it to pretrain")
     for key in ("lr_decay", "gradual_unfreezing"):
         if changed(train, key):
             problems.append(
@@ -229,6 +237,7 @@ PRETRAIN_INERT = {
     "train.threshold_min_support": "a multi-label classifier setting",
     "train.threshold_floor": "a multi-label classifier setting",
     "train.calibration": "a classifier setting: a language model's probabilities are not calibrated",
+    "train.conformal": "a classifier setting: a language model gives no prediction sets",
     "model.wide": "a classifier setting: a language model has no wide head",
     "model.chunk": "a classifier setting: a language model reads whole texts in pretrain.bptt windows",
     "model.chunk_pooling": "a classifier setting",
@@ -242,7 +251,14 @@ PRETRAIN_INERT = {
     },
 }
 # ... and keys that are an error there instead (check_pretrainable)
-PRETRAIN_INVALID = ("model.init", "train.lr_decay", "train.gradual_unfreezing")
+PRETRAIN_INVALID = (
+    "model.init",
+    "train.lr_decay",
+    "train.gradual_unfreezing",
+    "data.folds",
+    "data.fold",
+    "data.fold_seed",
+)
 
 
 def value_of(config: Any, key: str) -> Any:

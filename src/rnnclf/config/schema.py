@@ -46,6 +46,16 @@ class DataConfig(Section):
         description="seed of the carved validation split; null = train.seed. Fix it when runs of several seeds "
         "will form an ensemble (rnnclf ensemble): they then share a validation split none of them trained on",
     )
+    folds: int | None = Field(
+        None,
+        ge=2,
+        description="cross-validation (rnnclf cv sets it): the training split is cut into this many stratified "
+        "folds (iterative stratification for multi-label), and data.fold is held out as the run's test split",
+    )
+    fold: int | None = Field(
+        None, ge=0, description="cross-validation: the fold held out, 0 to data.folds - 1 (with data.folds)"
+    )
+    fold_seed: int = Field(0, description="cross-validation: the seed that assigns training texts to folds")
     max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
     unlabelled: list[Path] = Field(
         [],
@@ -204,6 +214,13 @@ class TrainConfig(Section):
         description="after training, fit a temperature on validation that divides the logits (multi-label: one "
         "per label, before the thresholds are chosen) so that probabilities match observed frequencies; "
         "predict, eval, serve and the ONNX export apply it (calibration.json); none = raw softmax / sigmoid",
+    )
+    conformal: Literal["lac", "aps"] = Field(
+        "lac",
+        description="prediction sets (predict / eval / serve --coverage), fitted on validation after the temperature "
+        "(conformal.json): lac (a label is in the set when its probability is high enough: the smallest sets) or "
+        "aps (classes in order of probability until their sum is high enough: sets adapt to hard texts); "
+        "class-conditional for classes with enough validation texts; multi-label runs control recall instead",
     )
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without improvement; null = off"

@@ -32,17 +32,63 @@ def stratified_split(split: Split, fraction: float, seed: int, multi_label: bool
     """Carve `fraction` of each class out of `split` (seeded); classes with one example stay in train.
     Multi-label: iterative stratification, so that rare labels are represented in both parts."""
     held = _held_multi_label(split, fraction, seed) if multi_label else _held_single_label(split, fraction, seed)
+    return subset(split, ~held, "train part"), subset(split, held, f"valid_fraction {fraction}")
 
-    def pick(mask: np.ndarray, name: str) -> Split:
-        texts = split.texts
-        return Split(
-            texts.subset(mask) if isinstance(texts, FileTexts) else list(compress(texts, mask)),
-            list(compress(split.labels, mask)),
-            f"{split.source} ({name})",
-            np.asarray(split.rows, dtype=np.int64)[mask] if len(split.rows) else (),
+
+def subset(split: Split, mask: np.ndarray, name: str) -> Split:
+    """The rows of a split where `mask` is true, in file order, named after the part they form."""
+    texts = split.texts
+    return Split(
+        texts.subset(mask) if isinstance(texts, FileTexts) else list(compress(texts, mask)),
+        list(compress(split.labels, mask)),
+        f"{split.source} ({name})",
+        np.asarray(split.rows, dtype=np.int64)[mask] if len(split.rows) else (),
+    )
+
+
+def fold_ids(split: Split, folds: int, seed: int, multi_label: bool = False) -> np.ndarray:
+    """Each row's fold, 0 to folds - 1: stratified (every class spread evenly over the folds), seeded; for
+    multi-label data, iterative stratification taking one fold at a time out of the rest."""
+    if multi_label:
+        return _multi_label_folds(split, folds, seed)
+    rng = np.random.default_rng(seed)
+    codes = np.unique(np.asarray(split.labels, dtype=object).astype(str), return_inverse=True)[1]
+    ids, start = np.empty(len(split), dtype=np.int64), 0
+    for code in range(codes.max() + 1):
+        rows = rng.permutation(np.flatnonzero(codes == code))
+        ids[rows] = (start + np.arange(len(rows))) % folds  # each class continues where the last left off
+        start = (start + len(rows)) % folds
+    return ids
+
+
+def _multi_label_folds(split: Split, folds: int, seed: int) -> np.ndarray:
+    from rnnclf.data.stratify import iterative_stratified_split
+
+    names = sorted(label_names(split, True))
+    code = {name: i for i, name in enumerate(names)}
+    label_sets = [tuple(code[label] for label in labels) for labels in split.labels]
+    ids, rest = np.full(len(split), folds - 1, dtype=np.int64), np.arange(len(split))
+    for fold in range(folds - 1):
+        held = iterative_stratified_split([label_sets[i] for i in rest], len(names), 1 / (folds - fold), seed + fold)
+        ids[rest[held]], rest = fold, rest[~held]
+    return ids
+
+
+def check_folds(split: Split, folds: int, multi_label: bool) -> None:
+    """K folds need K texts of every class (single-label): each fold then holds every class."""
+    if multi_label:
+        if folds > len(split):
+            raise RnnclfError(f"{split.source}: {len(split)} texts cannot make {folds} folds")
+        return
+    counts: dict[str, int] = {}
+    for label in split.labels:
+        counts[label] = counts.get(label, 0) + 1
+    label, count = min(counts.items(), key=lambda item: (item[1], item[0]))
+    if folds > count:
+        raise RnnclfError(
+            f"{split.source}: {folds} folds, and class '{label}' has {count} text{'s' if count != 1 else ''}; every "
+            f"fold needs one of each class: use at most {count} folds"
         )
-
-    return pick(~held, "train part"), pick(held, f"valid_fraction {fraction}")
 
 
 def _held_single_label(split: Split, fraction: float, seed: int) -> np.ndarray:
@@ -99,23 +145,12 @@ def carve_seed(config: DataConfig, seed: int) -> int:
 def load_corpus(config: DataConfig, seed: int) -> Corpus:
     """Read every split named by the data config, carve validation if needed (seeded by carve_seed), and check the
     labels."""
-    fmt, text_field, label_field = data_fields(config)
-    if config.dataset is not None:
-        from rnnclf.data.builtin import fetch
-
-        files = fetch(config.dataset)
-        train_path, valid_path, test_path = files["train"], files.get("valid"), files.get("test")
+    label_field = data_fields(config)[2]
+    train, valid = read_named_split(config, "train"), read_named_split(config, "valid")
+    if config.folds:  # cross-validation: one fold of the training split is the test split, the others train
+        train, test = split_folds(train, config)
     else:
-        train_path, valid_path, test_path = config.train, config.valid, config.test
-    labels = label_format(config)
-
-    def read(path):
-        # the texts stay in their files until tokenizing reads them (FileTexts): memory for the labels only
-        if path is None:
-            return None
-        return read_split(path, text_field, label_field, fmt, keep_texts=False, label_format=labels)
-
-    train, valid, test = read(train_path), read(valid_path), read(test_path)
+        test = read_named_split(config, "test")
     known = label_names(train, config.multi_label)
     if len(known) < (1 if config.multi_label else 2):
         raise RnnclfError(
@@ -130,6 +165,30 @@ def load_corpus(config: DataConfig, seed: int) -> Corpus:
         if split is not None:
             check_labels(split, known, label_field)
     return Corpus(train, valid, test, sorted(known, key=_natural), config.multi_label)
+
+
+def read_named_split(config: DataConfig, name: str) -> Split | None:
+    """The split `name` (train, valid, test) of the config's files or built-in corpus, None when there is none;
+    its texts stay in their file until tokenizing reads them (FileTexts): memory for the labels only."""
+    fmt, text_field, label_field = data_fields(config)
+    if config.dataset is not None:
+        from rnnclf.data.builtin import fetch
+
+        path = fetch(config.dataset).get(name)
+    else:
+        path = getattr(config, name)
+    if path is None:
+        return None
+    return read_split(path, text_field, label_field, fmt, keep_texts=False, label_format=label_format(config))
+
+
+def split_folds(train: Split, config: DataConfig) -> tuple[Split, Split]:
+    """Cross-validation: the training split without fold data.fold, and that fold (checked: texts enough)."""
+    check_folds(train, config.folds, config.multi_label)
+    held = fold_ids(train, config.folds, config.fold_seed, config.multi_label) == config.fold
+    return subset(train, ~held, f"folds but {config.fold}"), subset(
+        train, held, f"fold {config.fold} of {config.folds}"
+    )
 
 
 def data_fields(config: DataConfig) -> tuple[str, str, str]:

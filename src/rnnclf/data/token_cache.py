@@ -57,6 +57,7 @@ def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> 
         "fields": [data.format, data.text_field, data.label_field],
         "labels": [data.multi_label, data.label_separator if data.multi_label else None],
         "carve": None if "valid" in files else [data.valid_fraction, carve_seed(data, config.train.seed)],
+        "fold": [data.folds, data.fold, data.fold_seed] if data.folds else None,
         # a given tokenizer (model.init's, a resumed run's): its own entry, so that runs from it share one
         "given": hashlib.sha256(tokenizer.to_str().encode()).hexdigest() if tokenizer is not None else None,
     }

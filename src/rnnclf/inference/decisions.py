@@ -41,7 +41,10 @@ class Decisions:
     def predict_labels(self, texts: Sequence[str], top_k: int = 0) -> list[LabelSet]:
         """Multi-label: for each text the labels over their thresholds (maybe none), every label's probability,
         and the top_k best whatever their thresholds."""
-        probs = self.predict_proba(texts)
+        return self.label_sets(self.predict_proba(texts), top_k)
+
+    def label_sets(self, probs: np.ndarray, top_k: int = 0) -> list[LabelSet]:
+        """predict_labels of probabilities already computed."""
         tops = top_labels(probs, self.labels, top_k) if top_k else [[] for _ in probs]
         return [
             LabelSet(

@@ -14,10 +14,12 @@ from rnnclf.data.readers import Split, read_split
 from rnnclf.data.tokenizer import EncodedTexts
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import calibrate, calibration_report
+from rnnclf.evaluation.conformal import check_coverage, coverage_report
 from rnnclf.evaluation.scores import probabilities, scores
 from rnnclf.files import METRICS, write_json
 from rnnclf.inference.ensemble import load_predictor
 from rnnclf.inference.predictor import Predictor
+from rnnclf.inference.trust import require_trust
 from rnnclf.runs.directory import Run
 
 
@@ -30,6 +32,7 @@ def evaluate_run(
     workers: int = 1,
     int8: bool = False,
     threshold: float | None = None,
+    coverage: float | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Metrics of a run on a labelled file, or on its own valid / test split; with `int8`, of its int8 model,
     with the fp32 model's accuracy and macro F1 beside them (`fp32`) and the share of labels they agree on.
@@ -37,9 +40,14 @@ def evaluate_run(
     Written to RUN/eval/<name>.json (<name>-int8.json), whose path is returned with the metrics (the pictures of
     an evaluation are views.plots.save_evaluation_figures'). Probabilities are divided by the run's temperature; the
     calibration figures show them before it too. A multi-label run decides at its thresholds, or at `threshold`
-    for every label.
+    for every label. With `coverage`, the prediction sets' empirical coverage and sizes too ("prediction_sets").
     """
+    if coverage is not None:
+        check_coverage(coverage)
+        if int8:
+            raise RnnclfError("--coverage scores the fp32 model's prediction sets; drop --int8")
     predictor = load_predictor(path, device, workers, int8=int8)
+    trust = require_trust(Path(path), predictor.labels, predictor.multi_label, coverage) if coverage else None
     predictor.set_threshold(threshold)
     labelled, name = labelled_split(predictor.run, data, split)
     if name == "valid" and not getattr(predictor.run, "shared_valid", True):
@@ -56,7 +64,12 @@ def evaluate_run(
         evaluation["agreement"] = agreement
         name += "-int8"
     else:
-        evaluation = evaluate_split(predictor, labelled)
+        encoded, targets = encoded_split(predictor, labelled)
+        evaluation, calibrated = report_with_calibration(predictor, encoded, targets)
+        if trust is not None:
+            probs = probabilities(calibrated, predictor.multi_label)
+            evaluation["prediction_sets"] = coverage_report(trust.conformal, probs, targets, coverage)
+            name += f"-coverage{coverage:g}"
     if threshold is not None:  # beside the results at the run's own thresholds, not over them
         name += f"-threshold{threshold:g}"
     baseline = recorded_baseline(Path(path), name.split("-")[0])
@@ -93,6 +106,8 @@ def labelled_split(
         # never the name of a split's results
         return read_split(Path(data), *fields, fmt, label_format=labels), f"file-{Path(data).stem}"
     own = {"test": config.data.test, "valid": config.data.valid} if config.data.dataset is None else {}
+    if config.data.folds:  # a cross-validation fold's test split is its held-out fold, not the test file
+        own["test"] = None
     choice = split or ("test" if own.get("test") else None)
     if choice is not None and own.get(choice) is not None:
         return read_split(own[choice], *fields, config.data.format, label_format=labels), choice
@@ -112,11 +127,6 @@ def encoded_split(predictor: Predictor, labelled: Split) -> tuple[EncodedTexts, 
     check_labels(labelled, set(predictor.labels), predictor.run.config.data.label_field)
     targets = label_targets(labelled.labels, predictor.labels, predictor.multi_label)
     return predictor.encode(labelled.texts), targets
-
-
-def evaluate_split(predictor: Predictor, labelled: Split) -> dict[str, Any]:
-    encoded, targets = encoded_split(predictor, labelled)
-    return report_with_calibration(predictor, encoded, targets)[0]
 
 
 def report_with_calibration(

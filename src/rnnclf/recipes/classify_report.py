@@ -13,6 +13,7 @@ from rnnclf.evaluation.calibration import calibrate, calibration_report, describ
 from rnnclf.evaluation.multilabel import headline
 from rnnclf.evaluation.scores import probabilities
 from rnnclf.evaluation.thresholds import AUTO_RULES, choose_thresholds, thresholds_file_payload
+from rnnclf.inference.trust import fit_trust, unknown_shares
 from rnnclf.recipes.baseline import linear_baseline, say_if_behind
 from rnnclf.runs.tensors import load_tensors
 from rnnclf.training import distributed
@@ -53,6 +54,7 @@ def final_reports(recipe: Classify) -> tuple[dict[str, Any], np.ndarray | None]:
         if split == "valid":  # the temperature first: thresholds are chosen on calibrated probabilities
             temperature = fitted_temperature(recipe, logits)
             thresholds = chosen_thresholds(recipe, calibrate(logits, temperature)) if recipe.multi_label else None
+            fitted_trust(recipe, calibrate(logits, temperature))
         reports[split] = recipe.scores(logits, split, thresholds, temperature)
         figures = calibration_report(logits, temperature, recipe.data.targets[split], recipe.labels)
         reports[split]["calibration"] = {k: v for k, v in figures.items() if not k.startswith("reliability")}
@@ -105,6 +107,20 @@ def fitted_temperature(recipe: Classify, valid_logits: np.ndarray) -> np.ndarray
     if "kept_at_1" in payload:
         loop.log(f"rnnclf: warning: calibration: {payload['kept_at_1']}")
     return temperature
+
+
+def fitted_trust(recipe: Classify, valid_logits: np.ndarray) -> None:
+    """Prediction sets (train.conformal) and the out-of-domain check's reference, fitted on the best weights'
+    calibrated validation probabilities, written to conformal.json."""
+    loop = recipe.loop
+    probs = probabilities(valid_logits, recipe.multi_label)
+    shares = unknown_shares(recipe.data.encoded["valid"])
+    payload = fit_trust(probs, recipe.data.targets["valid"], recipe.labels, loop.tc.conformal, shares, "valid")
+    if loop.group.main:
+        files.write_json(loop.run_dir / files.CONFORMAL, payload)
+    loop.log(
+        f"prediction sets: {payload['method']} scores of {payload['texts']:,} validation texts, written to {files.CONFORMAL}"
+    )
 
 
 def chosen_thresholds(recipe: Classify, valid_logits: np.ndarray) -> np.ndarray:

@@ -23,9 +23,12 @@ from rnnclf import __version__
 from rnnclf.device.threads import use_cpu_threads
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.calibration import describe_temperature
+from rnnclf.files import CONFORMAL
+from rnnclf.inference.decisions import top_labels
 from rnnclf.inference.ensemble import EnsemblePredictor, load_predictor
 from rnnclf.inference.explain import DEFAULT_STEPS, explain_texts
 from rnnclf.inference.predictor import Predictor
+from rnnclf.inference.trust import Trust, assess, load_trust
 from rnnclf.serve.schemas import (
     ErrorMessage,
     ExplainedLabelSetResponse,
@@ -128,7 +131,9 @@ def create_app(
     explain_limits = ExplainLimits(
         max_texts=max_explain_texts, max_steps=max_explain_steps, default_steps=min(DEFAULT_STEPS, max_explain_steps)
     )
+    trust = load_trust(predictor.run.path, predictor.labels, predictor.multi_label)
     info = describe(predictor, max_texts, max_body_bytes, explain_limits)
+    info.prediction_sets = trust.conformal.method if trust is not None else None
     app = FastAPI(
         title="rnnclf",
         version=__version__,
@@ -144,7 +149,7 @@ def create_app(
     def predict(request: PredictRequest) -> Any:
         """The top_k labels of each text with their probabilities (multi-label runs: the labels over their
         thresholds and every label's probability). Empty texts answer 422."""
-        return answer_predict(predictor, request, max_texts)
+        return answer_predict(predictor, request, max_texts, trust)
 
     @app.post(
         "/explain",
@@ -186,12 +191,18 @@ def requested_texts(request: PredictRequest, limit: int, option: str, what: str 
     return texts
 
 
-def answer_predict(predictor: Predictor, request: PredictRequest, max_texts: int) -> Any:
+def answer_predict(predictor: Predictor, request: PredictRequest, max_texts: int, trust: Trust | None) -> Any:
+    """/predict's answer; each text judged (out of domain; with coverage, its prediction set)."""
     texts = requested_texts(request, max_texts, "--max-texts")
+    if request.coverage is not None and trust is None:
+        raise HTTPException(
+            422, f"this run has no prediction sets ({CONFORMAL}); fit them with: rnnclf calibrate {predictor.run.path}"
+        )
     try:  # a sync endpoint runs in FastAPI's thread pool; torch releases the GIL, so requests run in parallel
+        probs, judged = assess(predictor, texts, trust, request.coverage)
         if predictor.multi_label:
-            return label_set_response(predictor.predict_labels(texts, request.top_k or 0))
-        return predict_response(predictor.predict(texts, request.top_k or 1))
+            return label_set_response(predictor.label_sets(probs, request.top_k or 0), judged)
+        return predict_response(top_labels(probs, predictor.labels, request.top_k or 1), judged)
     except RnnclfError as exc:  # "text N: empty text; nothing to classify"
         raise HTTPException(422, str(exc)) from None
 

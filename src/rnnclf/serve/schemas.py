@@ -31,6 +31,13 @@ class PredictRequest(BaseModel):
         description="Labels per text, most likely first, capped at the number of labels (default 1); multi-label "
         "runs: the K most probable labels in `top`, beside the labels over their thresholds (default none).",
     )
+    coverage: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Also answer each text's prediction set: the labels that hold the true one this often, e.g. 0.9 "
+        "(conformal, fitted on validation; multi-label: this share of a text's labels).",
+    )
 
     @model_validator(mode="after")
     def _text_or_texts(self) -> PredictRequest:
@@ -62,7 +69,17 @@ class LabelProbability(BaseModel):
     probability: float
 
 
-class Prediction(BaseModel):
+class Judged(BaseModel):
+    set: list[str] | None = Field(
+        None, description="With coverage: the prediction set, most probable first (null without coverage)."
+    )
+    abstain: bool | None = Field(None, description="With coverage: the set is empty or holds every label.")
+    out_of_domain: list[str] = Field(
+        [], description="Why the text looks unlike the training data (unknown words, no plausible label); empty if not."
+    )
+
+
+class Prediction(Judged):
     label: str = Field(description="The most likely label.")
     probability: float = Field(description="Its probability (softmax over all labels).")
     top: list[LabelProbability] = Field(description="The top_k labels with their probabilities, most likely first.")
@@ -72,7 +89,7 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction] = Field(description="One per text, in request order; a list even for one text.")
 
 
-class LabelSetPrediction(BaseModel):
+class LabelSetPrediction(Judged):
     labels: list[str] = Field(description="Every label whose probability reaches its threshold; may be empty.")
     scores: dict[str, float] = Field(description="Every label's probability (a sigmoid each), most probable first.")
     top: list[LabelProbability] = Field(
@@ -138,6 +155,11 @@ class Info(BaseModel):
     int8: bool = Field(description="The model computes in int8 (rnnclf serve --int8).")
     multi_label: bool = Field(False, description="Several labels per text, each decided by its own threshold.")
     thresholds: dict[str, float] | None = Field(None, description="Multi-label: each label's decision threshold.")
+    prediction_sets: str | None = Field(
+        None,
+        description="How /predict's coverage answers (conformal.json: lac, aps, or recall for multi-label runs); "
+        "null: this run has none (rnnclf calibrate RUN fits them).",
+    )
     temperature: float | dict[str, float] | None = Field(
         None,
         description="The temperature that divides the logits before the softmax / sigmoid (calibration.json; "
@@ -162,30 +184,39 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
-def predict_response(predictions: list[list[tuple[str, float]]]) -> PredictResponse:
+def predict_response(predictions: list[list[tuple[str, float]]], judged: list | None = None) -> PredictResponse:
     return PredictResponse(
         predictions=[
             Prediction(
                 label=top[0][0],
                 probability=top[0][1],
                 top=[LabelProbability(label=label, probability=p) for label, p in top],
+                **judged_fields(judgement),
             )
-            for top in predictions
+            for top, judgement in zip(predictions, judged or [None] * len(predictions), strict=True)
         ]
     )
 
 
-def label_set_response(sets: list[LabelSet]) -> LabelSetResponse:
+def label_set_response(sets: list[LabelSet], judged: list | None = None) -> LabelSetResponse:
     return LabelSetResponse(
         predictions=[
             LabelSetPrediction(
                 labels=found.labels,
                 scores=found.scores,
                 top=[LabelProbability(label=label, probability=p) for label, p in found.top],
+                **judged_fields(judgement),
             )
-            for found in sets
+            for found, judgement in zip(sets, judged or [None] * len(sets), strict=True)
         ]
     )
+
+
+def judged_fields(judgement: Any) -> dict[str, Any]:
+    """An inference.trust.Judgement as the response's fields (none for /explain's answers)."""
+    if judgement is None:
+        return {}
+    return {"set": judgement.labels, "abstain": judgement.abstain, "out_of_domain": judgement.out_of_domain}
 
 
 def explain_response(

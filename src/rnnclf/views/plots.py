@@ -250,3 +250,27 @@ def save_curves(run_dir: Path, metric: str, log: Log) -> bool:
         title = f"{run_dir.resolve().name}: loss and validation scores per epoch"
         save_figure(curves_figure(records, metric, title), run_dir / CURVES)
     return True
+
+
+def save_cv_figure(summary: dict[str, Any], path: Path, log: Log) -> bool:
+    """cv.png: each score of every fold's run (a dot per run), with the mean and ± one standard deviation."""
+    if not plotting_available(path.name, log):
+        return False
+    from matplotlib.figure import Figure
+
+    names = [name for name in summary["metrics"] if name not in ("train_seconds", "loss")]
+    figure = Figure(figsize=(1.6 + 1.2 * len(names), 4), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    for x, name in enumerate(names):
+        values = [row[name] for row in summary["runs"]]
+        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        axes.scatter(x + jitter, values, s=14, color="tab:blue", alpha=0.7)
+        mean, std = summary["mean"][name], summary["std"][name]
+        axes.errorbar(x + 0.3, mean, yerr=std, fmt="o", color="black", capsize=4)
+        axes.annotate(f"{mean:.3f}±{std:.3f}", (x + 0.36, mean), fontsize=7, va="center")
+    axes.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    runs = len(summary["runs"])
+    axes.set_title(f"{summary['folds']}-fold cross-validation, {runs} runs: test fold scores (mean ± std)", fontsize=10)
+    save_figure(figure, path)
+    return True

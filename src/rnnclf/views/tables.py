@@ -71,3 +71,18 @@ def describe_baseline(source: dict[str, Any] | None, key: str, metric: str) -> s
     if not figures or metric not in figures:
         return ""
     return f" (linear baseline {figures[metric]:.4f})"
+
+
+def describe_prediction_sets(sets: dict[str, Any]) -> str:
+    """eval --coverage's line: the coverage asked and reached, the mean set size and the abstentions."""
+    reached = sets["empirical_coverage"]
+    what = "of the texts' labels" if "recall_risk" in sets else "of the texts"
+    shown = "n/a" if reached is None else f"{reached:.2%}"
+    line = (
+        f"prediction sets ({sets['method']}) at coverage {sets['coverage']:g}: the true label is in the set for "
+        f"{shown} {what}; mean set size {sets['mean_set_size']:.2f}, abstain {sets['abstain']:.1%} "
+        f"(empty {sets['empty_sets']:.1%}, every label {sets['full_sets']:.1%})"
+    )
+    if sets.get("marginal_labels"):
+        line += f"; {len(sets['marginal_labels'])} classes with too few validation texts use the shared quantile"
+    return line
