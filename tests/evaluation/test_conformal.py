@@ -79,10 +79,10 @@ def test_a_class_takes_its_own_quantile_from_min_class_texts():
     payload = {"method": "lac", "labels": ["x", "y"], "texts": 2 * MIN_CLASS_TEXTS - 1}
     model = loaded({**payload, "scores": {"x": own.tolist(), "y": few.tolist()}}, ["x", "y"])
     assert model.class_conditional(0.95).tolist() == [True, False]
-    # x: ceil(21 * 0.95) = 20th of its own 20; y: of all 39 scores, ceil(40 * 0.95) = 38th
+    # x: ceil(21 * 0.95) = 20th of its own 20; y: of its own pool of 19 (never x's), ceil(20 * 0.95) = 19th
     assert model.thresholds(0.95) == pytest.approx([0.20, 0.9])
-    assert model.thresholds(0.8) == pytest.approx([0.17, 0.9])  # ceil(21 * 0.8) = 17; y: 32nd of 39, one of y's
-    assert model.thresholds(0.5) == pytest.approx([0.11, 0.20])  # ceil(21 * 0.5) = 11; y: 20th of all 39
+    assert model.thresholds(0.8) == pytest.approx([0.17, 0.9])  # ceil(21 * 0.8) = 17; y: 16th of its 19
+    assert model.thresholds(0.5) == pytest.approx([0.11, 0.9])  # ceil(21 * 0.5) = 11; y: 10th of its 19, not x's
     # 0.96: x would need its 21st of 20 scores, so both take the ceil(40 * 0.96) = 39th of all 39
     assert model.class_conditional(0.96).tolist() == [False, False]
     assert model.thresholds(0.96) == pytest.approx([0.9, 0.9])
@@ -152,8 +152,8 @@ def test_lac_marginal_sets_are_crepes_sets(coverage, monkeypatch):
 def test_lac_class_conditional_sets_are_crepes_mondrian_sets(coverage):
     crepes = pytest.importorskip("crepes")
     probs, targets = dirichlet(3000, seed=4)
-    # classes of 150, 123, 87 (their own quantile), 12 and 5 (the marginal one) validation texts; none of the
-    # (n + 1) * coverage is an integer, the total of 377 texts included
+    # classes of 150, 123, 87 (their own quantile), 12 and 5 (their pooled 17) validation texts; none of the
+    # (n + 1) * coverage is an integer
     keep = np.concatenate(
         [np.flatnonzero(targets[:2000] == c)[:count] for c, count in enumerate([150, 123, 87, 12, 5])]
     )
@@ -165,11 +165,12 @@ def test_lac_class_conditional_sets_are_crepes_mondrian_sets(coverage):
     classes = np.repeat(np.arange(5), [len(payload["scores"][label]) for label in LABELS])
     ours = model.sets(test, coverage)
     marginal = crepes_sets(crepes, stored, 1 - test, coverage)
-    for c in range(3):
-        mondrian = crepes_sets(crepes, stored, 1 - test[:, [c]], coverage, bins=classes, test_bin=c)[:, 0]
+    groups = np.minimum(classes, 3)  # Mondrian groups: each large class, and the two small ones together
+    for c in range(5):
+        mondrian = crepes_sets(crepes, stored, 1 - test[:, [c]], coverage, bins=groups, test_bin=min(c, 3))[:, 0]
         assert np.array_equal(ours[:, c], mondrian), LABELS[c]
-    assert np.array_equal(ours[:, 3:], marginal[:, 3:])
     assert not np.array_equal(ours[:, :3], marginal[:, :3])  # the class-conditional quantiles made a difference
+    assert not np.array_equal(ours[:, 3:], marginal[:, 3:])  # and the small classes' own pool
 
 
 class FixedProbabilities:

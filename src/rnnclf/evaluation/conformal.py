@@ -135,16 +135,18 @@ class Conformal:
 
     def thresholds(self, coverage: float) -> np.ndarray:
         """Single-label: (C,) score thresholds q_c, each the ceil((n + 1) * coverage)-th smallest of the class's own
-        n scores where it has enough of them, of all scores otherwise, +inf where n is too small for either.
+        n scores where it has enough of them, else of the pooled scores of every class without enough (a Mondrian
+        group of its own, so each group, and so every text, is covered), +inf where n is too small.
         Multi-label: (1,) the probability threshold t of conformal risk control."""
         check_coverage(coverage, "coverage")
         if self.multi_label:
             return np.array([_recall_threshold(self.true_probabilities, coverage)])
-        marginal = _quantile(np.sort(np.concatenate([np.zeros(0), *self.class_scores])), coverage)
         own = self.class_conditional(coverage)
-        return np.array(
-            [_quantile(s, coverage) if o else marginal for s, o in zip(self.class_scores, own, strict=True)]
-        )
+        # the other classes pool their scores into one group of their own: pooling them with the large classes'
+        # (confident, easy) scores would give the small (often hard) classes a quantile too low for them
+        rest = [scores for scores, o in zip(self.class_scores, own, strict=True) if not o]
+        pooled = _quantile(np.sort(np.concatenate([np.zeros(0), *rest])), coverage)
+        return np.array([_quantile(s, coverage) if o else pooled for s, o in zip(self.class_scores, own, strict=True)])
 
     def scores(self, probs: np.ndarray) -> np.ndarray:
         """(N, C) nonconformity score of every label for every text: what sets() compares with the thresholds
