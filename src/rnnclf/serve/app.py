@@ -87,7 +87,9 @@ class LimitBodySize:
         await self.app(scope, receive_within_limit, send)
 
 
-def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain: ExplainLimits) -> Info:
+def describe(
+    predictor: Predictor, max_texts: int, max_body_bytes: int, explain: ExplainLimits, trust: Trust | None = None
+) -> Info:
     """What GET /info answers."""
     config, is_ensemble = predictor.run.config, isinstance(predictor, EnsemblePredictor)
     return Info(
@@ -115,6 +117,7 @@ def describe(predictor: Predictor, max_texts: int, max_body_bytes: int, explain:
         limits=Limits(max_texts=max_texts, max_body_bytes=max_body_bytes),
         explain=None if predictor.int8 or is_ensemble else explain,
         members=[str(member.path) for member in predictor.run.members] if is_ensemble else None,
+        prediction_sets=trust.conformal.method if trust is not None else None,
     )
 
 
@@ -132,8 +135,7 @@ def create_app(
         max_texts=max_explain_texts, max_steps=max_explain_steps, default_steps=min(DEFAULT_STEPS, max_explain_steps)
     )
     trust = load_trust(predictor.run.path, predictor.labels, predictor.multi_label)
-    info = describe(predictor, max_texts, max_body_bytes, explain_limits)
-    info.prediction_sets = trust.conformal.method if trust is not None else None
+    info = describe(predictor, max_texts, max_body_bytes, explain_limits, trust)
     app = FastAPI(
         title="rnnclf",
         version=__version__,
