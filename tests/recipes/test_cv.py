@@ -95,6 +95,27 @@ def test_the_same_command_again_keeps_every_finished_fold(finished):
     assert {path: path.stat().st_mtime_ns for path in out.glob("seed0/fold*/model.safetensors")} == before
 
 
+def test_a_cv_begun_before_a_key_existed_continues(finished):
+    """A newer rnnclf's key, at its default, is not "another config" for a cross-validation begun without it."""
+    record = json.loads((finished["out"] / "cv.json").read_text())
+    del record["config"]["train"]["conformal"]
+    (finished["out"] / "cv.json").write_text(json.dumps(record))
+    result = rnnclf("cv", "--config", str(finished["folder"] / "c.yaml"), "--folds", "3", "--out", str(finished["out"]))
+    assert result.returncode == 0, result.stderr
+    changed = rnnclf(
+        "cv",
+        "--config",
+        str(finished["folder"] / "c.yaml"),
+        "--folds",
+        "3",
+        "--out",
+        str(finished["out"]),
+        "--set",
+        "train.conformal=aps",
+    )
+    assert_user_error(changed, "another config")
+
+
 class Stop(Exception):
     pass
 

@@ -101,6 +101,7 @@ def check_out(plan: Plan, wanted: dict[str, Any]) -> None:
     if not out.exists() or not any(out.iterdir()):
         return
     record = read_record(out)
+    wanted = wanted | {"config": known_keys(wanted["config"], record["config"])}
     differs = [key for key in ("config", "folds", "seeds", "train_digest") if record.get(key) != wanted[key]]
     if differs:
         what = {"config": "another config", "folds": "other --folds", "seeds": "other --seeds"}
@@ -109,6 +110,32 @@ def check_out(plan: Plan, wanted: dict[str, Any]) -> None:
             f"--out {out}: holds a cross-validation of {reason} ({CV_FILE}); choose another --out, or rerun it "
             "with its own config and options to continue it"
         )
+
+
+def known_keys(config: dict[str, Any], recorded: Any) -> dict[str, Any]:
+    """The config without the keys a cross-validation begun by an older rnnclf did not have, where they keep their
+    default: an upgrade between two runs of the same command continues it."""
+    from rnnclf.config.schema import Config
+
+    if not isinstance(recorded, dict):
+        return config
+    kept = {}
+    for section, values in config.items():
+        old = recorded.get(section)
+        if not isinstance(values, dict) or not isinstance(old, dict):
+            kept[section] = values
+            continue
+        model = Config.model_fields[section].annotation
+        defaults = {name: field.get_default() for name, field in getattr(model, "model_fields", {}).items()}
+        kept[section] = {
+            key: value for key, value in values.items() if key in old or value != _plain(defaults.get(key, value))
+        }
+    return kept
+
+
+def _plain(value: Any) -> Any:
+    """A default as config_to_dict writes it (paths and enums as strings)."""
+    return str(value) if isinstance(value, Path) else value
 
 
 def read_record(out: Path) -> dict[str, Any]:
