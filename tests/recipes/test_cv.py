@@ -210,7 +210,7 @@ def test_data_check_refuses_a_cv_of_other_data(finished, tmp_path):
 
 
 def test_multi_label_cv(tmp_path):
-    rows = multi_label_task(300, seed=4)
+    rows = multi_label_task(299, seed=4) + [("a comet and a solo song", ["solo"])]  # one fold's runs lack "solo"
     write_jsonl(tmp_path / "train.jsonl", rows, label_field="label")
     (tmp_path / "m.yaml").write_text(f"data: {{train: {tmp_path / 'train.jsonl'}, multi_label: true}}\n" + LINEAR)
     result = rnnclf(
@@ -222,6 +222,8 @@ def test_multi_label_cv(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "out" / "oof.jsonl").read_text().splitlines()[1:]]
     assert len(records) == 300 and all(len(record["folds"]) == 2 for record in records)
     assert records[0]["label"] == rows[0][1]
+    header = json.loads((tmp_path / "out" / "oof.jsonl").read_text().splitlines()[0])
+    assert "solo" in header["labels"] and len(records[-1]["probs"]) == len(header["labels"])
 
 
 @pytest.mark.parametrize(

@@ -147,11 +147,13 @@ def load_corpus(config: DataConfig, seed: int) -> Corpus:
     labels."""
     label_field = data_fields(config)[2]
     train, valid = read_named_split(config, "train"), read_named_split(config, "valid")
+    # cross-validation's folds know every label of the training split: a multi-label fold may hold out every text
+    # of a rare label, and each fold's run then still has its output (never seen positive in its training part)
+    known = label_names(train, config.multi_label)
     if config.folds:  # cross-validation: one fold of the training split is the test split, the others train
         train, test = split_folds(train, config)
     else:
         test = read_named_split(config, "test")
-    known = label_names(train, config.multi_label)
     if len(known) < (1 if config.multi_label else 2):
         raise RnnclfError(
             f"{train.source}: no labels in '{label_field}'; a multi-label classifier needs at least one"

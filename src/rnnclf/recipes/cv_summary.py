@@ -47,10 +47,10 @@ def summarize(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
             "std": {key: float(np.std([entry[key] for entry in baseline], ddof=1)) for key in keys},
         }
     summary["times"] = fold_times(plan.out)
-    train = read_named_split(plan.config.data, "train")
-    probs = out_of_fold(plan, len(train))
-    summary["errors"] = write_label_errors(plan.out, train, probs, read_record(plan.out)["labels"], multi_label)
-    write_oof(plan.out, train, probs, read_record(plan.out)["labels"], plan)
+    train, labels = read_named_split(plan.config.data, "train"), read_record(plan.out)["labels"]
+    probs = out_of_fold(plan, len(train), labels)
+    summary["errors"] = write_label_errors(plan.out, train, probs, labels, multi_label)
+    write_oof(plan.out, train, probs, labels, plan)
     files.write_json(plan.out / SUMMARY, summary)
     files.write_atomic(plan.out / "summary.md", format_summary(summary).encode("utf-8"))
     from rnnclf.views.plots import save_cv_figure
@@ -87,17 +87,19 @@ def fold_times(out: Path) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def out_of_fold(plan: Plan, texts: int) -> np.ndarray:
-    """Each training text's probabilities from the run that did not train on it (several seeds: their mean)."""
-    total, seen = None, np.zeros(texts, dtype=np.int64)
+def out_of_fold(plan: Plan, texts: int, labels: list[str]) -> np.ndarray:
+    """Each training text's probabilities from the run that did not train on it (several seeds: their mean), in
+    the order of `labels`; a multi-label fold whose training part lacked a label gives it probability 0."""
+    total, seen = np.zeros((texts, len(labels))), np.zeros(texts, dtype=np.int64)
+    column = {label: i for i, label in enumerate(labels)}
     for seed in plan.seeds:
         for fold in range(plan.folds):
             with np.load(oof_file(plan.out, seed, fold)) as saved:
                 positions, probs = saved["positions"], saved["probs"].astype(np.float64)
-            total = np.zeros((texts, probs.shape[1])) if total is None else total
-            total[positions] += probs
+                columns = [column[str(label)] for label in saved["labels"]]
+            total[np.ix_(positions, columns)] += probs
             seen[positions] += 1
-    if total is None or (seen != len(plan.seeds)).any():
+    if (seen != len(plan.seeds)).any():
         raise RnnclfError(f"{plan.out}: the folds' probabilities do not cover the training split once per seed")
     return total / len(plan.seeds)
 
