@@ -104,8 +104,13 @@ def joined() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def stop(group: Group) -> None:
+def stop(group: Group, together: bool = False) -> None:
+    """Leave the process group; `together` (every rank finished): first wait for the others, so that no rank
+    tears its connections down while another still writes its last files (a rank that left early was seen to
+    abort at exit, rarely, under load: "terminate called without an active exception")."""
     if group.active and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

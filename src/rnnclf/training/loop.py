@@ -62,10 +62,13 @@ def fit(
     group = distributed.from_env()
     owned = not distributed.joined()  # rnnclf tune --nproc holds one group for all its trials
     device = distributed.start(group, choose_device(config.train.device))
+    clean = False
     try:
         loop = Loop(recipe, config, run_dir, resuming, command, log if group.main else lambda message: None)
         loop.on_epoch, loop.trial = on_epoch, trial
-        return loop.run(group, device)
+        summary = loop.run(group, device)
+        clean = True
+        return summary
     except Exception as exc:
         if group.active and distributed.is_lost_peer(exc):
             again = f"rnnclf {recipe.command} --resume {run_dir} --nproc {group.world}"
@@ -73,7 +76,7 @@ def fit(
         raise
     finally:
         if owned:
-            distributed.stop(group)
+            distributed.stop(group, together=clean)
 
 
 class Loop:
