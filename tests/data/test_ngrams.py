@@ -108,3 +108,12 @@ def test_rows_taken_in_any_order_are_the_same_rows():
         c, d = rows.offsets[i], rows.offsets[i + 1]
         np.testing.assert_array_equal(taken.indices[a:b], rows.indices[c:d])
         np.testing.assert_array_equal(taken.values[a:b], rows.values[c:d])
+
+
+def test_unknown_word_shares_come_with_the_rows():
+    features = fit_ngrams(["oil prices rose", "oil prices fell", "wheat prices rose"], min_df=2)  # oil, prices, rose
+    texts = ["oil prices rose", "zxqv oil blorp wibble", "!!!", "Wheat WHEAT prices"]
+    rows, unknown = features.transform_with_unknown(texts)
+    assert unknown.tolist() == pytest.approx([0.0, 0.75, 1.0, 2 / 3])  # wheat is once in training: not kept
+    plain = features.transform(texts)
+    assert np.array_equal(rows.offsets, plain.offsets) and np.allclose(rows.values, plain.values)

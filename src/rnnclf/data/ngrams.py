@@ -45,13 +45,22 @@ class NgramFeatures:
 
     def transform(self, texts: Iterable[str]) -> SparseRows:
         """Each text's TF-IDF row (unit length; a text with no known n-gram is an empty row)."""
+        return self.transform_with_unknown(texts)[0]
+
+    def transform_with_unknown(self, texts: Iterable[str]) -> tuple[SparseRows, np.ndarray]:
+        """transform's rows, and each text's share of words that are no kept n-gram (1 for a text without words):
+        the linear model's unknown words, found in the same pass."""
         texts = texts if isinstance(texts, list) else list(texts)
-        docs, keys = ngram_keys(*normalised_word_hashes(texts, self.lowercase), self.ngrams)
+        hashes, counts = normalised_word_hashes(texts, self.lowercase)
+        docs, keys = ngram_keys(hashes, counts, self.ngrams)
         if self.table is None:
             self.table = KeyTable(self.keys)
         features = self.table.find(keys)
         found = features >= 0
-        return tfidf_rows(docs[found], features[found], self.idf, len(texts), self.sublinear_tf)
+        words = len(hashes)  # ngram_keys puts the single words first
+        known = np.bincount(docs[:words][found[:words]], minlength=len(texts))
+        unknown = np.where(counts > 0, 1 - known / np.maximum(counts, 1), 1.0)
+        return tfidf_rows(docs[found], features[found], self.idf, len(texts), self.sublinear_tf), unknown
 
     def save(self, folder: Path) -> None:
         """RUN/wide_features.safetensors: the keys, their idf, and the settings that make them."""

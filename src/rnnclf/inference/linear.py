@@ -45,19 +45,29 @@ class LinearPredictor(Decisions):
         return cls(load_run(path, weights=False))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """The model's scores of each text, divided by the run's temperature; CHUNK texts at a time, so the arrays
-        stay small (in cache, and without page faults) whatever the number of texts."""
+        """The model's scores of each text, divided by the run's temperature."""
+        return self.logits_with_unknown(texts)[0]
+
+    def predict_with_unknown(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities, and each text's share of words the model does not know (out-of-domain flags)."""
+        logits, unknown = self.logits_with_unknown(texts)
+        return probabilities(logits, self.multi_label).astype(np.float32), unknown
+
+    def logits_with_unknown(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """logits, with each text's unknown-word share; CHUNK texts at a time, so the arrays stay small (in cache,
+        and without page faults) whatever the number of texts."""
         check_texts(texts)
         texts = list(texts)
         sums = np.zeros((len(texts), self.weight.shape[1]), dtype=np.float32)
+        unknown = np.zeros(len(texts))
         for start in range(0, len(texts), CHUNK):
-            rows = self.features.transform(texts[start : start + CHUNK])
+            rows, unknown[start : start + CHUNK] = self.features.transform_with_unknown(texts[start : start + CHUNK])
             filled = np.diff(rows.offsets) > 0  # each row's n-grams are contiguous: one sum per row that has any
             if filled.any():
                 weighted = self.weight[rows.indices] * rows.values[:, None]
                 part = sums[start : start + CHUNK]
                 part[filled] = np.add.reduceat(weighted, rows.offsets[:-1][filled], axis=0)
-        return calibrate((sums + self.bias) * self.scale, self.temperature)
+        return calibrate((sums + self.bias) * self.scale, self.temperature), unknown
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return probabilities(self.logits(texts), self.multi_label).astype(np.float32)

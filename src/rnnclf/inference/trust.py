@@ -150,13 +150,15 @@ def assess(predictor: Any, texts: list[str], trust: Trust | None, coverage: floa
     tokenizer = getattr(predictor.run, "tokenizer", None)
     if tokenizer is None:  # an ensemble: its members' tokenizers differ
         probs, shares = predictor.predict_proba(texts), None
+    elif hasattr(predictor, "predict_with_unknown"):  # the linear model: the words it knows are its n-grams
+        probs, shares = predictor.predict_with_unknown(texts)
     elif hasattr(predictor, "encoded_logits"):  # the torch predictor: the texts tokenized once for both
         check_texts(texts)
         encoded = predictor.encode(texts)
         probs = probabilities(predictor.encoded_logits(encoded), predictor.multi_label)
         shares = unknown_shares(encoded)
-    else:  # the linear and ONNX predictors tokenize inside: the share from each text's start, at a fraction of
-        # the cost of tokenizing it whole again (the linear model predicts 20NG's posts in less time than that)
+    else:  # the ONNX predictor tokenizes inside: the share from each text's start, at a fraction of the cost of
+        # tokenizing it whole again
         probs = predictor.predict_proba(texts)
         shares = unknown_shares(encode(tokenizer, [text[:SHARE_CHARACTERS] for text in texts]))
     return probs, judge(trust, probs, shares, predictor.labels, coverage)
