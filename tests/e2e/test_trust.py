@@ -137,6 +137,10 @@ def test_calibrate_on_new_data(run, calibration_workspace):
     assert calibration["fitted_on"].endswith("test.csv")
     conformal = json.loads((run / "conformal.json").read_text())
     assert conformal["method"] == "aps" and conformal["texts"] == len(targets)
+    evaluated = rnnclf("eval", str(run), "--coverage", "0.9", "--format", "json")  # its test file: the same texts
+    assert evaluated.returncode == 0 and "no test of them" in evaluated.stderr
+    answers = predicted(run, ["good film", "not a bad film at all"], "--coverage", "0.5")
+    assert all(answer["set"] and answer["set"][0] == answer["label"] for answer in answers)  # APS: never empty
 
 
 @pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.2", "nan"])

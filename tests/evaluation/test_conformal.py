@@ -211,7 +211,7 @@ def mapie_aps_sets(probs: np.ndarray, targets: np.ndarray, calibration: int, cov
     MAPIE's "aps" randomises each calibration score (minus u * p_true) however its sets are built, so the score is
     subclassed to its non-randomised form (the true label included in full, rounded like our file); its sets are then
     taken with include_last_label=False: the labels whose cumulated probability is within the quantile, which is our
-    rule, except that MAPIE never returns an empty set (it keeps the most probable label).
+    rule, and both keep the most probable label where the quantile would leave a set empty.
     """
     pytest.importorskip("sklearn")
     classification = pytest.importorskip("mapie.classification")
@@ -236,10 +236,8 @@ def test_aps_sets_are_mapie_sets(coverage, monkeypatch):
     monkeypatch.setattr(conformal, "MIN_CLASS_TEXTS", 10**9)  # MAPIE's split conformal takes the marginal quantile
     probs, targets = dirichlet(900, seed=5)
     ours = loaded(fit_conformal(probs[:600], targets[:600], LABELS, "aps")).sets(probs[600:], coverage)
-    expected = ours.copy()
-    empty = ~ours.any(axis=1)
-    expected[empty, probs[600:][empty].argmax(axis=1)] = True  # where ours is empty, MAPIE keeps the top label
-    assert np.array_equal(mapie_aps_sets(probs, targets, 600, coverage), expected)
+    assert np.array_equal(mapie_aps_sets(probs, targets, 600, coverage), ours)
+    assert ours.any(axis=1).all()  # the top class always: never empty
     assert 1 < ours.sum(axis=1).mean() < len(LABELS)
 
 
@@ -285,11 +283,13 @@ def test_single_label_sets_reach_the_coverage_asked(method):
         sets = model.sets(probs[10_000:], coverage)
         hit = sets[np.arange(10_000), targets[10_000:]]
         assert report["empirical_coverage"] == pytest.approx(hit.mean())
-        assert abs(hit.mean() - coverage) <= 0.015, (coverage, hit.mean())
+        # APS also keeps each text's top class where its set would be empty: at or a little over the coverage
+        above = 0.015 if method == "lac" else 0.04
+        assert -0.015 <= hit.mean() - coverage <= above, (coverage, hit.mean())
         for c, label in enumerate(LABELS):  # class-conditional: each class near the coverage too
             share = hit[targets[10_000:] == c].mean()
             assert report["per_class"][label] == {"texts": int(np.sum(targets[10_000:] == c)), "coverage": share}
-            assert abs(share - coverage) <= 0.035, (label, share)
+            assert -0.035 <= share - coverage <= above + 0.02, (label, share)
         assert report["mean_set_size"] == pytest.approx(sets.sum(axis=1).mean()) and report["marginal_labels"] == []
 
 

@@ -64,7 +64,7 @@ def cv(
         log(f"rnnclf: cv: finished folds are kept; the same rnnclf cv command continues from here ({out})")
         raise typer.Exit(stop.code) from None
     summary = summarize(plan, log)
-    log(f"cv: wrote {out / 'summary.json'}, summary.md, oof.jsonl and label_errors.json")
+    log(f"cv: wrote {out / 'summary.json'}, summary.md, cv.png, oof.jsonl and label_errors.json")
     if output_format(fmt) is Format.json:
         brief = {key: summary[key] for key in ("folds", "seeds", "mean", "std", "errors")}
         typer.echo(json.dumps(brief | {"linear_baseline": summary.get("linear_baseline")}))

@@ -155,12 +155,17 @@ class Conformal:
         return 1 - probs.astype(np.float64) if self.multi_label else nonconformity(probs, self.method)
 
     def sets(self, probs: np.ndarray, coverage: float) -> np.ndarray:
-        """(N, C) boolean membership: score <= q_c (single-label), p >= t (multi-label)."""
+        """(N, C) boolean membership: score <= q_c (single-label; APS: and the most probable class, so a set is never
+        empty: a text so sure that even its top class's sum passes the quantile keeps that class), p >= t
+        (multi-label)."""
         thresholds = self.thresholds(coverage)
         if self.multi_label:
             _check_probabilities(probs, len(self.labels), "probabilities")
             return probs.astype(np.float64) >= thresholds[0]
-        return self.scores(probs) <= thresholds[None, :]
+        chosen = self.scores(probs) <= thresholds[None, :]
+        if self.method == "aps":  # the most probable class always (as MAPIE): an empty set was the surest texts'
+            chosen[np.arange(len(chosen)), probs.argmax(axis=1)] = True
+        return chosen
 
 
 def _rank(count: np.ndarray | int, coverage: float) -> np.ndarray:

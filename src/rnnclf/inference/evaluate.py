@@ -67,6 +67,11 @@ def evaluate_run(
         encoded, targets = encoded_split(predictor, labelled)
         evaluation, calibrated = report_with_calibration(predictor, encoded, targets)
         if trust is not None:
+            if _same_file(trust.record.get("fitted_on"), labelled.source):
+                log(
+                    f"rnnclf: warning: the prediction sets were fitted on {labelled.source} (rnnclf calibrate "
+                    "--data): their coverage on the same texts is no test of them"
+                )
             probs = probabilities(calibrated, predictor.multi_label)
             evaluation["prediction_sets"] = coverage_report(trust.conformal, probs, targets, coverage)
             name += f"-coverage{coverage:g}"
@@ -154,3 +159,10 @@ def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tupl
     else:
         agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
     return report, reference_report, agreement
+
+
+def _same_file(fitted_on: object, source: str) -> bool:
+    """Whether conformal.json was fitted on the file being evaluated."""
+    if not isinstance(fitted_on, str) or fitted_on == "valid":
+        return False
+    return Path(fitted_on).resolve() == Path(source).resolve()

@@ -40,11 +40,15 @@ def summarize(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         "std": {name: float(np.std([row[name] for row in rows], ddof=1)) for name in metrics},
     }
     baseline = [row["linear_baseline"] for row in rows if "linear_baseline" in row]
-    if len(baseline) == len(rows):
+    if baseline:  # the runs that fitted one (a run skips it when it would cost over a tenth of its training)
         keys = [key for key in baseline[0] if all(key in entry for entry in baseline)]
         summary["linear_baseline"] = {
+            "runs": len(baseline),
             "mean": {key: float(np.mean([entry[key] for entry in baseline])) for key in keys},
-            "std": {key: float(np.std([entry[key] for entry in baseline], ddof=1)) for key in keys},
+            "std": {
+                key: float(np.std([entry[key] for entry in baseline], ddof=1)) if len(baseline) > 1 else 0.0
+                for key in keys
+            },
         }
     summary["times"] = fold_times(plan.out)
     train, labels = read_named_split(plan.config.data, "train"), read_record(plan.out)["labels"]
@@ -184,7 +188,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{_cell(baseline['mean'][name])} ± {_cell(baseline['std'][name])}" if name in baseline["mean"] else ""
             for name in metrics
         ]
-        lines.append("| linear baseline | mean ± std | " + " | ".join(cells) + " |")
+        runs = f"mean ± std of {baseline['runs']} of {len(summary['runs'])} runs"
+        lines.append(f"| linear baseline | {runs} | " + " | ".join(cells) + " |")
     errors = summary["errors"]
     lines += ["", f"Likely label errors: {errors['found']} of {errors['texts']:,} training texts ({errors['file']})."]
     return "\n".join(lines) + "\n"
