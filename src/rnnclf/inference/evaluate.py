@@ -67,13 +67,7 @@ def evaluate_run(
         encoded, targets = encoded_split(predictor, labelled)
         evaluation, calibrated = report_with_calibration(predictor, encoded, targets)
         if trust is not None:
-            if _same_file(trust.record.get("fitted_on"), labelled.source):
-                log(
-                    f"rnnclf: warning: the prediction sets were fitted on {labelled.source} (rnnclf calibrate "
-                    "--data): their coverage on the same texts is no test of them"
-                )
-            probs = probabilities(calibrated, predictor.multi_label)
-            evaluation["prediction_sets"] = coverage_report(trust.conformal, probs, targets, coverage)
+            evaluation["prediction_sets"] = prediction_sets(trust, calibrated, targets, coverage, labelled, log)
             name += f"-coverage{coverage:g}"
     if threshold is not None:  # beside the results at the run's own thresholds, not over them
         name += f"-threshold{threshold:g}"
@@ -159,6 +153,19 @@ def compare(predictor: Predictor, reference: Predictor, labelled: Split) -> tupl
     else:
         agreement = float(np.mean(logits.argmax(axis=1) == reference_logits.argmax(axis=1)))
     return report, reference_report, agreement
+
+
+def prediction_sets(
+    trust: Any, calibrated: np.ndarray, targets: np.ndarray, coverage: float, labelled: Split, log: Callable
+) -> dict[str, Any]:
+    """eval --coverage's figures; a warning when the sets were fitted on these very texts."""
+    if _same_file(trust.record.get("fitted_on"), labelled.source):
+        log(
+            f"rnnclf: warning: the prediction sets were fitted on {labelled.source} (rnnclf calibrate --data): their "
+            "coverage on the same texts is no test of them"
+        )
+    multi_label = targets.ndim == 2
+    return coverage_report(trust.conformal, probabilities(calibrated, multi_label), targets, coverage)
 
 
 def _same_file(fitted_on: object, source: str) -> bool:
