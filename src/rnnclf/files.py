@@ -6,6 +6,7 @@ starts fast; rnnclf.runs.directory loads a whole run on top of this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +25,15 @@ CONFORMAL = "conformal.json"  # validation scores for prediction sets (train.con
 LANGUAGE_MODEL = "language_model.json"  # rnnclf pretrain's runs: what the language model read, its output layers
 ENSEMBLE = "ensemble.json"  # rnnclf ensemble's directories: the member runs, their digests, how they combine
 FORMAT_VERSION = 1  # bump when the run directory's layout changes incompatibly
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 UMASK = os.umask(0)

@@ -211,7 +211,37 @@ CASES = {
         2,
         "a language model; continue it with rnnclf pretrain --resume",
     ),
-    "init a classifier": (lambda ws: init_args(ws, "run"), 2, "not an rnnclf pretrain run directory"),
+    "init a classifier of another encoder": (
+        lambda ws: init_args(ws, "run", "--set", "model.encoder=lstm"),
+        2,
+        "trained with model.encoder gru, and this config has lstm",
+    ),
+    "init a classifier of other sizes": (
+        lambda ws: init_args(ws, "run", "--set", "model.hidden_size=12"),
+        2,
+        "trained with model.hidden_size 8, and this config has 12",
+    ),
+    "init an unfinished classifier": (
+        lambda ws: init_args(ws, "run_unfinished"),
+        2,
+        "the run has not finished; continue it first: rnnclf train --resume",
+    ),
+    "init a multi-label classifier": (lambda ws: init_args(ws, "ml_run"), 2, "trained with data.multi_label True"),
+    "rehearsal without init": (
+        lambda ws: train_args(ws, GOOD, "--set", "data.rehearsal=10"),
+        2,
+        "data.rehearsal mixes in the training texts of model.init's run",
+    ),
+    "rehearsal not a count": (
+        lambda ws: init_args(ws, "run", "--set", "data.rehearsal=2.5"),
+        2,
+        "data.rehearsal 2.5: a count of texts",
+    ),
+    "rehearsal from a language model": (
+        lambda ws: init_args(ws, "lm", "--set", "data.rehearsal=10"),
+        2,
+        "data.rehearsal mixes in an earlier classifier's training texts",
+    ),
     "init unfinished": (lambda ws: init_args(ws, "lm_unfinished"), 2, "the language model has not finished"),
     "init and vectors": (
         lambda ws: init_args(ws, "lm", "--set", "embedding.pretrained=vectors.txt"),

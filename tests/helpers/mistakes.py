@@ -74,6 +74,8 @@ def make_workspace(folder: Path) -> Path:
     config = folder / "good.yaml"
     config.write_text(GOOD)
     train(load_config(config, [f"output.run_dir={folder / 'run'}"]), log=lambda m: None)
+    shutil.copytree(folder / "run", folder / "run_unfinished")
+    (folder / "run_unfinished" / "metrics.json").unlink()
     (folder / "ml.yaml").write_text(ML)
     train(load_config(folder / "ml.yaml", [f"output.run_dir={folder / 'ml_run'}"]), log=lambda m: None)
     pretrain(load_config(config, [f"output.run_dir={folder / 'lm'}"]), log=lambda m: None)

@@ -29,6 +29,10 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run directory from its last saved state.")
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option("--init", help="Update a finished run: start from its weights, words and labels (model.init)."),
+    ] = None,
     fmt: Annotated[
         Format | None,
         typer.Option(
@@ -48,9 +52,12 @@ def train(
 
     Example: rnnclf train --config configs/quickstart.yaml --set train.epochs=3
 
+    An update with new texts: rnnclf train --config FILE --init runs/old --set data.rehearsal=1000
+
     Several processes: rnnclf train --config FILE --nproc 2 (or torchrun --nproc-per-node 2 -m rnnclf train --config FILE)
     """
-    options = (config, overrides, run_dir, device, resume)
+    given = [*(overrides or []), *([f"model.init={init}"] if init is not None else [])]
+    options = (config, given, run_dir, device, resume)
     summary = _session(options, lambda extra: _train(config, extra, nproc), lambda: _resume(resume, nproc), "a run")
     if summary is not None and rank_zero():  # rank 0 of a distributed run reports; a complete run said so
         _print_summary(summary, fmt)
@@ -67,7 +74,7 @@ def _session(options: tuple, start: Any, again: Any, what: str) -> dict[str, Any
         if resume is not None:
             if config is not None or overrides or run_dir is not None or device is not None:
                 raise RnnclfError(
-                    "--resume continues a run with its own config; do not combine it with --config, --set, "
+                    "--resume continues a run with its own config; do not combine it with --config, --set, --init, "
                     "--run-dir or --device"
                 )
             return again()

@@ -79,15 +79,23 @@ def check_config(config: Any) -> None:
             f"model.chunk {chunk} is longer than data.max_length {longest}: every text would be one window; lower "
             "model.chunk, or raise data.max_length (null: no limit, whole texts in windows)"
         )
-    if config.model.init is not None and config.embedding.pretrained is not None:
+    if config.model.init is not None and config.model.encoder == "none":
         raise ValueError(
-            "model.init brings its embedding from the language model; remove embedding.pretrained (give it in "
-            "the pretraining config instead)"
+            "model.init: the linear model (model.encoder none) is fitted whole, it has nothing to start from"
         )
-    if config.model.init is not None and config.model.encoder in ("bag", "none"):
-        raise ValueError(
-            f"model.init needs a recurrent encoder (the language model's); encoder {config.model.encoder} has none"
-        )
+    check_rehearsal(config)
+
+
+def check_rehearsal(config: Any) -> None:
+    rehearsal = config.data.rehearsal
+    if rehearsal is None:
+        return
+    if config.model.init is None:
+        raise ValueError("data.rehearsal mixes in the training texts of model.init's run; set model.init (--init RUN)")
+    if rehearsal > 1 and rehearsal != int(rehearsal):
+        raise ValueError(f"data.rehearsal {rehearsal:g}: a count of texts (a whole number) or a share below 1")
+    if config.train.teacher is not None:
+        raise ValueError("data.rehearsal and train.teacher both add training texts; use one of them")
 
 
 # --- invalid for a command ----------------------------------------------------------------------------------------
@@ -253,6 +261,7 @@ PRETRAIN_INERT = {
 # ... and keys that are an error there instead (check_pretrainable)
 PRETRAIN_INVALID = (
     "model.init",
+    "data.rehearsal",
     "train.lr_decay",
     "train.gradual_unfreezing",
     "data.folds",

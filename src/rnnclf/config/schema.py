@@ -56,6 +56,13 @@ class DataConfig(Section):
         None, ge=0, description="cross-validation: the fold held out, 0 to data.folds - 1 (with data.folds)"
     )
     fold_seed: int = Field(0, description="cross-validation: the seed that assigns training texts to folds")
+    rehearsal: float | None = Field(
+        None,
+        gt=0,
+        description="with model.init naming a classifier run (an update): that run's training texts mixed into each "
+        "epoch, drawn anew every epoch, so that its labels are not forgotten: a count (1000) or a share of them "
+        "(0.2); its validation texts join this run's validation split. null = the new training split alone",
+    )
     max_length: int | None = Field(400, ge=1, description="truncate texts to this many tokens; null = no limit")
     unlabelled: list[Path] = Field(
         [],
@@ -145,8 +152,10 @@ class ModelConfig(Section):
     )
     init: Path | None = Field(
         None,
-        description="start from a language model: an `rnnclf pretrain` run directory (relative to the current "
-        "folder), whose tokenizer, embedding and recurrent weights this classifier takes",
+        description="start from an earlier run (a directory, relative to the current folder): an `rnnclf pretrain` "
+        "language model, whose tokenizer, embedding and recurrent weights this classifier takes; or a finished "
+        "classifier run (rnnclf train --init), whose tokenizer, weights and labels it continues from, with rows for "
+        "new words and outputs for new labels (see data.rehearsal)",
     )
 
     @model_validator(mode="after")

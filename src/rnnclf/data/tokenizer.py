@@ -7,6 +7,7 @@ Token ids 0 and 1 are always `<pad>` and `<unk>`. A fitted tokenizer is saved as
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,29 @@ def fit_tokenizer(texts: Collection[str], max_length: int | None, **settings) ->
     if max_length is not None:
         tokenizer.enable_truncation(max_length)
     return tokenizer
+
+
+def extend_vocabulary(tokenizer: Tokenizer, texts: Collection[str], max_length: int | None, **settings) -> Tokenizer:
+    """An earlier run's word or char tokenizer with the new training texts' tokens that it lacks appended (most
+    frequent first, min_freq applied, up to max_vocab in all): every token keeps its id, so the earlier model's
+    embedding rows stay where they are. Subword tokenizers (bpe, wordpiece) are returned as they are: they read
+    new words in their known pieces. Truncation is set to `max_length`."""
+    extended = tokenizer
+    if settings.get("kind", "word") in ("word", "char"):
+        known = tokenizer.get_vocab()
+        fitted = fit_tokenizer(texts, None, **settings).get_vocab()
+        room = max(settings.get("max_vocab", 50_000) - len(known), 0)
+        new = [token for token in sorted(fitted, key=fitted.__getitem__) if token not in known][:room]
+        spec = json.loads(tokenizer.to_str())
+        spec["model"]["vocab"].update({token: len(known) + i for i, token in enumerate(new)})
+        extended = Tokenizer.from_str(json.dumps(spec))
+    else:
+        extended = Tokenizer.from_str(tokenizer.to_str())
+    if max_length is None:
+        extended.no_truncation()
+    else:
+        extended.enable_truncation(max_length)
+    return extended
 
 
 def load_tokenizer(path: Path) -> Tokenizer:

@@ -111,7 +111,7 @@ def labelled_split(
     if choice is not None and own.get(choice) is not None:
         return read_split(own[choice], *fields, config.data.format, label_format=labels), choice
     try:
-        corpus = load_corpus(config.data, config.train.seed)
+        corpus = load_corpus(config.data, config.train.seed, run.labels)
     except RnnclfError as exc:
         raise RnnclfError(f"{exc} (the run's data is needed for its own splits; {needed})") from None
     choice = choice or ("test" if corpus.test is not None else "valid")

@@ -60,13 +60,16 @@ def fit_baseline(recipe: Any, deadline: float) -> dict[str, Any]:
     """TF-IDF n-grams (the config's wide.* settings) fitted on the training texts, the linear fit along the C
     path, both within the deadline."""
     config = recipe.loop.config
-    corpus = load_corpus(config.data, config.train.seed)
+    corpus = load_corpus(config.data, config.train.seed, recipe.labels)
     splits = {"train": corpus.train, "valid": corpus.valid, "test": corpus.test}
+    texts = {name: list(splits[name].texts) for name in recipe.data.encoded}
+    for name, split in (recipe.old or {}).items():  # data.rehearsal: the earlier run's texts, as in training
+        texts[name] += list(split.texts)
     w = config.wide
     features = fit_ngrams(
-        list(corpus.train.texts), w.ngrams, w.min_df, w.max_features, w.sublinear_tf, config.tokenizer.lowercase
+        texts["train"], w.ngrams, w.min_df, w.max_features, w.sublinear_tf, config.tokenizer.lowercase
     )
-    rows = {name: features.transform(splits[name].texts) for name in recipe.data.encoded}
+    rows = {name: features.transform(texts[name]) for name in recipe.data.encoded}
     if time.perf_counter() > deadline:
         raise OutOfTime
     problem = LinearProblem.build(rows["train"], recipe.gold_targets(), len(recipe.labels), features.size)

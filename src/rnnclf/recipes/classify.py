@@ -35,6 +35,7 @@ from rnnclf.models.embeddings import load_pretrained
 from rnnclf.models.layer_groups import frozen_parameters, unfreezing_note
 from rnnclf.recipes.classify_report import final_reports, summary_of
 from rnnclf.recipes.distill import Distillation, join_training, teacher_outputs
+from rnnclf.recipes.update import join_rehearsal, load_start, old_texts, starts_from_classifier, warm_weights
 from rnnclf.recipes.wide import attach_ngrams, choose_scale, fit_wide, wide_scores
 from rnnclf.runs.directory import Run, load_run
 from rnnclf.runs.language_model import load_language_model, take_weights
@@ -90,6 +91,8 @@ class Classify(Recipe):
         self.best_valid_logits: np.ndarray | None = None  # finish() reports on them instead of predicting valid again
         self.features: NgramFeatures | None = None  # model.wide: the n-grams of the wide head
         self.distillation: Distillation | None = None  # train.teacher: its logits, the rows with gold labels
+        self.rehearsal = None  # data.rehearsal: the earlier run's training texts mixed into each epoch
+        self.old: dict | None = None  # ... and those texts: its training and validation splits
 
     # setting up
 
@@ -98,15 +101,19 @@ class Classify(Recipe):
         loop, config = self.loop, self.loop.config
         self.multi_label, metric = config.data.multi_label, config.train.metric
         self.curves_metric, self.lower_is_better, self.watched = metric, metric == "loss", f"better valid {metric}"
-        # model.init: the language model's tokenizer and weights (checked before any work)
-        self.language_model = load_language_model(config) if config.model.init and not loop.saved else None
+        # model.init: an earlier classifier (an update), or a language model's tokenizer and weights (checked first)
+        self.start = load_start(config, weights=not loop.saved) if starts_from_classifier(config) else None
+        lm = config.model.init and self.start is None and not loop.saved
+        self.language_model = load_language_model(config) if lm else None
         teaching = config.train.teacher is not None and config.model.encoder != "none"
         self.distillation = teacher_outputs(self) if teaching else None  # a teacher that does not fit: no work done
         started = time.perf_counter()
         if not loop.group.main:
             distributed.barrier(loop.group)
-        given = self.previous.tokenizer if self.previous else None
-        self.data = prepare(config, self.language_model.tokenizer if self.language_model else given)
+        given = self.previous.tokenizer if self.previous else self.start.run.tokenizer if self.start else None
+        given = self.language_model.tokenizer if self.language_model else given
+        known = self.start.labels if self.start else ()
+        self.data = prepare(config, given, self.start is not None and self.previous is None, known)
         if loop.group.main:
             distributed.barrier(loop.group)
         took = time.perf_counter() - started
@@ -122,15 +129,31 @@ class Classify(Recipe):
             + (f" ({describe_label_sets(self.data.targets)})" if self.multi_label else "")
         )
         self.vocab = vocabulary(self.data.tokenizer)
-        fitted = f"from the language model {config.model.init}" if config.model.init else "fitted on the training split"
-        loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {fitted}")
+        loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {self.vocabulary_source()}")
+        self.old = old = old_texts(self.start) if self.start and config.data.rehearsal else None
         if config.model.wide:
-            self.features = attach_ngrams(self)
+            self.features = attach_ngrams(self, old["train"].texts if old else ())
+        self.rehearsal = join_rehearsal(self, old) if old else None
+        extra = {"init": self.start.record(self.labels, len(self.vocab))} if self.start else {}
+        if self.rehearsal is not None:
+            sizes |= {"train": self.rehearsal.new + self.rehearsal.count, "valid": len(self.data.encoded["valid"])}
+            extra["rehearsal"] = self.rehearsal.record()
+            loop.log(
+                f"rehearsal: {self.rehearsal.count:,} of the earlier run's {self.rehearsal.old:,} training texts "
+                f"each epoch, beside the {self.rehearsal.new:,} new; its validation texts join validation"
+            )
         if self.distillation is not None:
             join_training(self, self.distillation)
             sizes["train"] = len(self.data.encoded["train"])
             return {"vocab_size": len(self.vocab), "sizes": sizes, "teacher": self.distillation.record(config)}
-        return {"vocab_size": len(self.vocab), "sizes": sizes}
+        return {"vocab_size": len(self.vocab), "sizes": sizes} | extra
+
+    def vocabulary_source(self) -> str:
+        if self.start is not None:
+            words = len(self.vocab) - self.start.run.tokenizer.get_vocab_size()
+            return f"model.init's {self.start.run.path} and {words:,} new words of the training split"
+        init = self.loop.config.model.init
+        return f"from the language model {init}" if init else "fitted on the training split"
 
     def gold_rows(self) -> np.ndarray | None:
         """The training rows with gold labels when a teacher added rows without (None: every row)."""
@@ -156,6 +179,9 @@ class Classify(Recipe):
             loop.log(note)
         if self.multi_label and not loop.saved:
             init_label_bias(model.head, self.gold_targets())
+        if self.start is not None and not loop.saved:  # an update: the earlier classifier's weights (new labels' own)
+            warm_weights(model, self.start, self.labels)
+            loop.log(f"model: every weight from model.init's {self.start.run.path} but the new words' and labels'")
         if model.wide is not None:  # fitted first, exactly; frozen while the encoder trains
             if not loop.saved:
                 loop.progress.summary["wide"] = fit_wide(self, model)
@@ -208,7 +234,11 @@ class Classify(Recipe):
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         tc, train = self.loop.tc, self.data.encoded["train"]
-        window = self.loop.config.model.chunk
+        window, rehearsal = self.loop.config.model.chunk, self.rehearsal
+        if rehearsal is not None:  # every new text and a new draw of the earlier run's
+            return distributed.shard(
+                rehearsal.batches(train.lengths, tc.batch_size, tc.seed, epoch, window), self.loop.group
+            )
         return distributed.shard(
             bucket_by_length(train.lengths, tc.batch_size, tc.seed, epoch, window), self.loop.group
         )

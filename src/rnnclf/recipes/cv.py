@@ -11,7 +11,6 @@ stopped: finished folds are kept, a started one is resumed from its last saved s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -86,11 +85,7 @@ def train_digest(config: Config) -> str:
         path = fetch(config.data.dataset)["train"]
     else:
         path = config.data.train
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return files.sha256_of(path)
 
 
 def check_out(plan: Plan, wanted: dict[str, Any]) -> None:

@@ -117,7 +117,7 @@ def shares_validation(runs: list[Run]) -> bool:
     """Whether every member's validation split holds the same rows of the same file (so none trained on them)."""
 
     def rows(run: Run) -> tuple:
-        valid = load_corpus(run.config.data, run.config.train.seed).valid
+        valid = load_corpus(run.config.data, run.config.train.seed, run.labels).valid
         return str(valid.source), tuple(valid.rows)
 
     first = rows(runs[0])

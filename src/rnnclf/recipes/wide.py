@@ -10,6 +10,7 @@ and leaves the recurrent head almost nothing to learn from (measured in docs/res
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,17 +25,17 @@ from rnnclf.training.linear_fit import C_PATH, LinearProblem, fit_path, margins
 SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # the wide scores' weight, chosen on validation
 
 
-def attach_ngrams(recipe: Any) -> NgramFeatures:
-    """The n-gram vocabulary (fitted on the training texts, or the resumed run's), and every split's rows of it
-    attached to its token ids (EncodedTexts.wide)."""
+def attach_ngrams(recipe: Any, extra: Sequence[str] = ()) -> NgramFeatures:
+    """The n-gram vocabulary (fitted on the training texts and `extra` ones, or the resumed run's), and every split's
+    rows of it attached to its token ids (EncodedTexts.wide)."""
     loop = recipe.loop
     config, settings = loop.config, loop.config.wide
-    corpus = load_corpus(config.data, config.train.seed)
+    corpus = load_corpus(config.data, config.train.seed, recipe.labels)
     splits = {"train": corpus.train, "valid": corpus.valid, "test": corpus.test}
     if recipe.previous is not None and recipe.previous.wide is not None:
         features = recipe.previous.wide
     else:
-        texts = list(corpus.train.texts)
+        texts = list(corpus.train.texts) + list(extra)
         lowercase = config.tokenizer.lowercase
         features = fit_ngrams(
             texts, settings.ngrams, settings.min_df, settings.max_features, settings.sublinear_tf, lowercase
