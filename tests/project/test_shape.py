@@ -26,6 +26,7 @@ ALLOWED = {
     "training": {"config", "data", "device", "evaluation", "inference", "models", "runs", "views"},
     "recipes": {"config", "data", "device", "evaluation", "models", "runs", "views", "inference", "training", "check"},
     "check": {"config", "data", "models"},
+    "active": set(),
     "serve": {"config", "device", "evaluation", "inference", "runs", "views"},
     "cli": {"*"},
 }

@@ -1,0 +1,1 @@
+"""Active learning: which unlabelled texts to label next (rnnclf suggest)."""
