@@ -26,7 +26,7 @@ ALLOWED = {
     "training": {"config", "data", "device", "evaluation", "inference", "models", "runs", "views"},
     "recipes": {"config", "data", "device", "evaluation", "models", "runs", "views", "inference", "training", "check"},
     "check": {"config", "data", "models"},
-    "active": set(),
+    "active": {"config", "data", "evaluation", "check"},
     "serve": {"config", "device", "evaluation", "inference", "runs", "views"},
     "cli": {"*"},
 }

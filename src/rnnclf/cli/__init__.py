@@ -2,7 +2,7 @@
 
 torch is imported inside the commands that need it, so `rnnclf --help` and `rnnclf config show` are quick.
 Commands live in cli/train.py, cli/runs.py (eval, predict, report), cli/deploy.py (serve, export),
-cli/ensemble.py, cli/tune.py, cli/cv.py and cli/data.py.
+cli/ensemble.py, cli/tune.py, cli/cv.py, cli/active.py (suggest) and cli/data.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import typer
 
 from rnnclf.cli import train  # noqa: F401, I001  # isort: skip  (registered first: listed first in --help)
-from rnnclf.cli import runs, deploy, cv, ensemble, tune, data  # noqa: F401, I001  # isort: skip  (each registers its commands; --help lists them in this order)
+from rnnclf.cli import runs, deploy, cv, ensemble, tune, active, data  # noqa: F401, I001  # isort: skip  (each registers its commands; --help lists them in this order)
 from rnnclf.cli.app import app, app_state, rank_zero
 from rnnclf.errors import RnnclfError
 

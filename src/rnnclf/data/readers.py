@@ -123,7 +123,10 @@ def _rows_delimited(
             )
 
 
-def _rows_jsonl(path: Path, text_field: str, label_field: str, hint: str) -> Iterator[tuple[int, object, object]]:
+def _rows_jsonl(
+    path: Path, text_field: str, label_field: str, hint: str, optional: bool = False
+) -> Iterator[tuple[int, object, object]]:
+    """(line, text, label) per record; `optional`: a record without the label key has label None."""
     with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -134,10 +137,10 @@ def _rows_jsonl(path: Path, text_field: str, label_field: str, hint: str) -> Ite
                 raise RnnclfError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise RnnclfError(f"{path}: line {number}: expected a JSON object, got {type(record).__name__}")
-            for field in (text_field, label_field):
+            for field in (text_field,) if optional else (text_field, label_field):
                 if field not in record:
                     raise RnnclfError(f"{path}: line {number}: no key '{field}' (keys: {', '.join(record)}); {hint}")
-            yield number, record[text_field], record[label_field]
+            yield number, record[text_field], record.get(label_field)
 
 
 def _first_undecodable_line(path: Path) -> int:
@@ -210,12 +213,13 @@ def _checked_rows(
 
 
 def raw_rows(
-    path: Path, kind: str, text_field: str, label_field: str, hint: str = FIELDS_HINT
+    path: Path, kind: str, text_field: str, label_field: str, hint: str = FIELDS_HINT, optional: bool = False
 ) -> Iterator[tuple[int, object, object]]:
     """(row number, text, label) of every row as the file has them (empty or missing values too); a row that
-    cannot be read (bad JSON, malformed CSV, not UTF-8) is an error naming the file and line."""
+    cannot be read (bad JSON, malformed CSV, not UTF-8) is an error naming the file and line. `optional`: JSONL
+    records may lack the label key (label None)."""
     rows = (
-        _rows_jsonl(path, text_field, label_field, hint)
+        _rows_jsonl(path, text_field, label_field, hint, optional)
         if kind == "jsonl"
         else _rows_delimited(path, "," if kind == "csv" else "\t", text_field, label_field, hint)
     )

@@ -35,19 +35,26 @@ def predict_logits(
     batch_size: int = 64,
     dtype: torch.dtype | None = None,
     workers: int = 1,
+    vectors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Logits for every text, in the original order (batches are sorted by length for little padding).
 
     With workers > 1 on the CPU, that many threads each take whole batches. Predicting with one torch thread
     per worker (`use_cpu_threads(1)`) is the fastest use of several cores: a recurrent step is a small product
-    that several cores share poorly (python -m scripts.bench).
+    that several cores share poorly (python -m scripts.bench). `vectors` (texts, features), when given, is filled
+    with the text vectors the output layer reads.
     """
     model.eval()
     out = np.zeros((len(encoded), model.num_classes), dtype=np.float32)
 
     def run(batch: Batch) -> None:
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(batch.ids.to(device, non_blocking=True), batch.lengths, *batch.wide_inputs(device))
+            inputs = (batch.ids.to(device, non_blocking=True), batch.lengths, *batch.wide_inputs(device))
+            if vectors is None:
+                logits = model(*inputs)
+            else:
+                logits, pooled = model.logits_and_vectors(*inputs)
+                vectors[batch.index] = pooled.float().cpu().numpy()
         out[batch.index] = logits.float().cpu().numpy()
 
     batches = iterate(encoded, sequential_batches(encoded.lengths, batch_size, getattr(model, "chunk", None)))

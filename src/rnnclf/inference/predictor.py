@@ -76,6 +76,13 @@ class Predictor(Decisions):
         """The model's own logits, before the temperature."""
         return predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers)
 
+    def logits_and_vectors(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The logits (divided by the temperature) of texts, and the text vectors the output layer reads."""
+        encoded = self.encode(texts)
+        vectors = np.zeros((len(encoded), self.model.head.in_features), dtype=np.float32)
+        logits = predict_logits(self.model, encoded, self.device, self.batch_size, self.dtype, self.workers, vectors)
+        return calibrate(logits, self.temperature), vectors
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return probabilities(self.logits(texts), self.multi_label)
 

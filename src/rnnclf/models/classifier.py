@@ -96,14 +96,24 @@ class RNNClassifier(nn.Module):
         """The recurrent head's logits from embedded texts x (batch, time, dim): everything after the embedding
         lookup (integrated gradients, rnnclf.inference.explain, differentiate through it with respect to x). With
         model.chunk, each window of a text is read and pooled alone, then its windows' vectors are pooled."""
+        return self.head(self.head_dropout(self.text_vectors(x, lengths)))
+
+    def text_vectors(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads: each embedded text pooled into one vector (batch, features)."""
         lengths = lengths.to(x.device)
         x = self.embedding_dropout(x)
         if self.chunk is None:
-            return self.head(self.head_dropout(self.pool_time(x, lengths)))
+            return self.pool_time(x, lengths)
         windows, sizes, counts = into_windows(x, lengths, self.chunk)
         grid, real = from_windows(self.pool_time(windows, sizes), counts)
-        pooled = masked_pool(grid, real, self.chunk_pooling, getattr(self, "window_attention", None))
-        return self.head(self.head_dropout(pooled))
+        return masked_pool(grid, real, self.chunk_pooling, getattr(self, "window_attention", None))
+
+    def logits_and_vectors(
+        self, ids: torch.Tensor, lengths: torch.Tensor, *wide: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward's logits and the text vectors they come from (rnnclf suggest's diverse choice)."""
+        vectors = self.text_vectors(self.embedding(ids), lengths)
+        return self.add_wide(self.head(self.head_dropout(vectors)), wide), vectors
 
     def pool_time(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Sequences x (batch, time, dim) of `lengths` encoded and pooled over their real steps (batch, features)."""

@@ -51,6 +51,15 @@ def load_language_model(config: Config) -> LanguageModelRun:
         raise RnnclfError(f"{where}: not an rnnclf pretrain run directory (no {files.LANGUAGE_MODEL})")
     if not (path / files.METRICS).exists():
         raise RnnclfError(f"{where}: the language model has not finished; continue it: rnnclf pretrain --resume {path}")
+    if config.embedding.pretrained is not None:
+        raise RnnclfError(
+            f"{where}: the language model brings its embedding; remove embedding.pretrained (give it in the "
+            "pretraining config instead)"
+        )
+    if config.data.rehearsal is not None:
+        raise RnnclfError(f"{where}: a language model; data.rehearsal mixes in an earlier classifier's training texts")
+    if config.model.encoder == "bag":
+        raise RnnclfError(f"{where}: a language model needs a recurrent encoder; model.encoder bag has none")
     pretrained = parse_config(read_yaml(path / files.CONFIG, "run config"), path / files.CONFIG)
     for section, key in MUST_MATCH:
         theirs, ours = getattr(getattr(pretrained, section), key), getattr(getattr(config, section), key)
