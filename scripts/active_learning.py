@@ -1,7 +1,8 @@
 """Labelling in rounds, simulated (issue 26): a built-in corpus's training split with its labels hidden is the pool;
 start from a random 1% of it, then each round `rnnclf suggest` (a strategy) picks the next texts, their true labels
 are "given", and `rnnclf train --init` updates the last round's model on every label so far; test accuracy after
-every round, up to 30% of the labels. Every strategy of a seed starts from the same first 1% (one run).
+every round, up to 30% of the labels. Every strategy of a seed starts from the same first 1% (one text of each
+class, the rest at random; one run).
 
     python -m scripts.active_learning --corpus r8 --seeds 0,1,2 --strategies margin,entropy,diverse,random
     python -m scripts.active_learning --plot     # the figure and table of every corpus measured so far
@@ -98,7 +99,7 @@ def simulate(corpus: str, config: Path, seed: int, strategies: list[str], extra:
     labels = json.loads(paths["labels"].read_text())
     texts = [json.loads(line)["text"] for line in paths["pool"].read_text(encoding="utf-8").splitlines()]
     counts = [max(round(share / 100 * len(texts)), 2) for share in SCHEDULE]
-    first = sorted(random.Random(seed).sample(range(len(texts)), counts[0]))
+    first = first_labels(labels, counts[0], seed)
     done = read_results(corpus)
     for strategy in strategies:
         chosen, previous = list(first), None
@@ -128,6 +129,14 @@ def simulate(corpus: str, config: Path, seed: int, strategies: list[str], extra:
                 done[key] = record
             print(f"{corpus} seed {seed} {strategy} round {number}: {len(chosen)} labels, test "
                   f"{metrics['test']['accuracy']:.4f}", flush=True)  # fmt: skip
+
+
+def first_labels(labels: list[str], count: int, seed: int) -> list[int]:
+    """The first labelled texts: one of each class (a user knows their labels), the rest drawn at random."""
+    rng = random.Random(seed)
+    first = {rng.choice([i for i, label in enumerate(labels) if label == name]) for name in sorted(set(labels))}
+    rest = [i for i in range(len(labels)) if i not in first]
+    return sorted(first | set(rng.sample(rest, max(count - len(first), 0))))
 
 
 def read_results(corpus: str) -> dict:
