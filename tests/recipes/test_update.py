@@ -142,3 +142,28 @@ def test_a_stopped_update_resumes_exactly(workspace):
     whole = update(workspace, "whole", "data.rehearsal=200")
     a, b = load_file(workspace / "stopped" / "model.safetensors"), load_file(whole / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_new_words_take_pretrained_vectors_and_known_words_keep_their_rows(tmp_path):
+    """Frozen embeddings show it after training: every word the earlier run knew keeps its row (random ones too),
+    and a new word with a pretrained vector gets that vector."""
+    rng = np.random.default_rng(0)
+    vectors = {word: rng.normal(size=4).round(4) for word in ("match", "goal", "bank", "drizzle")}
+    (tmp_path / "vectors.txt").write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    rows = topic_task(200, seed=3)
+    write_csv(tmp_path / "old.csv", [row for row in rows if row[1] != "weather"])
+    write_csv(tmp_path / "new.csv", [(t.replace("rain", "drizzle"), label) for t, label in rows if label == "weather"])
+    frozen = "embedding: {dim: 4, pretrained: vectors.txt, trainable: false}\nmodel: {encoder: gru, hidden_size: 8}\n"
+    settings = frozen + "train: {epochs: 1, batch_size: 16, num_threads: 1}\n"
+    (tmp_path / "old.yaml").write_text("data: {train: old.csv}\n" + settings)
+    (tmp_path / "new.yaml").write_text("data: {train: new.csv}\n" + settings)
+    train(load_config(tmp_path / "old.yaml", [f"output.run_dir={tmp_path / 'old'}"]), log=lambda line: None)
+    overrides = [f"output.run_dir={tmp_path / 'new'}", f"model.init={tmp_path / 'old'}", "data.rehearsal=50"]
+    train(load_config(tmp_path / "new.yaml", overrides), log=lambda line: None)
+    old, new = Predictor.load(tmp_path / "old"), Predictor.load(tmp_path / "new")
+    old_rows, new_rows = (p.model.embedding.weight.detach().numpy() for p in (old, new))
+    known = old.tokenizer.get_vocab()
+    assert all(np.array_equal(new_rows[i], old_rows[i]) for i in known.values())
+    drizzle = new.tokenizer.token_to_id("drizzle")
+    assert drizzle >= len(known)
+    np.testing.assert_allclose(new_rows[drizzle], vectors["drizzle"], rtol=1e-6)
