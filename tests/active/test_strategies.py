@@ -311,3 +311,12 @@ def test_diverse_choice_refuses_bad_input(change, message):
     arguments = {"scores": np.ones(10), "vectors": np.ones((10, 3)), "k": 3, "anchors": None, "alpha": None}
     with pytest.raises(ValueError, match=message):
         diverse_choice(**{**arguments, **change})
+
+
+def test_multi_label_margin_measures_from_each_labels_threshold():
+    """A rare label decided at 0.2: p = 0.2 sits on its decision (most uncertain), p = 0.5 is a confident yes."""
+    probabilities = np.array([[0.2, 0.9], [0.5, 0.9], [0.02, 0.9]])
+    at_half = uncertainty(probabilities, "margin", multi_label=True)
+    at_own = uncertainty(probabilities, "margin", multi_label=True, thresholds=np.array([0.2, 0.5]))
+    assert np.argmax(at_half) == 1 and np.argmax(at_own) == 0
+    np.testing.assert_allclose(at_own, [1.0, 1 - 0.375, 1 - 0.8])  # row 3: the second label (0.9 of 0.5) decides

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,22 @@ def test_diverse_spreads_its_picks_where_margin_takes_near_copies(ws, tmp_path):
     assert near["diverse"] == 1, near
 
 
+def test_repeats_do_not_crowd_out_the_others(ws, tmp_path):
+    """150 copies of the least sure text: suggested once, and k distinct texts still come out."""
+    predictor = Predictor.load(ws / "run")
+    texts = pool_texts(ws)[:400]
+    unsure = texts[int(np.argmax(uncertainty(predictor.predict_proba(texts), "margin")))]
+    write_csv(tmp_path / "pool.csv", [(text,) for text in [unsure] * 150 + texts], header=("text",))
+    for strategy in ("margin", "diverse"):
+        out = tmp_path / f"{strategy}.csv"
+        args = ["--pool", str(tmp_path / "pool.csv"), "--k", "10", "--strategy", strategy, "--out", str(out)]
+        assert rnnclf("suggest", str(ws / "run"), *args).returncode == 0
+        chosen = [row["text"] for row in csv.DictReader(out.open())]
+        assert len(chosen) == len(set(chosen)) == 10
+        if strategy == "margin":
+            assert chosen[0] == unsure  # the least sure, once
+
+
 def test_random_is_seeded_and_reads_the_pool_only(ws):
     first = run_suggest(ws, "random1.csv", "--k", "25", "--strategy", "random", "--seed", "3")
     again = run_suggest(ws, "random2.csv", "--k", "25", "--strategy", "random", "--seed", "3")
@@ -208,3 +225,12 @@ def test_mistakes_are_one_line_and_write_nothing(ws, tmp_path):
     args = [str(ws / "linear"), "--pool", pool, "--k", "1", "--strategy", "diverse", *common]
     untouched(tmp_path, out, args, "no text vectors for --strategy diverse")
     untouched(tmp_path, out, [run, "--pool", pool, "--k", "0", *common], "--k")
+    shutil.copytree(ws / "run", tmp_path / "unfinished")
+    (tmp_path / "unfinished" / "metrics.json").unlink()
+    args = [str(tmp_path / "unfinished"), "--pool", pool, "--k", "1", *common]
+    untouched(tmp_path, out, args, "the run has not finished")
+    write_csv(tmp_path / "scored.csv", topic_task(60, seed=4), header=("text", "score"))
+    (tmp_path / "scored.yaml").write_text("data: {train: scored.csv, label_field: score}\n" + MODEL)
+    train(load_config(tmp_path / "scored.yaml", [f"output.run_dir={tmp_path / 'scored'}"]), log=lambda line: None)
+    args = [str(tmp_path / "scored"), "--pool", pool, "--k", "1", *common]
+    untouched(tmp_path, out, args, "its data field 'score' is a column suggest adds")

@@ -50,7 +50,11 @@ def test_overrides_parse_values_as_yaml(tmp_path):
         ("data: {train: t.csv}\ntrian: {}\n", [], "unknown key 'trian'; did you mean 'train'?"),
         ("data: {train: t.csv}\n", ["train.lr=-1"], "train.lr: Input should be greater than 0"),
         ("data: {train: t.csv}\n", ["train.epochs=many"], "train.epochs: Input should be a valid integer"),
-        ("data: {train: t.csv}\n", ["model.pooling=first"], "model.pooling: Input should be 'last', 'mean', 'max' or 'attention'"),
+        (
+            "data: {train: t.csv}\n",
+            ["model.pooling=first"],
+            "model.pooling: Input should be 'last', 'mean', 'max' or 'attention'",
+        ),
         (
             "data: {train: t.csv}\n",
             ["model.hidden_size=0"],

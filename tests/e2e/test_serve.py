@@ -112,7 +112,9 @@ def test_info_health_docs_and_unknown_routes(server, trained):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     schema = httpx.get(f"{server}/openapi.json").json()
     assert {"/predict", "/info", "/health"} <= set(schema["paths"])
-    assert {"text", "texts", "top_k", "coverage"} == set(schema["components"]["schemas"]["PredictRequest"]["properties"])
+    assert {"text", "texts", "top_k", "coverage"} == set(
+        schema["components"]["schemas"]["PredictRequest"]["properties"]
+    )
     assert "predictions" in schema["components"]["schemas"]["PredictResponse"]["properties"]
     assert "413" in schema["paths"]["/predict"]["post"]["responses"]
 

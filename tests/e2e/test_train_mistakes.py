@@ -237,6 +237,13 @@ CASES = {
         2,
         "data.rehearsal 2.5: a count of texts",
     ),
+    "rehearsal true": (
+        lambda ws: init_args(ws, "run", "--set", "data.rehearsal=true"),
+        2,
+        "a count of texts (1000) or a share of them (0.2), not true / false",
+    ),
+    "rehearsal 1": (lambda ws: init_args(ws, "run", "--set", "data.rehearsal=1"), 2, "a whole number from 2"),
+    "init a folder that is not a run": (lambda ws: init_args(ws, "dir.csv"), 2, "not a run directory (no config.yaml)"),
     "rehearsal from a language model": (
         lambda ws: init_args(ws, "lm", "--set", "data.rehearsal=10"),
         2,

@@ -20,7 +20,9 @@ export = pytest.importorskip("rnnclf.inference.onnx")
 @pytest.mark.parametrize(("encoder", "bidirectional", "pooling", "layers"), COMBINATIONS)
 def test_onnx_gives_pytorchs_probabilities(encoder, bidirectional, pooling, layers):
     model = build(encoder, bidirectional, pooling, layers)
-    session = export.session(onnxruntime, export.to_onnx(export.Probabilities(model), "test model", [export.IDS, export.LENGTHS]))
+    session = export.session(
+        onnxruntime, export.to_onnx(export.Probabilities(model), "test model", [export.IDS, export.LENGTHS])
+    )
     rng = np.random.default_rng(0)
     texts = [rng.integers(2, 30, size=n).tolist() for n in (1, 50, 4, 9, 2, 9, 1, 6, 3)]
     encoded = texts_to_encoded(texts)

@@ -26,7 +26,7 @@ ALLOWED = {
     "training": {"config", "data", "device", "evaluation", "inference", "models", "runs", "views"},
     "recipes": {"config", "data", "device", "evaluation", "models", "runs", "views", "inference", "training", "check"},
     "check": {"config", "data", "models"},
-    "active": {"config", "data", "evaluation", "check"},
+    "active": {"config", "data", "evaluation", "check", "runs"},
     "serve": {"config", "device", "evaluation", "inference", "runs", "views"},
     "cli": {"*"},
 }

@@ -143,6 +143,12 @@ def test_a_stopped_update_resumes_exactly(workspace):
     a, b = load_file(workspace / "stopped" / "model.safetensors"), load_file(whole / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
 
+    def history(run: Path) -> list[tuple]:  # every epoch's losses: the later epochs' draws of old texts too
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(row["epoch"], row["train_loss"], row["valid_loss"]) for row in rows]
+
+    assert len(history(whole)) == 4 and history(workspace / "stopped") == history(whole)
+
 
 def test_new_words_take_pretrained_vectors_and_known_words_keep_their_rows(tmp_path):
     """Frozen embeddings show it after training: every word the earlier run knew keeps its row (random ones too),
@@ -167,3 +173,51 @@ def test_new_words_take_pretrained_vectors_and_known_words_keep_their_rows(tmp_p
     drizzle = new.tokenizer.token_to_id("drizzle")
     assert drizzle >= len(known)
     np.testing.assert_allclose(new_rows[drizzle], vectors["drizzle"], rtol=1e-6)
+
+
+def test_a_training_file_with_rows_appended_is_not_rehearsed_twice_and_its_validation_is_flagged(workspace):
+    """The round as users do it: new rows appended to the earlier run's training file. Rehearsal then has nothing
+    to mix in that this run lacks; the validation split carved anew holds texts the earlier run trained on: said."""
+    appended = workspace / "appended.csv"
+    more = [row for row in topic_task(200, seed=5) if row[1] != "weather"]  # new texts of the old labels too
+    rows = [tuple(line.rsplit(",", 1)) for line in (workspace / "old.csv").read_text().splitlines()[1:]]
+    write_csv(appended, rows + more)
+    (workspace / "appended.yaml").write_text("data: {train: appended.csv}\n" + MODEL)
+    lines: list[str] = []
+    settings = [f"model.init={workspace / 'old'}", f"output.run_dir={workspace / 'appended-rehearsed'}"]
+    train(load_config(workspace / "appended.yaml", [*settings, "data.rehearsal=100"]), log=lines.append)
+    summary = json.loads((workspace / "appended-rehearsed" / "metrics.json").read_text())
+    assert "rehearsal" not in summary and any("nothing to rehearse" in line for line in lines)
+    lines.clear()
+    settings[1] = f"output.run_dir={workspace / 'appended'}"
+    train(load_config(workspace / "appended.yaml", settings), log=lines.append)
+    warned = [line for line in lines if "validation texts were training texts of model.init's run" in line]
+    assert len(warned) == 1 and int(warned[0].split("warning: ")[1].split()[0]) > 0
+
+
+def test_rehearsal_reaches_back_through_earlier_updates(workspace):
+    """A second update (a fourth label) rehearses the texts of the first update and of the run before it."""
+    first = update(workspace, "first-update", "data.rehearsal=300")
+    music = [
+        (f"the song {w} band" if i % 2 else f"a concert of {w} album", "music") for i, w in enumerate("abcdefghij" * 6)
+    ]
+    write_csv(workspace / "music.csv", music)
+    (workspace / "music.yaml").write_text("data: {train: music.csv}\n" + MODEL)
+    settings = [f"model.init={first}", "data.rehearsal=0.9", f"output.run_dir={workspace / 'second-update'}"]
+    train(load_config(workspace / "music.yaml", settings), log=lambda line: None)
+    summary = json.loads((workspace / "second-update" / "metrics.json").read_text())
+    old = load_config(workspace / "old" / "config.yaml")
+    earlier = (
+        len(load_corpus(old.data, old.train.seed).train)
+        + json.loads((first / "metrics.json").read_text())["sizes"]["train"]
+        - 300
+    )
+    assert summary["rehearsal"]["old_texts"] == earlier  # both runs' training texts (the first's own, not re-drawn)
+    assert json.loads((workspace / "second-update" / "labels.json").read_text()) == [
+        "money",
+        "music",
+        "sport",
+        "weather",
+    ]
+    assert accuracy(workspace / "second-update", workspace / "test_old.csv") > 0.9
+    assert accuracy(workspace / "second-update", workspace / "test_new.csv") > 0.9

@@ -5,6 +5,7 @@ those texts belong in the training data, not among the ones to label.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Pool:
         if self.kind == "txt":
             yield from self._lines()
             return
-        where = f"choose the column with --text-field (the run's is '{self.text_field}')"
+        where = "choose the column with --text-field"
         labelled = self.kind == "jsonl" or self.label_field in self._header()
         label_field = self.label_field if labelled else self.text_field
         for line, text, label in raw_rows(self.path, self.kind, self.text_field, label_field, where, optional=True):
@@ -58,9 +59,12 @@ class Pool:
             yield lines, texts
 
     def _header(self) -> list[str]:
-        with self.path.open(encoding="utf-8-sig", newline="") as handle:
-            first = handle.readline().rstrip("\r\n")
-        return [name.strip().strip('"') for name in first.split("\t" if self.kind == "tsv" else ",")]
+        try:
+            with self.path.open(encoding="utf-8-sig", newline="") as handle:
+                header = next(csv.reader(handle, delimiter="\t" if self.kind == "tsv" else ","), [])
+        except (UnicodeDecodeError, csv.Error):
+            return []  # reading the rows says what is wrong, with the line
+        return [name.strip() for name in header]
 
     def _lines(self) -> Iterator[tuple[int, str]]:
         try:

@@ -23,12 +23,15 @@ _ANCHOR_BLOCK = 4096  # anchors compared at once, at most
 _BLOCK_CELLS = 1 << 22  # and at most this many similarities at once (32 MB of float64)
 
 
-def uncertainty(probabilities: np.ndarray, strategy: str, multi_label: bool = False) -> np.ndarray:
+def uncertainty(
+    probabilities: np.ndarray, strategy: str, multi_label: bool = False, thresholds: np.ndarray | None = None
+) -> np.ndarray:
     """(N,) float64, higher = more worth labelling.
 
     Single-label (probabilities (N, C), rows summing to 1): margin and diverse 1 - (p_top1 - p_top2); entropy
     -sum p log p (natural log, 0 log 0 = 0). Multi-label (probabilities (N, L), one sigmoid per label): margin and
-    diverse 1 - min_l |2 p_l - 1| (the most uncertain label decides); entropy the sum of the labels' binary
+    diverse 1 - min_l d_l, d_l the distance of p_l from label l's threshold (`thresholds`, else 0.5) as a share of
+    the room on its side (|2 p_l - 1| at 0.5): the label closest to its decision decides; entropy the sum of the binary
     entropies. Raises ValueError for "random" (it draws rows, it does not score them), an unknown strategy, or
     probabilities of the wrong shape, not finite, or outside [0, 1]."""
     if strategy == "random":
@@ -39,11 +42,23 @@ def uncertainty(probabilities: np.ndarray, strategy: str, multi_label: bool = Fa
     if multi_label:
         if strategy == "entropy":
             return (_surprise(probabilities) + _surprise(1.0 - probabilities)).sum(axis=1)
-        return 1.0 - np.abs(2.0 * probabilities - 1.0).min(axis=1)
+        return 1.0 - _distance_from(probabilities, thresholds).min(axis=1)
     if strategy == "entropy":
         return _surprise(probabilities).sum(axis=1)
     top_two = np.partition(probabilities, -2, axis=1)[:, -2:]  # [:, -1] the largest, [:, -2] the next
     return 1.0 - (top_two[:, 1] - top_two[:, 0])
+
+
+def _distance_from(probabilities: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """How far each label's probability is from its decision threshold (0.5 when none), as a share of the room on
+    its side: 0 on the threshold, 1 at 0 or 1. With 0.5 it is |2 p - 1|."""
+    t = (
+        np.full(probabilities.shape[1], 0.5)
+        if thresholds is None
+        else np.clip(np.asarray(thresholds, float), 1e-6, 1 - 1e-6)
+    )
+    above = probabilities >= t
+    return np.where(above, (probabilities - t) / (1 - t), (t - probabilities) / t)
 
 
 def _checked_probabilities(probabilities: np.ndarray, multi_label: bool) -> np.ndarray:

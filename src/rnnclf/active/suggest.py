@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from rnnclf.data.readers import detect_format
 from rnnclf.errors import RnnclfError
 from rnnclf.evaluation.scores import probabilities
 from rnnclf.files import write_atomic
+from rnnclf.runs.directory import update_chain
 
 SHORTLIST = 10  # diverse: picks among the k x SHORTLIST most uncertain texts (Zhdanov 2019 prefilters 10k)
 ANCHORS = 2000  # diverse: at most this many of the run's training texts stand for what is labelled already
@@ -39,45 +41,58 @@ EXTRA = ("guess", "probability", "score", "line")  # the columns written beside 
 
 @dataclass
 class Scan:
-    """What one pass over the pool found: every row's pool line and text key, which rows may be suggested, and
-    the shortlist of the most uncertain of those."""
+    """What one pass over the pool found: every row's pool line, which rows may be suggested (not the run's, not a
+    repeat of an earlier row), and how many were skipped."""
 
-    lines: list[int] = field(default_factory=list)
-    keys: list[int] = field(default_factory=list)  # hash of the normalised text: repeats are suggested once
-    eligible: list[np.ndarray] = field(default_factory=list)
+    lines: array = field(default_factory=lambda: array("q"))
+    eligible: array = field(default_factory=lambda: array("b"))
     known: int = 0  # rows skipped: the run has them already
+    repeats: int = 0  # rows skipped: the same text as an earlier row
 
 
 def run_texts(run: Any, log: Callable[[str], None]) -> list[str]:
-    """Every text of the run's own data (training, validation, test): those are labelled already."""
-    try:
-        corpus = load_corpus(run.config.data, run.config.train.seed, run.labels)
-    except RnnclfError as exc:
-        log(f"rnnclf: warning: the run's data is not readable ({exc}); texts it has are not skipped")
-        return []
-    return [text for split in (corpus.train, corpus.valid, corpus.test) if split is not None for text in split.texts]
+    """Every text the run and the runs it was updated from (model.init) have labelled: their training, validation
+    and test splits."""
+    texts = []
+    for earlier in update_chain(run):
+        try:
+            corpus = load_corpus(earlier.config.data, earlier.config.train.seed, earlier.labels)
+        except RnnclfError as exc:
+            log(f"rnnclf: warning: {earlier.path}: its data is not readable ({exc}); texts it has are not skipped")
+            continue
+        texts += [
+            text for split in (corpus.train, corpus.valid, corpus.test) if split is not None for text in split.texts
+        ]
+    return texts
 
 
 def scan(
     pool: Pool, predictor: Any, strategy: str, size: int, known: KnownTexts, progress: Any
 ) -> tuple[Scan, Shortlist]:
-    """The pass over the pool: skip what the run has, score the rest, keep the `size` most uncertain."""
-    found, shortlist = Scan(), Shortlist(size)
+    """The pass over the pool: skip what the run has and repeats, score the rest, keep the `size` most uncertain."""
+    found, shortlist, keys = Scan(), Shortlist(size), set()
     diverse, row = strategy == "diverse", 0
     for lines, texts in pool.chunks():
-        seen = known.seen(texts)
-        found.known += int(seen.sum())
-        found.lines += lines
-        found.keys += [hash(normalise(text)) for text in texts]
-        found.eligible.append(~seen)
+        normal = [normalise(text) for text in texts]
+        seen = known.seen(texts, normal)
+        repeat = np.zeros(len(texts), dtype=bool)
+        for i, text in enumerate(normal):
+            if not seen[i]:
+                key = hash(text)  # 8 bytes or so per distinct text kept, not the text
+                repeat[i] = key in keys
+                keys.add(key)
+        found.known, found.repeats = found.known + int(seen.sum()), found.repeats + int(repeat.sum())
+        found.lines.extend(lines)
+        found.eligible.extend((~seen & ~repeat).astype(np.int8).tolist())
         positions = np.arange(row, row + len(texts))
         row += len(texts)
         progress.update(len(texts))
-        if strategy == "random" or seen.all():
+        keep = np.flatnonzero(~seen & ~repeat)
+        if strategy == "random" or not keep.size:
             continue
-        keep = np.flatnonzero(~seen)
         probs, vectors = score_texts(predictor, [texts[i] for i in keep], diverse)
-        shortlist.add(uncertainty(probs, strategy, predictor.multi_label), positions[keep], vectors)
+        scores = uncertainty(probs, strategy, predictor.multi_label, getattr(predictor, "thresholds", None))
+        shortlist.add(scores, positions[keep], vectors)
     return found, shortlist
 
 
@@ -89,35 +104,23 @@ def score_texts(predictor: Any, texts: list[str], vectors: bool) -> tuple[np.nda
     return probabilities(logits, predictor.multi_label), pooled
 
 
-def first_of_each(order: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The rows of `order` whose text key has not come earlier in it (repeats inside the pool picked once)."""
-    _, first = np.unique(keys[order], return_index=True)
-    return order[np.sort(first)]
-
-
 def pick(found: Scan, shortlist: Shortlist, request: Request, anchors: Callable[[], np.ndarray]) -> np.ndarray:
     """The k chosen pool rows, most useful first (random: in pool order)."""
-    keys, k = np.asarray(found.keys, dtype=np.int64), request.k
-    eligible = np.concatenate(found.eligible) if found.eligible else np.zeros(0, dtype=bool)
-    unique = np.zeros(len(keys), dtype=bool)
-    unique[first_of_each(np.flatnonzero(eligible), keys)] = True
-    available = int(unique.sum())
-    if not len(keys):
+    eligible = np.frombuffer(found.eligible, dtype=np.int8).astype(bool)
+    available, k = int(eligible.sum()), request.k
+    if not len(eligible):
         raise RnnclfError(f"--pool {request.pool}: no texts in it")
     if k > available:
         raise RnnclfError(
-            f"--k {k}: the pool has {available:,} texts to suggest (of {len(keys):,}: {found.known:,} the run has "
-            f"already, {int(eligible.sum()) - available:,} repeats); ask for at most {available:,}"
+            f"--k {k}: the pool has {available:,} texts to suggest (of {len(eligible):,}: {found.known:,} the run has "
+            f"already, {found.repeats:,} repeats); ask for at most {available:,}"
         )
     if request.strategy == "random":
-        return random_positions(len(keys), k, request.seed, exclude=~unique)
-    order = np.flatnonzero(unique[shortlist.positions])
-    positions = shortlist.positions[order]
+        return random_positions(len(eligible), k, request.seed, exclude=~eligible)
     if request.strategy != "diverse":
-        return positions[:k]
+        return shortlist.positions[:k]
     alpha = available / (available + request.labelled)  # modAL's weight of diversity: unlabelled / all
-    chosen = diverse_choice(shortlist.scores[order], shortlist.vectors[order], k, anchors(), alpha)
-    return positions[chosen]
+    return shortlist.positions[diverse_choice(shortlist.scores, shortlist.vectors, k, anchors(), alpha)]
 
 
 @dataclass
@@ -172,7 +175,9 @@ def write_suggestions(path: Path, kind: str, run: Any, rows: list[dict[str, Any]
 
 def describe(predictor: Any, probs: np.ndarray, strategy: str) -> list[dict[str, Any]]:
     """Each chosen text's guess, its probability and its uncertainty score (margin's for random)."""
-    scored = uncertainty(probs, "margin" if strategy in ("random", "diverse") else strategy, predictor.multi_label)
+    thresholds = getattr(predictor, "thresholds", None)
+    shown = "margin" if strategy in ("random", "diverse") else strategy
+    scored = uncertainty(probs, shown, predictor.multi_label, thresholds)
     out = []
     for row, score in zip(probs, scored, strict=True):
         if predictor.multi_label:
@@ -190,7 +195,7 @@ def suggest(request: Request, predictor: Any, pool: Pool, log: Callable[[str], N
     labelled = run_texts(predictor.run, log)
     request.labelled = len(labelled)
     known = KnownTexts(labelled)
-    size = request.k * SHORTLIST if request.strategy == "diverse" else 2 * request.k + 100
+    size = request.k * SHORTLIST if request.strategy == "diverse" else request.k
     found, shortlist = scan(pool, predictor, request.strategy, size, known, progress)
     progress.close()
 
@@ -203,7 +208,7 @@ def suggest(request: Request, predictor: Any, pool: Pool, log: Callable[[str], N
     ordered = [texts[int(row)] for row in chosen]
     details = describe(predictor, predictor.predict_proba(ordered), request.strategy)
     rows = [
-        {"text": text, "extra": detail | {"line": found.lines[int(row)]}}
+        {"text": text, "extra": detail | {"line": int(found.lines[int(row)])}}
         for text, detail, row in zip(ordered, details, chosen, strict=True)
     ]
     write_suggestions(request.out, output_kind(predictor.run), predictor.run, rows)
@@ -211,7 +216,8 @@ def suggest(request: Request, predictor: Any, pool: Pool, log: Callable[[str], N
         "out": str(request.out),
         "strategy": request.strategy,
         "suggested": len(rows),
-        "pool_texts": len(found.keys),
+        "pool_texts": len(found.lines),
         "skipped_known": found.known,
+        "skipped_repeats": found.repeats,
         "seconds": round(time.perf_counter() - started, 1),
     }

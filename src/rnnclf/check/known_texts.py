@@ -31,9 +31,10 @@ class KnownTexts:
     def __len__(self) -> int:
         return len(self.signature)
 
-    def seen(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts),) bool: an exact copy or a near-duplicate of a known text."""
-        normal = [normalise(text) for text in texts]
+    def seen(self, texts: Sequence[str], normal: Sequence[str] | None = None) -> np.ndarray:
+        """(len(texts),) bool: an exact copy or a near-duplicate of a known text (`normal`: the texts already
+        normalised as the data check does)."""
+        normal = [normalise(text) for text in texts] if normal is None else normal
         found = np.fromiter((text in self.exact for text in normal), dtype=bool, count=len(normal))
         rest = np.flatnonzero(~found & np.fromiter((bool(text) for text in normal), dtype=bool, count=len(normal)))
         if not rest.size or not len(self):

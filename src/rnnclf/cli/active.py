@@ -60,6 +60,15 @@ def suggest(
 
     loaded = load_run(run, weights=False)
     data = loaded.config.data
+    if not (run / "metrics.json").exists():
+        raise RnnclfError(
+            f"{run}: the run has not finished (no metrics.json); finish it first: rnnclf train --resume {run}"
+        )
+    clash = {data.text_field, data.label_field} & {"guess", "probability", "score", "line"}
+    if clash:
+        raise RnnclfError(
+            f"{run}: its data field '{clash.pop()}' is a column suggest adds (guess, probability, score, line); rename it"
+        )
     request_pool = open_pool(pool, text_field or data.text_field, data.label_field)
     kind = output_kind(loaded)
     extension = ".jsonl" if kind == "jsonl" else f".{kind}"
@@ -79,7 +88,7 @@ def suggest(
         typer.echo(
             f"wrote {summary['suggested']:,} texts to label to {summary['out']} ({strategy.value}; "
             f"{summary['pool_texts']:,} pool texts read, {summary['skipped_known']:,} skipped as the run has them, "
-            f"{summary['seconds']:.1f}s)"
+            f"{summary['skipped_repeats']:,} as repeats, {summary['seconds']:.1f}s)"
         )
 
 

@@ -92,8 +92,10 @@ def check_rehearsal(config: Any) -> None:
         return
     if config.model.init is None:
         raise ValueError("data.rehearsal mixes in the training texts of model.init's run; set model.init (--init RUN)")
-    if rehearsal > 1 and rehearsal != int(rehearsal):
-        raise ValueError(f"data.rehearsal {rehearsal:g}: a count of texts (a whole number) or a share below 1")
+    if rehearsal == 1 or (rehearsal > 1 and rehearsal != int(rehearsal)):
+        raise ValueError(
+            f"data.rehearsal {rehearsal:g}: a count of texts (a whole number from 2) or a share below 1 (0.5 = half)"
+        )
     if config.train.teacher is not None:
         raise ValueError("data.rehearsal and train.teacher both add training texts; use one of them")
 

@@ -71,6 +71,13 @@ class DataConfig(Section):
         "train.teacher trains on them with the teacher's labels",
     )
 
+    @field_validator("rehearsal", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a count of texts (1000) or a share of them (0.2), not true / false")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         rules.check_data_source(self)

@@ -35,7 +35,14 @@ from rnnclf.models.embeddings import load_pretrained
 from rnnclf.models.layer_groups import frozen_parameters, unfreezing_note
 from rnnclf.recipes.classify_report import final_reports, summary_of
 from rnnclf.recipes.distill import Distillation, join_training, teacher_outputs
-from rnnclf.recipes.update import join_rehearsal, load_start, old_texts, starts_from_classifier, warm_weights
+from rnnclf.recipes.update import (
+    begin_update,
+    load_start,
+    old_texts,
+    starts_from_classifier,
+    warm_weights,
+    without_repeats,
+)
 from rnnclf.recipes.wide import attach_ngrams, choose_scale, fit_wide, wide_scores
 from rnnclf.runs.directory import Run, load_run
 from rnnclf.runs.language_model import load_language_model, take_weights
@@ -102,8 +109,9 @@ class Classify(Recipe):
         self.multi_label, metric = config.data.multi_label, config.train.metric
         self.curves_metric, self.lower_is_better, self.watched = metric, metric == "loss", f"better valid {metric}"
         # model.init: an earlier classifier (an update), or a language model's tokenizer and weights (checked first)
-        self.start = load_start(config, weights=not loop.saved) if starts_from_classifier(config) else None
-        lm = config.model.init and self.start is None and not loop.saved
+        self.start = load_start(config, weights=not loop.saved) if starts_from_classifier(config, loop.saved) else None
+        self.old = old_texts(self.start) if self.start and config.data.rehearsal else None  # before any work
+        lm = config.model.init and not starts_from_classifier(config) and not loop.saved
         self.language_model = load_language_model(config) if lm else None
         teaching = config.train.teacher is not None and config.model.encoder != "none"
         self.distillation = teacher_outputs(self) if teaching else None  # a teacher that does not fit: no work done
@@ -112,7 +120,7 @@ class Classify(Recipe):
             distributed.barrier(loop.group)
         given = self.previous.tokenizer if self.previous else self.start.run.tokenizer if self.start else None
         given = self.language_model.tokenizer if self.language_model else given
-        known = self.start.labels if self.start else ()
+        known = self.previous.labels if self.previous else self.start.labels if self.start else ()
         self.data = prepare(config, given, self.start is not None and self.previous is None, known)
         if loop.group.main:
             distributed.barrier(loop.group)
@@ -130,22 +138,15 @@ class Classify(Recipe):
         )
         self.vocab = vocabulary(self.data.tokenizer)
         loop.log(f"vocabulary: {len(self.vocab):,} tokens ({config.tokenizer.kind}), {self.vocabulary_source()}")
-        self.old = old = old_texts(self.start) if self.start and config.data.rehearsal else None
+        if self.old is not None:
+            self.old = without_repeats(self.old, config)  # what this run's data has already is not rehearsed
         if config.model.wide:
-            self.features = attach_ngrams(self, old["train"].texts if old else ())
-        self.rehearsal = join_rehearsal(self, old) if old else None
-        extra = {"init": self.start.record(self.labels, len(self.vocab))} if self.start else {}
-        if self.rehearsal is not None:
-            sizes |= {"train": self.rehearsal.new + self.rehearsal.count, "valid": len(self.data.encoded["valid"])}
-            extra["rehearsal"] = self.rehearsal.record()
-            loop.log(
-                f"rehearsal: {self.rehearsal.count:,} of the earlier run's {self.rehearsal.old:,} training texts "
-                f"each epoch, beside the {self.rehearsal.new:,} new; its validation texts join validation"
-            )
+            self.features = attach_ngrams(self, self.old["train"].texts if self.old else ())
+        extra = begin_update(self, sizes) if self.start else {}
         if self.distillation is not None:
             join_training(self, self.distillation)
             sizes["train"] = len(self.data.encoded["train"])
-            return {"vocab_size": len(self.vocab), "sizes": sizes, "teacher": self.distillation.record(config)}
+            extra["teacher"] = self.distillation.record(config)
         return {"vocab_size": len(self.vocab), "sizes": sizes} | extra
 
     def vocabulary_source(self) -> str:
@@ -158,6 +159,12 @@ class Classify(Recipe):
     def gold_rows(self) -> np.ndarray | None:
         """The training rows with gold labels when a teacher added rows without (None: every row)."""
         return None if self.distillation is None else np.flatnonzero(self.distillation.gold)
+
+    def epoch_targets(self) -> np.ndarray:
+        """The targets of what an epoch trains on (data.rehearsal: the new texts and one draw of the old)."""
+        if self.rehearsal is None:
+            return self.gold_targets()
+        return self.data.targets["train"][self.rehearsal.rows(self.loop.tc.seed, 1)]
 
     def gold_targets(self) -> np.ndarray:
         rows, targets = self.gold_rows(), self.data.targets["train"]
@@ -178,7 +185,7 @@ class Classify(Recipe):
         if note:
             loop.log(note)
         if self.multi_label and not loop.saved:
-            init_label_bias(model.head, self.gold_targets())
+            init_label_bias(model.head, self.epoch_targets())
         if self.start is not None and not loop.saved:  # an update: the earlier classifier's weights (new labels' own)
             warm_weights(model, self.start, self.labels)
             loop.log(f"model: every weight from model.init's {self.start.run.path} but the new words' and labels'")
@@ -206,7 +213,7 @@ class Classify(Recipe):
         steps_per_epoch = distributed.steps_per_epoch(math.ceil(train_size / tc.batch_size), loop.group)
         if loop.config.model.chunk is not None:  # batches of windows: as many as the epochs' plans have
             steps_per_epoch = sum(len(self.epoch_batches(e)) for e in range(1, tc.epochs + 1)) / tc.epochs
-        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.gold_targets())
+        self.class_weights = class_weight_tensor(tc.class_weights, self.labels, self.epoch_targets())
         self.step = build_step(
             loop.model,
             loop.net,

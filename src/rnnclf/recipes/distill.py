@@ -53,7 +53,8 @@ def teacher_outputs(recipe: Any) -> Distillation:
     loop, config = recipe.loop, recipe.loop.config
     teacher = find_teacher(Path(config.train.teacher))
     check_same_teacher(recipe, teacher)
-    corpus = load_corpus(config.data, config.train.seed)
+    known = recipe.previous.labels if recipe.previous else recipe.start.labels if recipe.start else ()
+    corpus = load_corpus(config.data, config.train.seed, known)
     texts = list(corpus.train.texts)
     rows = corpus.train.rows
     lines: list[int | None] = list(rows) if len(rows) == len(texts) else [None] * len(texts)

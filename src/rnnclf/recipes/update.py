@@ -18,13 +18,15 @@ import torch
 from torch import nn
 
 from rnnclf import files
+from rnnclf.check.findings import normalise
 from rnnclf.config.schema import Config
 from rnnclf.data.batching import bucket_by_length
-from rnnclf.data.corpus import label_targets, load_corpus
+from rnnclf.data.corpus import label_names, label_targets, load_corpus, subset
+from rnnclf.data.readers import Split
 from rnnclf.data.sparse_rows import concatenate_rows
 from rnnclf.data.tokenizer import EncodedTexts, concatenate, encode
 from rnnclf.errors import RnnclfError
-from rnnclf.runs.directory import Run, load_run
+from rnnclf.runs.directory import Run, load_run, update_chain
 
 MUST_MATCH = (
     ("embedding", "dim"),
@@ -41,10 +43,13 @@ MUST_MATCH = (
 )
 
 
-def starts_from_classifier(config: Config) -> bool:
-    """model.init names a classifier run (not a language model)."""
+def starts_from_classifier(config: Config, resuming: bool = False) -> bool:
+    """model.init names a classifier run (not a language model). Resuming, the run has its own words, labels and
+    weights: the earlier run is read again only for data.rehearsal's texts."""
     init = config.model.init
-    return init is not None and not (Path(init) / files.LANGUAGE_MODEL).exists()
+    if init is None or (Path(init) / files.LANGUAGE_MODEL).exists():
+        return False
+    return config.data.rehearsal is not None if resuming else True
 
 
 @dataclass
@@ -76,6 +81,8 @@ def load_start(config: Config, weights: bool = True) -> Start:
     if not path.is_dir():
         what = "is a file; name the run directory" if path.exists() else "run directory not found"
         raise RnnclfError(f"{where}: {what} (a relative model.init is read from the current folder)")
+    if not (path / files.CONFIG).exists():
+        raise RnnclfError(f"{where}: not a run directory (no {files.CONFIG}); name a finished rnnclf train run")
     if not (path / files.METRICS).exists():
         raise RnnclfError(f"{where}: the run has not finished; continue it first: rnnclf train --resume {path}")
     try:
@@ -141,14 +148,111 @@ class Rehearsal:
         return {"new_texts": self.new, "old_texts": self.old, "old_per_epoch": self.count}
 
 
-def old_texts(start: Start) -> dict[str, Any]:
-    """The earlier run's training and validation splits, as it read them (its data files must still be there)."""
-    data = start.run.config.data
+def old_texts(start: Start) -> dict[str, Split]:
+    """The training and validation texts of the earlier run and of the runs it was itself updated from (each text
+    once), as they read them: their data files must still be there."""
+    parts: dict[str, list[Split]] = {"train": [], "valid": []}
+    for run in update_chain(start.run):
+        try:
+            corpus = load_corpus(run.config.data, run.config.train.seed, run.labels)
+        except RnnclfError as exc:
+            raise RnnclfError(f"data.rehearsal reads the training data of {run.path}: {exc}") from None
+        parts["train"].append(corpus.train)
+        parts["valid"].append(corpus.valid)
+    return {name: merged(splits) for name, splits in parts.items()}
+
+
+def merged(splits: list[Split]) -> Split:
+    """Several splits as one, each text once (its first occurrence, after normalisation)."""
+    texts, labels, seen = [], [], set()
+    for split in splits:
+        for text, label in zip(split.texts, split.labels, strict=True):
+            key = normalise(text)
+            if key not in seen:
+                seen.add(key)
+                texts.append(text)
+                labels.append(label)
+    return Split(texts, labels, " + ".join(str(split.source) for split in splits))
+
+
+def without_repeats(old: dict[str, Split], config: Config) -> dict[str, Split]:
+    """The earlier run's texts that this run's training and validation splits do not hold (after the data check's
+    normalisation): a training file with the new rows appended is not rehearsed twice."""
+    corpus = load_corpus(config.data, config.train.seed, old_labels(old, config))
+    new = {normalise(text) for split in (corpus.train, corpus.valid) for text in split.texts}
+    return {
+        name: subset(
+            split, np.array([normalise(text) not in new for text in split.texts], dtype=bool), "not in this run"
+        )
+        for name, split in old.items()
+    }
+
+
+def old_labels(old: dict[str, Split], config: Config) -> set[str]:
+    return label_names(old["train"], config.data.multi_label) | label_names(old["valid"], config.data.multi_label)
+
+
+def begin_update(recipe: Any, sizes: dict[str, int]) -> dict[str, Any]:
+    """An update's data once tokenized: the rehearsed texts joined, the warning when validation holds texts the
+    earlier run trained on, and what metrics.json records."""
+    loop, start, old = recipe.loop, recipe.start, recipe.old
+    record = {"init": start.record(recipe.labels, len(recipe.vocab))}
+    say_what_changed(recipe, record["init"]["labels_added"])
+    if old is None:
+        warn_if_validation_was_learnt(recipe)
+        return record
+    if not len(old["train"]):
+        loop.log("rehearsal: every training text of the earlier run is in this run's data; nothing to rehearse")
+        return record
+    recipe.rehearsal = join_rehearsal(recipe, old)
+    sizes |= {"train": recipe.rehearsal.new + recipe.rehearsal.count, "valid": len(recipe.data.encoded["valid"])}
+    loop.log(
+        f"rehearsal: {recipe.rehearsal.count:,} of the earlier run's {recipe.rehearsal.old:,} training texts each "
+        f"epoch, beside the {recipe.rehearsal.new:,} new"
+        + (f"; its {len(old['valid']):,} validation texts join validation" if len(old["valid"]) else "")
+    )
+    return record | {"rehearsal": recipe.rehearsal.record()}
+
+
+FEW = 10  # a new label with fewer training texts is named in a warning (a typo in a label makes one)
+
+
+def say_what_changed(recipe: Any, added: list[str]) -> None:
+    """The labels an update adds, with their training texts (a misspelt label shows up here), and a warning when
+    the earlier run had the wide head and this config does not (its output layer learnt beside it)."""
+    loop, targets = recipe.loop, recipe.data.targets["train"]
+    if added:
+        index = {label: i for i, label in enumerate(recipe.labels)}
+        counts = {
+            label: int(targets[:, index[label]].sum() if targets.ndim == 2 else (targets == index[label]).sum())
+            for label in added
+        }
+        loop.log("labels added: " + ", ".join(f"{label} ({count:,} texts)" for label, count in counts.items()))
+        for label, count in counts.items():
+            if count < FEW:
+                loop.log(f"rnnclf: warning: new label '{label}' has {count} training text{'s' * (count != 1)}; a typo?")
+    if recipe.start.run.config.model.wide and not loop.config.model.wide:
+        loop.log(
+            "rnnclf: warning: model.init's run has model.wide true and this config false: its output layer learnt "
+            "beside the wide head's scores; set model.wide: true"
+        )
+
+
+def warn_if_validation_was_learnt(recipe: Any) -> None:
+    """One line when this run's validation split holds texts the earlier run trained on (a training file with new
+    rows appended carves another validation split): its choices would be made on texts the model has learnt."""
+    config = recipe.loop.config
     try:
-        corpus = load_corpus(data, start.run.config.train.seed)
-    except RnnclfError as exc:
-        raise RnnclfError(f"data.rehearsal reads model.init's training data: {exc}") from None
-    return {"train": corpus.train, "valid": corpus.valid}
+        learnt = {normalise(text) for text in old_texts(recipe.start)["train"].texts}
+        valid = load_corpus(config.data, config.train.seed, recipe.labels).valid
+    except RnnclfError:
+        return
+    overlap = sum(normalise(text) in learnt for text in valid.texts)
+    if overlap:
+        recipe.loop.log(
+            f"rnnclf: warning: {overlap:,} of the {len(valid):,} validation texts were training texts of model.init's "
+            "run: the best epoch and the calibration are chosen on texts it has learnt; give both runs one data.valid"
+        )
 
 
 def join_rehearsal(recipe: Any, old: dict[str, Any]) -> Rehearsal:

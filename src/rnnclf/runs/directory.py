@@ -106,6 +106,24 @@ def load_run(path: Path | str, weights: bool = True) -> Run:
     return Run(path, config, labels, load_tokenizer(path / TOKENIZER), tensors, thresholds, temperature, wide)
 
 
+def update_chain(run: Run, longest: int = 100) -> list[Run]:
+    """The run, then each classifier run it was updated from (model.init), as far back as they are still there;
+    read without weights."""
+    chain, seen = [run], {str(Path(run.path).resolve())}
+    while len(chain) < longest:
+        init = chain[-1].config.model.init
+        if init is None or not (Path(init) / WEIGHTS).exists() or (Path(init) / LANGUAGE_MODEL).exists():
+            break
+        if str(Path(init).resolve()) in seen:
+            break
+        seen.add(str(Path(init).resolve()))
+        try:
+            chain.append(load_run(init, weights=False))
+        except RnnclfError:
+            break
+    return chain
+
+
 def load_weights(path: Path) -> dict[str, Any]:
     """RUN/model.safetensors as torch tensors (torch is imported here, when weights are wanted: the linear model's
     numpy predictor (inference/linear.py) reads a run without it)."""
