@@ -53,31 +53,15 @@ def suggest(
     from tqdm import tqdm
 
     from rnnclf.active.pool import open_pool
-    from rnnclf.active.suggest import Request, output_kind
+    from rnnclf.active.suggest import Request
     from rnnclf.active.suggest import suggest as run_suggest
-    from rnnclf.files import check_output_file
     from rnnclf.runs.directory import load_run
 
     loaded = load_run(run, weights=False)
+    _check_run(loaded)
     data = loaded.config.data
-    if not (run / "metrics.json").exists():
-        raise RnnclfError(
-            f"{run}: the run has not finished (no metrics.json); finish it first: rnnclf train --resume {run}"
-        )
-    clash = {data.text_field, data.label_field} & {"guess", "probability", "score", "line"}
-    if clash:
-        raise RnnclfError(
-            f"{run}: its data field '{clash.pop()}' is a column suggest adds (guess, probability, score, line); rename it"
-        )
     request_pool = open_pool(pool, text_field or data.text_field, data.label_field)
-    kind = output_kind(loaded)
-    extension = ".jsonl" if kind == "jsonl" else f".{kind}"
-    target = out or pool.with_name(f"{pool.stem}-to-label{extension}")
-    check_output_file(target, "--out", f"to_label{extension}")
-    if target.exists():
-        raise RnnclfError(f"--out {target}: exists; give another name (nothing is overwritten)")
-    if target.suffix.lower() != extension:
-        raise RnnclfError(f"--out {target}: the run's training data is {kind.upper()}; name it *{extension}")
+    target = _target(loaded, pool, out)
     predictor = _predictor(loaded, device, strategy)
     request = Request(run, pool, k, strategy.value, target, seed)
     progress = tqdm(desc="suggest", unit=" texts", disable=None, leave=False)
@@ -90,6 +74,36 @@ def suggest(
             f"{summary['pool_texts']:,} pool texts read, {summary['skipped_known']:,} skipped as the run has them, "
             f"{summary['skipped_repeats']:,} as repeats, {summary['seconds']:.1f}s)"
         )
+
+
+def _check_run(loaded) -> None:
+    """A finished run whose fields are not named like the columns suggest adds."""
+    run, data = loaded.path, loaded.config.data
+    if not (run / "metrics.json").exists():
+        raise RnnclfError(
+            f"{run}: the run has not finished (no metrics.json); finish it first: rnnclf train --resume {run}"
+        )
+    clash = {data.text_field, data.label_field} & {"guess", "probability", "score", "line"}
+    if clash:
+        raise RnnclfError(
+            f"{run}: its data field '{clash.pop()}' is a column suggest adds (guess, probability, score, line); rename it"
+        )
+
+
+def _target(loaded, pool: Path, out: Path | None) -> Path:
+    """--out, or POOL-to-label in the run's training format: a new file of that format in a folder that exists."""
+    from rnnclf.active.suggest import output_kind
+    from rnnclf.files import check_output_file
+
+    kind = output_kind(loaded)
+    extension = ".jsonl" if kind == "jsonl" else f".{kind}"
+    target = out or pool.with_name(f"{pool.stem}-to-label{extension}")
+    check_output_file(target, "--out", f"to_label{extension}")
+    if target.exists():
+        raise RnnclfError(f"--out {target}: exists; give another name (nothing is overwritten)")
+    if target.suffix.lower() != extension:
+        raise RnnclfError(f"--out {target}: the run's training data is {kind.upper()}; name it *{extension}")
+    return target
 
 
 def _predictor(loaded, device: Device, strategy: Strategy):
