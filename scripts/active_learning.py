@@ -92,13 +92,15 @@ def suggest_round(run: Path, pool: Path, k: int, strategy: str, out: Path, seed:
     return lines, time.perf_counter() - started
 
 
-def simulate(corpus: str, config: Path, seed: int, strategies: list[str], extra: list[str]) -> None:
+def simulate(
+    corpus: str, config: Path, seed: int, strategies: list[str], extra: list[str], schedule: tuple = SCHEDULE
+) -> None:
     """Every round of every strategy for one seed; one JSON line per round (skipped when already there)."""
     work = ROOT / "results" / "runs" / "active" / corpus
     paths = split_pool(corpus, work)
     labels = json.loads(paths["labels"].read_text())
     texts = [json.loads(line)["text"] for line in paths["pool"].read_text(encoding="utf-8").splitlines()]
-    counts = [max(round(share / 100 * len(texts)), 2) for share in SCHEDULE]
+    counts = [max(round(share / 100 * len(texts)), 2) for share in schedule]
     first = first_labels(labels, counts[0], seed)
     done = read_results(corpus)
     for strategy in strategies:
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="default: configs/<corpus>.yaml (the recipe)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--strategies", default="margin,entropy,diverse,random")
+    parser.add_argument("--schedule", default=",".join(map(str, SCHEDULE)), help="% labelled after each round")
     parser.add_argument("--set", action="append", default=[], dest="extra", help="override a config key")
     parser.add_argument("--plot", action="store_true", help="write the figure and table of the results so far")
     args = parser.parse_args()
@@ -162,7 +165,8 @@ def main() -> None:
         return
     config = (args.config or ROOT / "configs" / f"{args.corpus}.yaml").resolve()
     for seed in [int(s) for s in args.seeds.split(",")]:
-        simulate(args.corpus, config, seed, args.strategies.split(","), args.extra)
+        schedule = tuple(float(share) for share in args.schedule.split(","))
+        simulate(args.corpus, config, seed, args.strategies.split(","), args.extra, schedule)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,9 @@ from rnnclf.data.sparse_rows import concatenate_rows
 from rnnclf.data.tokenizer import EncodedTexts, concatenate, encode
 from rnnclf.errors import RnnclfError
 from rnnclf.runs.directory import Run, load_run, update_chain
+from rnnclf.runs.language_model import MUST_MATCH as LANGUAGE_MODEL_MATCH
 
-MUST_MATCH = (
-    ("embedding", "dim"),
-    ("model", "encoder"),
-    ("model", "hidden_size"),
-    ("model", "num_layers"),
-    ("model", "bidirectional"),
+MUST_MATCH = LANGUAGE_MODEL_MATCH + (  # a language model's keys, and those of the classifier's layers after them
     ("model", "pooling"),
     ("model", "chunk"),
     ("model", "chunk_pooling"),
