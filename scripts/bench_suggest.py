@@ -5,7 +5,7 @@ each strategy, timed from start to exit.
     python -m scripts.bench_suggest --run results/runs/r8-seed0 --texts 100000
 
 The pool: windows of 50 to 200 consecutive words of the 20 Newsgroups training posts (news-like English the R8
-model has not seen; every window a distinct text), written once to results/runs/bench/pool<N>.txt. Writes
+model has not seen; every window a distinct text, so that every one is scored), written once to results/runs/bench/pool<N>.txt. Writes
 results/active/bench_suggest.json.
 """
 
@@ -27,18 +27,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_pool(count: int, seed: int = 0) -> Path:
     from rnnclf.data.builtin import fetch
 
-    path = ROOT / "results" / "runs" / "bench" / f"pool{count}.txt"
+    path = ROOT / "results" / "runs" / "bench" / f"pool{count}-distinct.txt"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     posts = [json.loads(line)["text"].split() for line in Path(fetch("20ng")["train"]).read_text().splitlines()]
     posts = [words for words in posts if len(words) >= 50]
-    rng, lines = random.Random(seed), []
-    for _ in range(count):
+    rng, lines, seen = random.Random(seed), [], set()
+    while len(lines) < count:  # distinct texts (after the data check's normalisation): none is skipped as a repeat
         words = rng.choice(posts)
         size = min(rng.randint(50, 200), len(words))
         start = rng.randint(0, len(words) - size)
-        lines.append(" ".join(words[start : start + size]))
+        text = " ".join(words[start : start + size])
+        if text.casefold() not in seen:
+            seen.add(text.casefold())
+            lines.append(text)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
