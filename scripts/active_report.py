@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "active"
 WORK = ROOT / "results" / "runs" / "active"
 NAMES = {"r8": "R8", "20ng": "20 Newsgroups"}
+COLORS = {"margin": "tab:blue", "entropy": "tab:orange", "diverse": "tab:green", "random": "tab:red"}
 
 
 def full_data(corpus: str) -> list[float]:
@@ -75,7 +76,8 @@ def table(corpus: str) -> list[str]:
         lines.append(f"| {labels:,} | " + " | ".join(cells) + " |")
     reach = {strategy: needed(curve, target) for strategy, curve in data.items()}
     lines += ["", "Labels needed to reach full - 1 point (mean over seeds): " + ", ".join(
-        f"{strategy} {value:,}" if value else f"{strategy} not within 30%" for strategy, value in reach.items()
+        f"{strategy} {value:,}" if value else f"{strategy} not within {max(data[strategy]):,}"
+        for strategy, value in reach.items()
     ) + ".", ""]  # fmt: skip
     return lines
 
@@ -121,18 +123,22 @@ def figure(corpora: list[str]) -> None:
 
     fig, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.2), squeeze=False)
     for ax, corpus in zip(axes[0], corpora, strict=True):
+        lowest = 100.0
         for strategy, curve in rounds(corpus).items():
             labels = sorted(curve)
             means = [100 * np.mean([r["test_accuracy"] for r in curve[n]]) for n in labels]
             spread = [100 * np.std([r["test_accuracy"] for r in curve[n]]) for n in labels]
-            ax.errorbar(labels, means, yerr=spread, marker="o", markersize=3, capsize=2, label=strategy)
+            ax.errorbar(
+                labels, means, yerr=spread, marker="o", markersize=3, capsize=2, label=strategy, color=COLORS[strategy]
+            )
+            lowest = min(lowest, min(means))
         full = 100 * np.mean(full_data(corpus))
         ax.axhline(full, color="black", linewidth=1, label="full training split")
         ax.axhline(full - 1, color="black", linewidth=1, linestyle="--", label="full - 1 point")
         ax.set_xscale("log")
         ax.set_xlabel("training labels used")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(max(full - 15, 0), 100)
+        ax.set_ylim(max(lowest - 2, 0), 100)
         ax.set_title(NAMES[corpus])
         ax.legend(fontsize=8)
     fig.tight_layout()
