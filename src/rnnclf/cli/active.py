@@ -83,7 +83,9 @@ def _check_run(loaded) -> None:
         raise RnnclfError(
             f"{run}: the run has not finished (no metrics.json); finish it first: rnnclf train --resume {run}"
         )
-    clash = {data.text_field, data.label_field} & {"guess", "probability", "score", "line"}
+    from rnnclf.active.suggest import EXTRA
+
+    clash = {data.text_field, data.label_field} & set(EXTRA)
     if clash:
         raise RnnclfError(
             f"{run}: its data field '{clash.pop()}' is a column suggest adds (guess, probability, score, line); rename it"

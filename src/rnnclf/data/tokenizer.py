@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from rnnclf.data.sparse_rows import SparseRows
+from rnnclf.data.sparse_rows import SparseRows, concatenate_rows
 from rnnclf.errors import RnnclfError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -130,12 +130,13 @@ class EncodedTexts:
 
 
 def concatenate(parts: list[EncodedTexts]) -> EncodedTexts:
-    """The texts of every part, in order, as one EncodedTexts (without n-gram rows: join those apart)."""
+    """The texts of every part, in order, as one EncodedTexts; their n-gram rows too when every part has them."""
     ids = np.concatenate([part.ids for part in parts]).astype(np.int32, copy=False)
     lengths = np.concatenate([part.lengths for part in parts])
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return EncodedTexts(ids, offsets)
+    wide = [part.wide for part in parts]
+    return EncodedTexts(ids, offsets, concatenate_rows(wide) if all(rows is not None for rows in wide) else None)
 
 
 CHARS_PER_TOKEN_CAP = 64  # a text longer than max_length * this is cut before tokenizing: bounded memory

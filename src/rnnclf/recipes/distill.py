@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from rnnclf.data.corpus import load_corpus
-from rnnclf.data.sparse_rows import concatenate_rows
 from rnnclf.data.tokenizer import concatenate, encode
 from rnnclf.data.unlabelled import read_unlabelled
 from rnnclf.errors import RnnclfError
@@ -101,10 +100,7 @@ def append_texts(recipe: Any, texts: list[str], logits: np.ndarray) -> None:
     train = data.encoded["train"]
     if train.wide is not None:
         encoded.wide = recipe.features.transform(texts)
-    joined = concatenate([train, encoded])
-    if train.wide is not None:
-        joined.wide = concatenate_rows([train.wide, encoded.wide])
-    data.encoded["train"] = joined
+    data.encoded["train"] = concatenate([train, encoded])
     hard = (logits > 0).astype(np.float32) if recipe.multi_label else logits.argmax(axis=1)
     data.targets["train"] = np.concatenate([data.targets["train"], hard.astype(data.targets["train"].dtype)])
 

@@ -23,8 +23,7 @@ from rnnclf.config.schema import Config
 from rnnclf.data.batching import bucket_by_length
 from rnnclf.data.corpus import label_names, label_targets, load_corpus, subset
 from rnnclf.data.readers import Split
-from rnnclf.data.sparse_rows import concatenate_rows
-from rnnclf.data.tokenizer import EncodedTexts, concatenate, encode
+from rnnclf.data.tokenizer import concatenate, encode
 from rnnclf.errors import RnnclfError
 from rnnclf.runs.directory import Run, load_run, update_chain
 from rnnclf.runs.language_model import MUST_MATCH as LANGUAGE_MODEL_MATCH
@@ -260,17 +259,10 @@ def join_rehearsal(recipe: Any, old: dict[str, Any]) -> Rehearsal:
         encoded = encode(data.tokenizer, split.texts)
         if recipe.features is not None:
             encoded.wide = recipe.features.transform(split.texts)
-        data.encoded[name] = join(data.encoded[name], encoded)
+        data.encoded[name] = concatenate([data.encoded[name], encoded])
         targets = label_targets(split.labels, recipe.labels, config.data.multi_label)
         data.targets[name] = np.concatenate([data.targets[name], targets.astype(data.targets[name].dtype)])
     share = config.data.rehearsal
     count = len(old["train"])
     drawn = min(count, round(share * count) if share < 1 else int(share))
     return Rehearsal(new, count, max(drawn, 1))
-
-
-def join(first: EncodedTexts, second: EncodedTexts) -> EncodedTexts:
-    joined = concatenate([first, second])
-    if first.wide is not None:
-        joined.wide = concatenate_rows([first.wide, second.wide])
-    return joined
