@@ -82,6 +82,13 @@ def table(corpus: str) -> list[str]:
     return lines
 
 
+def linear_accuracy(run: Path) -> float | None:
+    """A run's linear baseline's test accuracy (None when it has none)."""
+    path = run / "metrics.json"
+    linear = json.loads(path.read_text()).get("linear_baseline") if path.exists() else None
+    return linear["test"]["accuracy"] if linear and linear.get("test") else None
+
+
 def update_table(corpus: str) -> list[str]:
     path = RESULTS / f"update_{corpus}.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -102,6 +109,11 @@ def update_table(corpus: str) -> list[str]:
         ]
         seconds = [r[kind]["seconds"] for r in rows]
         lines.append(f"| {kind} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} ± {np.std(seconds):.0f} |")
+    for kind in ("update", "retrain"):  # the linear model fitted on the same training texts: each run's baseline
+        linear = [linear_accuracy(WORK / f"update-{corpus}" / f"{kind}-seed{r['seed']}") for r in rows]
+        if all(value is not None for value in linear):
+            cells = f"{100 * np.mean(linear):.2f} ± {100 * np.std(linear):.2f}"
+            lines.append(f"| linear model on the {kind}'s training texts | | | {cells} | |")
     ratio = [r["update"]["seconds"] / r["retrain"]["seconds"] for r in rows]
     gaps = {key: [100 * (r["update"][key] - r["retrain"][key]) for r in rows] for key in ("old", "new")}
     lines += [
